@@ -1,0 +1,1 @@
+"""pto_dynamo.ascend_backend."""
