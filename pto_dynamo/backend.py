@@ -1,0 +1,70 @@
+"""The Dynamo backend: `torch.compile(model, backend="pto")`.
+
+Registered only through the `torch_dynamo_backends` entry point (pyproject.toml); registering it
+again here would make torch fail with "duplicate name: pto".
+
+Dynamo's graph goes through aot_autograd with the project's decomposition table; each resulting
+functional ATen graph (inference, or forward and backward for training) is converted to the graph
+IR and compiled by `pto_dynamo.pipeline`.
+"""
+from __future__ import annotations
+
+import itertools
+
+import torch
+from torch._functorch.aot_autograd import aot_module_simplified
+
+from pto_dynamo.stats import bump, record_host_nodes
+from pto_dynamo.debug import DebugDump
+from pto_dynamo.options import PtoOptions, parse_options
+from pto_dynamo.pipeline import compile_graph
+from pto_dynamo.tracer.decompositions import decomposition_table
+from pto_dynamo.tracer.dim_names import user_dim_names
+from pto_dynamo.tracer.to_ir import fx_to_ir
+
+_GRAPH_IDS = itertools.count()
+
+
+def pto_backend(gm: torch.fx.GraphModule, example_inputs, **kwargs):
+    """Compile Dynamo's graph `gm`; returns a callable taking the same inputs."""
+    options = parse_options(kwargs.pop("options", None), kwargs.pop("mode", None))
+    if kwargs:
+        raise ValueError(f"pto: unexpected backend argument(s) {sorted(kwargs)}; use options={{...}} or mode=")
+    bump("graphs_received")
+    graph_id = next(_GRAPH_IDS)
+    dim_names = user_dim_names(gm, example_inputs)
+    DebugDump(options.resolved_debug_dir(), f"g{graph_id}").write("dynamo_graph", gm.print_readable(print_output=False))
+
+    def compiler(kind: str):
+        def compile_aten(fx_gm: torch.fx.GraphModule, fx_inputs):
+            return _compile_aten_graph(fx_gm, f"g{graph_id}_{kind}", options, dim_names)
+        return compile_aten
+
+    return aot_module_simplified(
+        gm, example_inputs,
+        fw_compiler=compiler("forward"), bw_compiler=compiler("backward"),
+        inference_compiler=compiler("inference"),
+        decompositions=decomposition_table(), keep_inference_input_mutations=True)
+
+
+def _compile_aten_graph(fx_gm: torch.fx.GraphModule, name: str, options: PtoOptions, dim_names: dict):
+    dump = DebugDump(options.resolved_debug_dir(), name)
+    dump.write("aten_graph", fx_gm.print_readable(print_output=False))
+    shape_env = _shape_env(fx_gm)
+    graph = fx_to_ir(fx_gm, name, shape_env, dim_names)
+    compiled = compile_graph(graph, options, dump)
+    fn = compiled.fn
+
+    def run(args):
+        return fn(*args)
+    run._boxed_call = True        # aot_autograd passes the argument list itself
+    return run
+
+
+def _shape_env(fx_gm: torch.fx.GraphModule):
+    vals = [n.meta.get("val") for n in fx_gm.graph.nodes if n.op == "placeholder"]
+    fake_mode = torch._guards.detect_fake_mode(vals)
+    if fake_mode is None:
+        ctx = torch._guards.TracingContext.try_get()
+        fake_mode = ctx.fake_mode if ctx is not None else None
+    return fake_mode.shape_env if fake_mode is not None else None

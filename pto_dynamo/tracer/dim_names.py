@@ -1,0 +1,44 @@
+"""User-chosen DynDim names: `pto_dynamo.mark_dynamic(x, 0, name="T")` and how the backend finds them.
+
+The marked tensor carries `{axis: name}`; at backend entry, Dynamo's example inputs are the user's
+tensors, and its placeholders' fake values hold the symbols of those axes.
+"""
+from __future__ import annotations
+
+import torch
+
+NAME_ATTR = "_pto_dim_names"
+
+
+def mark_dynamic(t: torch.Tensor, dim, name: str | None = None) -> torch.Tensor:
+    """Mark dim(s) of `t` dynamic for every size from 1 up, with one compile.
+
+    Built on `torch._dynamo.decorators.mark_unbacked`: unlike `torch._dynamo.mark_dynamic`, sizes 0
+    and 1 are not specialised, so T=1 shares the graph of T=2..N. `name` names the DynDim in
+    printed graphs and generated code (default: the ShapeEnv symbol, `u0`). Returns `t`.
+    """
+    dims = [dim] if isinstance(dim, int) else list(dim)
+    torch._dynamo.decorators.mark_unbacked(t, dims)
+    if name is not None:
+        if len(dims) != 1:
+            raise ValueError("pto.mark_dynamic: name= needs exactly one dim")
+        names = dict(getattr(t, NAME_ATTR, {}))
+        names[dims[0] % t.dim()] = name
+        setattr(t, NAME_ATTR, names)
+    return t
+
+
+def user_dim_names(gm: torch.fx.GraphModule, example_inputs) -> dict:
+    """ShapeEnv symbol -> user name, for every named dim of the example inputs."""
+    out = {}
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    for ph, example in zip(placeholders, example_inputs):
+        names = getattr(example, NAME_ATTR, None)
+        fake = ph.meta.get("example_value")
+        if not names or not isinstance(fake, torch.Tensor):
+            continue
+        for axis, name in names.items():
+            size = fake.shape[axis]
+            if isinstance(size, torch.SymInt):
+                out[size.node.expr] = name
+    return out
