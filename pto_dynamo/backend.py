@@ -52,7 +52,7 @@ def _compile_aten_graph(fx_gm: torch.fx.GraphModule, name: str, options: PtoOpti
     dump.write("aten_graph", fx_gm.print_readable(print_output=False))
     shape_env = _shape_env(fx_gm)
     graph = fx_to_ir(fx_gm, name, shape_env, dim_names)
-    compiled = compile_graph(graph, options, dump)
+    compiled = compile_graph(graph, options, dump, verify=options.verify)
     fn = compiled.fn
 
     def run(args):

@@ -54,6 +54,10 @@ class MemoryCache:
         with self._lock:
             self._table[key] = value
 
+    def values(self) -> list:
+        with self._lock:
+            return list(self._table.values())
+
     def clear(self) -> None:
         with self._lock:
             self._table.clear()

@@ -23,6 +23,7 @@ class PtoOptions:
     cse:         run common-subexpression elimination on the ATen graph.
     reinplace:   turn functionalised input mutations (`copy_(x, index_copy(x, ...))`) back into
                  in-place updates so a mutated cache is never copied whole.
+    verify:      run the graph verifier after every pass (tests turn it on).
     debug_dir:   dump every stage of every graph there; default: $PTO_DEBUG_DIR.
     """
 
@@ -31,6 +32,7 @@ class PtoOptions:
     host_only: bool = False
     cse: bool = True
     reinplace: bool = True
+    verify: bool = False
     debug_dir: str | None = None
 
     def __post_init__(self) -> None:
@@ -44,8 +46,8 @@ class PtoOptions:
         return self.debug_dir or os.environ.get("PTO_DEBUG_DIR") or None
 
     def cache_key(self) -> str:
-        """The fields that change generated code, as stable text (debug_dir does not)."""
-        items = [(f.name, getattr(self, f.name)) for f in fields(self) if f.name != "debug_dir"]
+        """The fields that change generated code, as stable text (debug_dir and verify do not)."""
+        items = [(f.name, getattr(self, f.name)) for f in fields(self) if f.name not in ("debug_dir", "verify")]
         return ";".join(f"{k}={v!r}" for k, v in items)
 
 

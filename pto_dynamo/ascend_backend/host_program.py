@@ -29,8 +29,8 @@ from pto_dynamo.lowering.partition import DeviceRegion, Partition
 
 aten = torch.ops.aten
 
-# Names a host program may read besides its parameters and locals.
-HOST_GLOBALS = ("torch", "aten", "math", "operator", "regions")
+# Names a host program may read besides its parameters and locals (builtins included).
+HOST_GLOBALS = ("torch", "aten", "math", "operator", "regions", "RuntimeError")
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Union
 
 import sympy
+from sympy.printing.str import StrPrinter
 from torch.utils._sympy.printers import PythonPrinter
 
 DimExpr = sympy.Expr
@@ -90,6 +91,9 @@ def free_dim_names(value) -> set[str]:
 
 class _DimPrinter(PythonPrinter):
     """Python-source printer for dim expressions: `//`, `%`, `max`, comparisons."""
+
+    def _print_Add(self, expr, order=None) -> str:
+        return StrPrinter._print_Add(self, expr, order)      # `T - 1`, not `(-1) + T`
 
     def _print_Relational(self, expr) -> str:
         ops = {"==": "==", "!=": "!=", ">=": ">=", "<=": "<=", ">": ">", "<": "<"}

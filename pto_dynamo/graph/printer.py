@@ -36,9 +36,10 @@ def meta_text(meta) -> str:
 
 
 def target_text(target) -> str:
-    """`aten.mm.default` for ATen overloads, the qualified name otherwise."""
+    """`aten.mm.default` for ATen overloads, `torch.ops.prims.x.default` for other namespaces."""
     if isinstance(target, torch._ops.OpOverload):
-        return f"{target.namespace}.{target._schema.name.split('::')[-1]}.{target._overloadname}"
+        ns = "aten" if target.namespace == "aten" else f"torch.ops.{target.namespace}"
+        return f"{ns}.{target._schema.name.split('::')[-1]}.{target._overloadname}"
     if target is operator.getitem:
         return "operator.getitem"
     return f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', repr(target))}"

@@ -6,7 +6,7 @@ import torch
 from pto_dynamo.graph.ir import Graph, Node
 
 aten = torch.ops.aten
-_CHECK_OPS = {aten._assert_scalar.default, aten._assert_async.default, aten._assert_async.msg,
+CHECK_OPS = {aten._assert_scalar.default, aten._assert_async.default, aten._assert_async.msg,
               aten.sym_constrain_range.default, aten.sym_constrain_range_for_size.default}
 
 
@@ -23,5 +23,5 @@ def is_random(node: Node) -> bool:
 
 def has_effect(node: Node, graph: Graph) -> bool:
     """A node that must run even if nothing reads its value."""
-    return (is_mutating(node) or node.target in _CHECK_OPS or is_random(node)
+    return (is_mutating(node) or node.target in CHECK_OPS or is_random(node)
             or node.name in graph.dims_produced_by)       # binds a dim that shapes may use

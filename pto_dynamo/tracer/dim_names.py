@@ -13,12 +13,14 @@ NAME_ATTR = "_pto_dim_names"
 def mark_dynamic(t: torch.Tensor, dim, name: str | None = None) -> torch.Tensor:
     """Mark dim(s) of `t` dynamic for every size from 1 up, with one compile.
 
-    Built on `torch._dynamo.decorators.mark_unbacked`: unlike `torch._dynamo.mark_dynamic`, sizes 0
-    and 1 are not specialised, so T=1 shares the graph of T=2..N. `name` names the DynDim in
-    printed graphs and generated code (default: the ShapeEnv symbol, `u0`). Returns `t`.
+    Built on `torch._dynamo.decorators.mark_unbacked(t, dim, min=1)`: unlike
+    `torch._dynamo.mark_dynamic`, size 1 is not specialised, so T=1 shares the graph of T=2..N;
+    `min=1` lets `x.view(n, -1)` infer -1 without a guard (size 0 is rejected at run time).
+    `name` names the DynDim in printed graphs and generated code (default: the ShapeEnv symbol,
+    `u0`). Returns `t`.
     """
     dims = [dim] if isinstance(dim, int) else list(dim)
-    torch._dynamo.decorators.mark_unbacked(t, dims)
+    torch._dynamo.decorators.mark_unbacked(t, dims, min=1)
     if name is not None:
         if len(dims) != 1:
             raise ValueError("pto.mark_dynamic: name= needs exactly one dim")

@@ -1,0 +1,41 @@
+"""Shared test fixtures: a private temporary PTO_CACHE_DIR, fresh Dynamo state and counters."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))          # `examples.*` models
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    cache = tmp_path_factory.mktemp("pto_cache")
+    cache.chmod(0o700)
+    monkeypatch.setenv("PTO_CACHE_DIR", str(cache))
+    monkeypatch.delenv("PTO_DEBUG_DIR", raising=False)
+
+
+@pytest.fixture
+def fresh():
+    """Reset Dynamo, the in-memory cache and the counters; returns pto_dynamo."""
+    import pto_dynamo
+    from pto_dynamo.cache import MEMORY_CACHE
+    torch._dynamo.reset()
+    MEMORY_CACHE.clear()
+    pto_dynamo.reset_stats()
+    yield pto_dynamo
+    torch._dynamo.reset()
+
+
+VERIFY = {"verify": True}
+
+
+def compiled_graphs():
+    """Every CompiledGraph in the in-memory cache (oldest first)."""
+    from pto_dynamo.cache import MEMORY_CACHE
+    return MEMORY_CACHE.values()

@@ -1,0 +1,57 @@
+"""Input mutations stay in place: a cache updated with index_copy_ / index assignment is written
+where it lives, never copied whole (the host program holds the in-place op, not a functional
+copy plus copy_)."""
+import torch
+
+from tests.conftest import VERIFY, compiled_graphs
+
+
+def _decode_step(x, cache, pos):
+    cache.index_copy_(1, pos, x)                      # [B, S, D] cache, write T new positions
+    return cache.sum(1)
+
+
+def test_index_copy_cache_update_is_in_place(fresh):
+    compiled = torch.compile(_decode_step, backend="pto", fullgraph=True, options=VERIFY)
+    B, S, D = 2, 64, 8
+    cache, ref_cache = torch.zeros(B, S, D), torch.zeros(B, S, D)
+    data_ptr = cache.data_ptr()
+    for step in range(4):
+        T = 1 + step % 2
+        x = torch.randn(B, T, D)
+        pos = torch.arange(step * 2, step * 2 + T)
+        fresh.mark_dynamic(x, 1)
+        fresh.mark_dynamic(pos, 0)
+        torch.testing.assert_close(compiled(x, cache, pos), _decode_step(x, ref_cache, pos))
+        torch.testing.assert_close(cache, ref_cache)
+    assert cache.data_ptr() == data_ptr
+    assert fresh.stats()["signatures_compiled"] == 1
+    (c,) = compiled_graphs()
+    src = c.host_program.source
+    assert "aten.index_put_.default(" in src and "aten.index_put.default(" not in src
+    assert "aten.copy_.default" not in src
+
+
+def test_slice_assignment_becomes_a_view_copy(fresh):
+    def f(cache, x, start: int):
+        cache[:, 2:5] = x
+        return cache * 1
+    compiled = torch.compile(f, backend="pto", fullgraph=True, options=VERIFY)
+    cache, ref = torch.zeros(3, 8), torch.zeros(3, 8)
+    x = torch.randn(3, 3)
+    torch.testing.assert_close(compiled(cache, x, 0), f(ref, x, 0))
+    torch.testing.assert_close(cache, ref)
+    src = compiled_graphs()[0].host_program.source
+    assert "aten.slice_scatter" not in src and "aten.slice.Tensor(" in src and "aten.copy_.default(" in src
+
+
+def test_reading_the_input_after_mutation_sees_new_values(fresh):
+    def f(cache, idx, v):
+        before = cache.sum()
+        cache.index_put_((idx,), v)
+        return before, cache.sum()
+    compiled = torch.compile(f, backend="pto", fullgraph=True, options=VERIFY)
+    cache, ref = torch.ones(6), torch.ones(6)
+    idx, v = torch.tensor([1, 3]), torch.tensor([5.0, 7.0])
+    torch.testing.assert_close(compiled(cache, idx, v), f(ref, idx, v))
+    torch.testing.assert_close(cache, ref)
