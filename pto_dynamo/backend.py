@@ -10,6 +10,7 @@ IR and compiled by `pto_dynamo.pipeline`.
 from __future__ import annotations
 
 import itertools
+import time
 
 import torch
 from torch._functorch.aot_autograd import aot_module_simplified
@@ -33,25 +34,42 @@ def pto_backend(gm: torch.fx.GraphModule, example_inputs, **kwargs):
     bump("graphs_received")
     graph_id = next(_GRAPH_IDS)
     dim_names = user_dim_names(gm, example_inputs)
+    labels = _input_labels(gm)
     DebugDump(options.resolved_debug_dir(), f"g{graph_id}").write("dynamo_graph", gm.print_readable(print_output=False))
 
     def compiler(kind: str):
         def compile_aten(fx_gm: torch.fx.GraphModule, fx_inputs):
-            return _compile_aten_graph(fx_gm, f"g{graph_id}_{kind}", options, dim_names)
+            return _compile_aten_graph(fx_gm, f"g{graph_id}_{kind}", options, dim_names,
+                                       labels if kind != "backward" else None)
         return compile_aten
 
-    return aot_module_simplified(
-        gm, example_inputs,
-        fw_compiler=compiler("forward"), bw_compiler=compiler("backward"),
-        inference_compiler=compiler("inference"),
-        decompositions=decomposition_table(), keep_inference_input_mutations=True)
+    start = time.perf_counter()
+    try:
+        return aot_module_simplified(
+            gm, example_inputs,
+            fw_compiler=compiler("forward"), bw_compiler=compiler("backward"),
+            inference_compiler=compiler("inference"),
+            decompositions=decomposition_table(), keep_inference_input_mutations=True)
+    finally:
+        bump("backend_seconds", time.perf_counter() - start)
 
 
-def _compile_aten_graph(fx_gm: torch.fx.GraphModule, name: str, options: PtoOptions, dim_names: dict):
+def _input_labels(gm: torch.fx.GraphModule) -> list[str | None]:
+    """Dynamo's source of each placeholder (`L['x']`, `G['m']._parameters['weight']`)."""
+    labels = []
+    for n in gm.graph.nodes:
+        if n.op == "placeholder":
+            grapharg = n.meta.get("grapharg")
+            labels.append(grapharg.source.name if grapharg is not None and grapharg.source is not None else None)
+    return labels
+
+
+def _compile_aten_graph(fx_gm: torch.fx.GraphModule, name: str, options: PtoOptions, dim_names: dict,
+                        input_labels: list | None):
     dump = DebugDump(options.resolved_debug_dir(), name)
     dump.write("aten_graph", fx_gm.print_readable(print_output=False))
     shape_env = _shape_env(fx_gm)
-    graph = fx_to_ir(fx_gm, name, shape_env, dim_names)
+    graph = fx_to_ir(fx_gm, name, shape_env, dim_names, input_labels)
     compiled = compile_graph(graph, options, dump, verify=options.verify)
     fn = compiled.fn
 

@@ -26,6 +26,7 @@ def reset_stats() -> None:
     with _lock:
         _counters.clear()
         _counters.update({name: 0 for name in _COUNTER_NAMES})
+        _counters["backend_seconds"] = 0.0   # wall time spent inside the backend (tracing included)
         _counters["host_nodes"] = {}   # graph name -> number of nodes that run on the host
 
 
@@ -43,7 +44,8 @@ def record_host_nodes(graph_name: str, count: int) -> None:
 
 def stats() -> dict[str, Any]:
     """A snapshot of the counters: graphs_received, signatures_compiled, native_builds,
-    memory_hits, disk_hits, launches, and host_nodes (graph name -> host node count)."""
+    memory_hits, disk_hits, launches, host_nodes (graph name -> host node count) and
+    backend_seconds (wall time spent inside the backend)."""
     with _lock:
         return copy.deepcopy(_counters)
 

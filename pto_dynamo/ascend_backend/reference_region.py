@@ -5,15 +5,16 @@ from __future__ import annotations
 import operator
 
 import sympy
-import torch
 
 from pto_dynamo.graph.dims import dim_symbol
-from pto_dynamo.graph.ir import Graph, Ref, map_refs
+from pto_dynamo.graph.ir import Graph, map_refs
 from pto_dynamo.lowering.partition import DeviceRegion
 
 
 class ReferenceRegion:
     """`runner(tensors, scalars)`: tensors = region inputs then outputs, scalars = its dims."""
+
+    kernel_names = ("<reference: ATen, no native kernel>",)
 
     def __init__(self, graph: Graph, region: DeviceRegion, scalar_names: tuple[str, ...]):
         self.graph = graph

@@ -57,10 +57,15 @@ class Ref:
 
 @dataclass(frozen=True)
 class GraphInput:
-    """A graph parameter: its name and meta (TensorMeta, or ScalarMeta for an int/float input)."""
+    """A graph parameter: its name and meta (TensorMeta, or ScalarMeta for an int/float input).
+
+    `label` is where the value comes from in the user's program (Dynamo's source, `L['x']`), when
+    known; it is for people and is not part of the structural text.
+    """
 
     name: str
     meta: Meta
+    label: str | None = None
 
 
 @dataclass(frozen=True)

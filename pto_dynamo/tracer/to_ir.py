@@ -38,7 +38,7 @@ def _safe_name(name: str, taken: set[str]) -> str:
 
 
 class _Converter:
-    def __init__(self, gm: fx.GraphModule, graph_name: str, shape_env, dim_names: dict):
+    def __init__(self, gm: fx.GraphModule, graph_name: str, shape_env, dim_names: dict, input_labels=None):
         self.gm = gm
         self.graph_name = graph_name
         self.shape_env = shape_env
@@ -47,6 +47,7 @@ class _Converter:
         self.dyndims: dict[str, DynDim] = {}
         self.taken: set[str] = set()
         self.env: dict[fx.Node, object] = {}
+        self.input_labels = input_labels
 
     # -- symbols -----------------------------------------------------------------------------
     def _replace(self, expr):
@@ -124,12 +125,13 @@ class _Converter:
                 e = self._replace(val.node.expr)
                 if isinstance(e, sympy.Symbol):
                     self._add_source(e, DimSource(idx, None))
-        for ph in phs:
+        labels = self.input_labels if self.input_labels and len(self.input_labels) == len(phs) else [None] * len(phs)
+        for ph, label in zip(phs, labels):
             name = _safe_name(ph.name, self.taken)
             val = ph.meta.get("val")
             # An integer input is read through its DynDim (`T`), not through the parameter.
             self.env[ph] = self.expr(val) if isinstance(val, torch.SymInt) else Ref(name)
-            inputs.append(GraphInput(name, self.meta(val)))
+            inputs.append(GraphInput(name, self.meta(val), label))
         return inputs
 
     def call(self, n: fx.Node, nodes: list[Node]) -> None:
@@ -189,9 +191,11 @@ class _Converter:
         return Graph(self.graph_name, tuple(inputs), tuple(nodes), outputs, tuple(self.dyndims.values()))
 
 
-def fx_to_ir(gm: fx.GraphModule, graph_name: str, shape_env=None, dim_names: dict | None = None) -> Graph:
+def fx_to_ir(gm: fx.GraphModule, graph_name: str, shape_env=None, dim_names: dict | None = None,
+             input_labels: list[str] | None = None) -> Graph:
     """Convert a functional ATen FX graph (placeholders carry meta["val"]) into a `Graph`.
 
-    dim_names maps ShapeEnv symbols to user-chosen DynDim names (`pto_dynamo.mark_dynamic(..., name=)`).
+    dim_names maps ShapeEnv symbols to user-chosen DynDim names (`pto_dynamo.mark_dynamic(..., name=)`);
+    input_labels names where each input comes from (used only when there is one per placeholder).
     """
-    return _Converter(gm, graph_name, shape_env, dim_names or {}).run()
+    return _Converter(gm, graph_name, shape_env, dim_names or {}, input_labels).run()
