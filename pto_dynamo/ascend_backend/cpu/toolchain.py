@@ -1,0 +1,72 @@
+"""The C++ toolchain of the cpu target: compiler, flags, include directory, and its fingerprint.
+
+The fingerprint enters every build's content hash: the compiler's version, the flags, the CPU ISA
+that `-march=native` selects on this machine, and the text of every header under `include/`.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+INCLUDE_DIR = Path(__file__).resolve().parent / "include"
+
+# docs/device_abi.md: the flags every kernel and orchestration source is built with.
+# -fno-math-errno is not value-changing (it only drops errno updates) and lets GCC vectorise sqrt.
+CXX_FLAGS: tuple[str, ...] = (
+    "-std=c++20", "-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fno-math-errno",
+    "-D__CPU_SIM", "-DPTO_TARGET_CPU",
+)
+
+
+class ToolchainError(RuntimeError):
+    """No usable C++ compiler."""
+
+
+@functools.lru_cache(maxsize=None)
+def compiler() -> str:
+    """The C++ compiler: $CXX, else g++ (absolute path)."""
+    name = os.environ.get("CXX") or "g++"
+    path = shutil.which(name)
+    if path is None:
+        raise ToolchainError(f"pto cpu: C++ compiler {name!r} not found on PATH; install g++ (>= 12) or set CXX")
+    return path
+
+
+def compile_command(source: Path, output: Path) -> list[str]:
+    """The full compiler command that builds `source` into the shared library `output`."""
+    return [compiler(), *CXX_FLAGS, f"-I{INCLUDE_DIR}", str(source), "-o", str(output)]
+
+
+def _run(args: list[str]) -> str:
+    return subprocess.run(args, capture_output=True, encoding="utf-8", errors="replace", check=False).stdout
+
+
+@functools.lru_cache(maxsize=None)
+def native_isa() -> str:
+    """The target options -march=native enables here (`-Q --help=target`, enabled entries)."""
+    out = _run([compiler(), "-march=native", "-Q", "--help=target"])
+    keep = [line.split() for line in out.splitlines() if "[enabled]" in line or line.strip().startswith("-march=")]
+    return " ".join(" ".join(parts) for parts in keep)
+
+
+def _headers_digest() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(INCLUDE_DIR.rglob("*.hpp")):
+        digest.update(str(path.relative_to(INCLUDE_DIR)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def fingerprint() -> str:
+    """Hash of compiler version, flags, native ISA and header contents (computed once per process)."""
+    digest = hashlib.sha256()
+    for part in (_run([compiler(), "--version"]), _run([compiler(), "-dumpfullversion"]),
+                 " ".join(CXX_FLAGS), native_isa(), _headers_digest()):
+        digest.update(part.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()

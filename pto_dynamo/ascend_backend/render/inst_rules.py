@@ -1,0 +1,85 @@
+"""Per-opcode render rules: one TileInst -> lines of PTO-ISA C++ (pto_isa.md vocabulary).
+
+Each rule receives the instruction and the KernelRenderCtx (kernel.py) and returns lines. Rules
+are registered per opcode with `@render_rule`; tests check that every opcode has one.
+"""
+from __future__ import annotations
+
+from pto_dynamo.lowering.tile.ir import TileInst
+from pto_dynamo.lowering.tile.specs import lookup_rule, make_rule_registry, ops_of_family
+
+RENDER_RULES, render_rule = make_rule_registry("render")
+
+
+def render_inst(inst: TileInst, ctx) -> list[str]:
+    """The C++ lines of one instruction."""
+    return lookup_rule(RENDER_RULES, inst.op, "render")(inst, ctx)
+
+
+def _call(op: str, *args: str) -> str:
+    return f"{op}({', '.join(args)});"
+
+
+@render_rule(*ops_of_family("binary"), *ops_of_family("unary"), *ops_of_family("rowexpand_binary"),
+             *ops_of_family("colexpand_binary"), "TROWEXPAND", "TCOLEXPAND", "TMOV", "TRESHAPE",
+             *ops_of_family("colreduce"), *ops_of_family("rowreduce"), "TMATMUL", "TMATMUL_ACC")
+def _tiles_only(inst: TileInst, ctx) -> list[str]:
+    """`OP(dst, src..., tmp...)`: every operand a tile, in IR order."""
+    return [_call(inst.op, *inst.outs, *inst.ins, *inst.tmps)]
+
+
+@render_rule(*ops_of_family("scalar"))
+def _tile_scalar(inst: TileInst, ctx) -> list[str]:
+    dst, src, s = inst.outs[0], inst.ins[0], inst.ins[1]
+    return [_call(inst.op, dst, src, ctx.scalar(s, ctx.decl(src).dtype))]
+
+
+@render_rule("TEXPANDS")
+def _fill(inst: TileInst, ctx) -> list[str]:
+    dst = inst.outs[0]
+    return [_call("TEXPANDS", dst, ctx.scalar(inst.ins[0], ctx.decl(dst).dtype))]
+
+
+@render_rule("TCVT")
+def _convert(inst: TileInst, ctx) -> list[str]:
+    mode = inst.attr("round", "CAST_RINT")
+    return [_call("TCVT", inst.outs[0], inst.ins[0], f"RoundMode::{mode}")]
+
+
+@render_rule("TEXTRACT")
+def _extract(inst: TileInst, ctx) -> list[str]:
+    return [_call("TEXTRACT", inst.outs[0], inst.ins[0], str(inst.attr("row", 0)), str(inst.attr("col", 0)))]
+
+
+@render_rule("TLOAD")
+def _load(inst: TileInst, ctx) -> list[str]:
+    decl_line, gm = ctx.global_view(inst.ins[0])
+    return [decl_line, _call("TLOAD", inst.outs[0], gm)]
+
+
+@render_rule("TSTORE")
+def _store(inst: TileInst, ctx) -> list[str]:
+    decl_line, gm = ctx.global_view(inst.outs[0])
+    return [decl_line, _call("TSTORE", gm, inst.ins[0])]
+
+
+@render_rule("TCMP")
+def _compare(inst: TileInst, ctx) -> list[str]:
+    return [_call("TCMP", inst.outs[0], *inst.ins, f"CmpMode::{inst.attr('mode')}")]
+
+
+@render_rule("TCMPS")
+def _compare_scalar(inst: TileInst, ctx) -> list[str]:
+    src, s = inst.ins
+    return [_call("TCMPS", inst.outs[0], src, ctx.scalar(s, ctx.decl(src).dtype), f"CmpMode::{inst.attr('mode')}")]
+
+
+@render_rule("TSEL")
+def _select(inst: TileInst, ctx) -> list[str]:
+    return [_call("TSEL", inst.outs[0], *inst.ins, *inst.tmps)]
+
+
+@render_rule("TSELS")
+def _select_scalar(inst: TileInst, ctx) -> list[str]:
+    mask, src, s = inst.ins
+    return [_call("TSELS", inst.outs[0], mask, src, inst.tmps[0], ctx.scalar(s, ctx.decl(src).dtype))]

@@ -1,0 +1,36 @@
+"""On-chip capacities of a target, the parameters of tile planning and verification."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pto_dynamo.lowering.tile.ir import TileLoc
+
+
+@dataclass(frozen=True)
+class TargetCapacity:
+    """Bytes available per tile location and the placement alignment.
+
+    A target object passes one of these to the planner and the verifier; nothing in lowering
+    assumes particular numbers.
+    """
+
+    name: str
+    bytes_per_loc: tuple[tuple[TileLoc, int], ...]
+    alignment: int = 32
+
+    def capacity(self, loc: TileLoc) -> int:
+        for l, n in self.bytes_per_loc:
+            if l is loc:
+                return n
+        raise KeyError(f"tile IR: target {self.name} has no {loc.name} ({loc.memory}) memory")
+
+
+KiB = 1024
+
+# Ascend A2A3 (910B/910C, dav-c220): UB 192 KiB, L1 512 KiB, L0A/L0B 64 KiB, L0C 128 KiB.
+A2A3_CAPACITY = TargetCapacity(
+    "a2a3",
+    ((TileLoc.Vec, 192 * KiB), (TileLoc.Mat, 512 * KiB), (TileLoc.Left, 64 * KiB),
+     (TileLoc.Right, 64 * KiB), (TileLoc.Acc, 128 * KiB)),
+    alignment=32,
+)

@@ -1,0 +1,270 @@
+"""TileProgram: one SPMD kernel as tiles, tile instructions and tile loops (immutable).
+
+A kernel is launched once with `block_num` blocks. Each block runs the same `body`; a `TileLoop`
+deals its iterations to blocks (round-robin, or contiguous chunks), `SerialLoop`s run inside a
+block, `Let` binds a readable name to a shape expression, `TileDecl` declares a tile (static
+capacity, dynamic valid region) at the point where its valid region is known, and `TileInst` is
+one PTO instruction. Tile placement (the `TASSIGN` byte offset of each tile) is planned by
+`planner.plan_tiles` and stored in `TileProgram.placement`.
+
+Scalars available to every expression: the kernel's scalar parameters, `block_idx`, `block_num`,
+loop variables and `Let` names in scope.
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Iterator, Union
+
+import sympy
+
+from pto_dynamo.lowering.tile.dtypes import ElemType
+from pto_dynamo.lowering.tile.expr import Expr, as_expr, sym
+
+BLOCK_IDX = sym("block_idx")
+BLOCK_NUM = sym("block_num")
+
+
+class TileLoc(enum.Enum):
+    """Where a tile lives: the on-chip memory of its `pto::TileType`."""
+
+    Vec = "UB"       # unified buffer, vector core
+    Mat = "L1"       # cube L1
+    Left = "L0A"     # cube left operand
+    Right = "L0B"    # cube right operand
+    Acc = "L0C"      # cube accumulator
+
+    @property
+    def memory(self) -> str:
+        return self.value
+
+
+class Layout(enum.Enum):
+    """Block layout of a tile (`BLayout`): Vec tiles are RowMajor, per-row values ColMajor R x 1."""
+
+    RowMajor = "RowMajor"
+    ColMajor = "ColMajor"
+
+
+class Distribution(enum.Enum):
+    """How a TileLoop's iterations are dealt to blocks."""
+
+    CYCLIC = "cyclic"    # for t in range(block_idx, n, block_num)
+    CHUNKED = "chunked"  # block b owns [b * ceil(n / block_num), min(n, (b + 1) * ceil(n / block_num)))
+
+
+@dataclass(frozen=True)
+class GlobalParam:
+    """A global-memory tensor parameter: name, element type, shape and strides (in elements) as
+    expressions over the kernel's scalar parameters; `is_output` when the kernel writes it."""
+
+    name: str
+    dtype: ElemType
+    shape: tuple[Expr, ...]
+    strides: tuple[Expr, ...]
+    is_output: bool = False
+
+    def __post_init__(self):
+        object.__setattr__(self, "shape", tuple(as_expr(s) for s in self.shape))
+        object.__setattr__(self, "strides", tuple(as_expr(s) for s in self.strides))
+        if len(self.shape) != len(self.strides):
+            raise ValueError(f"tile IR: tensor {self.name}: shape {self.shape} and strides {self.strides} differ in rank")
+
+
+@dataclass(frozen=True)
+class GmView:
+    """A 2-D window of a global tensor: `rows x cols` elements starting `offset` elements from
+    its base, `row_stride` elements between rows, `col_stride` between columns.
+
+    `dn=False` is an ND (row-major) view and needs `col_stride == 1`; `dn=True` is a DN
+    (column-major) view with `row_stride == 1`, used to move a per-row vector in and out of an
+    `R x 1` ColMajor tile.
+    """
+
+    tensor: str
+    offset: Expr
+    rows: Expr
+    cols: Expr
+    row_stride: Expr
+    col_stride: Expr = sympy.Integer(1)
+    dn: bool = False
+
+    def __post_init__(self):
+        for f in ("offset", "rows", "cols", "row_stride", "col_stride"):
+            object.__setattr__(self, f, as_expr(getattr(self, f)))
+
+    @property
+    def is_nd(self) -> bool:
+        return not self.dn
+
+    def exprs(self) -> tuple[Expr, ...]:
+        return (self.offset, self.rows, self.cols, self.row_stride, self.col_stride)
+
+
+@dataclass(frozen=True)
+class TileDecl:
+    """Declares tile `name`: location, element type, static capacity `rows x cols`, layout, and the
+    valid region `valid_rows x valid_cols` (expressions evaluated where the declaration stands)."""
+
+    name: str
+    loc: TileLoc
+    dtype: ElemType
+    rows: int
+    cols: int
+    valid_rows: Expr
+    valid_cols: Expr
+    layout: Layout = Layout.RowMajor
+
+    def __post_init__(self):
+        object.__setattr__(self, "valid_rows", as_expr(self.valid_rows))
+        object.__setattr__(self, "valid_cols", as_expr(self.valid_cols))
+
+    @property
+    def nbytes(self) -> int:
+        return self.rows * self.cols * self.dtype.itemsize
+
+    @property
+    def boxed(self) -> bool:
+        """Cube tiles (Mat/Left/Right/Acc) use fractal boxes; Vec tiles are unboxed."""
+        return self.loc is not TileLoc.Vec
+
+
+@dataclass(frozen=True)
+class FloatImm:
+    """A scalar operand: a float/int constant, or an expression over scalars evaluated as float."""
+
+    value: Union[float, int, Expr]
+
+    def is_const(self) -> bool:
+        return isinstance(self.value, (int, float))
+
+
+Operand = Union[str, GmView, FloatImm]   # tile name | global window | scalar
+
+
+@dataclass(frozen=True)
+class TileInst:
+    """One PTO instruction: opcode, operands written (`outs`), read (`ins`), scratch tiles
+    (`tmps`) and attributes (`attrs`, e.g. the rounding mode of TCVT) as sorted (key, value) pairs."""
+
+    op: str
+    outs: tuple[Operand, ...]
+    ins: tuple[Operand, ...] = ()
+    tmps: tuple[str, ...] = ()
+    attrs: tuple[tuple[str, object], ...] = ()
+
+    def attr(self, key: str, default=None):
+        return dict(self.attrs).get(key, default)
+
+    def tiles(self) -> Iterator[str]:
+        """Names of every tile operand."""
+        for o in (*self.outs, *self.ins, *self.tmps):
+            if isinstance(o, str):
+                yield o
+
+
+@dataclass(frozen=True)
+class Let:
+    """`const int64_t name = value;` — a readable name for a shape expression."""
+
+    var: sympy.Symbol
+    value: Expr
+
+    def __post_init__(self):
+        object.__setattr__(self, "value", as_expr(self.value))
+
+
+@dataclass(frozen=True)
+class TileLoop:
+    """The SPMD loop: iterations `0..count-1`, dealt to blocks by `distribution`."""
+
+    var: sympy.Symbol
+    count: Expr
+    body: tuple["Stmt", ...]
+    distribution: Distribution = Distribution.CYCLIC
+
+    def __post_init__(self):
+        object.__setattr__(self, "count", as_expr(self.count))
+
+
+@dataclass(frozen=True)
+class SerialLoop:
+    """A loop every block runs in full: `for var in range(start, stop, step)`."""
+
+    var: sympy.Symbol
+    start: Expr
+    stop: Expr
+    step: int
+    body: tuple["Stmt", ...]
+
+    def __post_init__(self):
+        object.__setattr__(self, "start", as_expr(self.start))
+        object.__setattr__(self, "stop", as_expr(self.stop))
+
+
+Stmt = Union[TileDecl, TileInst, Let, TileLoop, SerialLoop]
+
+
+@dataclass(frozen=True)
+class TileProgram:
+    """One kernel.
+
+    name:        C identifier saying what it holds (`pto_vec_add_rmsnorm_0`).
+    params:      global tensors, in argument order.
+    scalars:     int64 scalar parameters (dims, strides), in argument order after the tensors;
+                 `block_num` follows them implicitly.
+    body:        statements run by every block.
+    placement:   tile name -> TASSIGN byte offset in the tile's memory (filled by the planner).
+    graph, pass_name, description: provenance for the generated file's header comment.
+    """
+
+    name: str
+    params: tuple[GlobalParam, ...]
+    scalars: tuple[sympy.Symbol, ...]
+    body: tuple[Stmt, ...]
+    placement: tuple[tuple[str, int], ...] = ()
+    graph: str = "<hand-built>"
+    pass_name: str = "tile"
+    description: str = ""
+    kind: str = "vector"
+
+    def param(self, name: str) -> GlobalParam:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(f"tile IR: kernel {self.name} has no tensor parameter {name!r}")
+
+    def offsets(self) -> dict[str, int]:
+        return dict(self.placement)
+
+    def tile_decls(self) -> dict[str, TileDecl]:
+        """Every TileDecl of the body by name (a name is declared once)."""
+        return {s.name: s for s in walk(self.body) if isinstance(s, TileDecl)}
+
+    def instructions(self) -> list[TileInst]:
+        return [s for s in walk(self.body) if isinstance(s, TileInst)]
+
+    def aliases(self) -> dict[str, str]:
+        """Tiles bound by TRESHAPE (no storage of their own) -> the tile whose bytes they alias."""
+        return alias_map(self.body)
+
+
+def alias_map(body: tuple["Stmt", ...]) -> dict[str, str]:
+    """alias tile -> root tile (following chains of TRESHAPE)."""
+    direct = {s.outs[0]: s.ins[0] for s in walk(body) if isinstance(s, TileInst) and s.op == "TRESHAPE"}
+    out = {}
+    for a, src in direct.items():
+        seen = {a}
+        while src in direct and src not in seen:
+            seen.add(src)
+            src = direct[src]
+        out[a] = src
+    return out
+
+
+def walk(body: tuple[Stmt, ...]) -> Iterator[Stmt]:
+    """Every statement of `body`, depth first, loops before their bodies."""
+    for s in body:
+        yield s
+        if isinstance(s, (TileLoop, SerialLoop)):
+            yield from walk(s.body)

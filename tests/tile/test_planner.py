@@ -1,0 +1,62 @@
+"""Tile placement: offsets within the target's capacities, aligned, sharing bytes only between
+tiles whose live ranges do not overlap."""
+from __future__ import annotations
+
+import pytest
+
+from pto_dynamo.lowering.tile import (A2A3_CAPACITY, F32, KernelBuilder, PlanningError, TargetCapacity, TileLoc,
+                                      verify_program)
+from pto_dynamo.lowering.tile import handbuilt as hb
+from pto_dynamo.lowering.tile.planner import live_ranges
+
+Vec = TileLoc.Vec
+
+
+def test_offsets_are_aligned_and_disjoint_while_live():
+    p = hb.broadcasts()
+    offsets, decls = p.offsets(), p.tile_decls()
+    assert all(o % 32 == 0 for o in offsets.values())
+    spans = sorted((offsets[n], offsets[n] + decls[n].nbytes) for n in offsets)
+    assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+
+
+def test_dead_tiles_share_bytes():
+    # online softmax: pass-2 tile yt reuses the bytes of pass-1 tiles that are dead by then
+    p = hb.online_row_softmax()
+    offsets = p.offsets()
+    assert offsets["yt"] < offsets["xt"]
+    verify_program(p, A2A3_CAPACITY)        # and the verifier agrees it is legal
+
+
+def test_tiles_declared_outside_a_loop_stay_live_through_it():
+    p = hb.online_row_softmax()
+    ranges = live_ranges(p.body)
+    assert ranges["m"][1] >= ranges["yt"][1]          # m is read in pass 2
+    offsets, decls = p.offsets(), p.tile_decls()
+    m0, m1 = offsets["m"], offsets["m"] + decls["m"].nbytes
+    y0, y1 = offsets["yt"], offsets["yt"] + decls["yt"].nbytes
+    assert m1 <= y0 or y1 <= m0
+
+
+def test_aliases_get_no_bytes_of_their_own():
+    p = hb.row_reduce("sum")
+    assert "acc_row" not in p.offsets() and "acc" in p.offsets()
+
+
+def test_capacity_is_a_parameter():
+    small = TargetCapacity("tiny", ((Vec, 8 * 1024),), alignment=64)
+    p = hb.elementwise_chain(capacity=small)
+    assert all(o % 64 == 0 for o in p.offsets().values())
+    with pytest.raises(PlanningError, match=r"tile b \(16x64 f32, 4096 B\) does not fit Vec \(UB, 4096 B on tiny\)"):
+        hb.elementwise_chain(capacity=TargetCapacity("tiny", ((Vec, 4096),)))
+    with pytest.raises(KeyError, match="has no Mat"):
+        kb = KernelBuilder("pto_cube_0")
+        kb.tile("m", TileLoc.Mat, F32, 16, 16, 16, 16)
+        kb.build(small)
+
+
+def test_rmsnorm_rows_per_tile_fit_ub():
+    p = hb.residual_rmsnorm(4096)
+    decls, offsets = p.tile_decls(), p.offsets()
+    assert decls["xt"].rows == 3
+    assert max(offsets[n] + decls[n].nbytes for n in offsets) <= 192 * 1024
