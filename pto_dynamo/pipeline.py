@@ -13,6 +13,7 @@ from typing import Callable
 
 from pto_dynamo.stats import bump, record_host_nodes
 from pto_dynamo.ascend_backend.host_program import HostProgram, generate_host_program, region_scalars
+from pto_dynamo.ascend_backend.native_region import NativeRegion, render_region
 from pto_dynamo.ascend_backend.reference_region import ReferenceRegion
 from pto_dynamo.cache import MEMORY_CACHE, signature, source_hash
 from pto_dynamo.debug import DebugDump
@@ -20,7 +21,17 @@ from pto_dynamo.disk_cache import load_entry, store_entry
 from pto_dynamo.graph.ir import Graph
 from pto_dynamo.graph.printer import graph_text
 from pto_dynamo.graph.verify import verify_graph
-from pto_dynamo.lowering.partition import Partition, partition_graph
+from pto_dynamo.lowering.partition import DeviceRegion, Partition, partition_graph
+from pto_dynamo.lowering.tile import A2A3_CAPACITY as CPU_CAPACITY, TileVerificationError, print_program
+from pto_dynamo.lowering.tile.planner import PlanningError
+from pto_dynamo.lowering.vector import claims  # noqa: F401  (registers the vector device claims)
+from pto_dynamo.lowering.vector.fusion import FusionError
+from pto_dynamo.lowering.vector.lower import lower_vector_region
+from pto_dynamo.lowering.vector.tiling import TilingError
+
+# Expected reasons a region cannot be lowered (yet); any other error is a bug that `verify=True` raises
+# and that otherwise, like these, sends the region to the ATen reference runner.
+LOWERING_ERRORS = (FusionError, TilingError, PlanningError, TileVerificationError, NotImplementedError)
 from pto_dynamo.lowering.reinplace import reinplace_input_mutations
 from pto_dynamo.lowering.simplify import eliminate_common_subexpressions, eliminate_dead_code
 from pto_dynamo.options import PtoOptions
@@ -86,14 +97,16 @@ def compile_graph(graph: Graph, options: PtoOptions, dump: DebugDump, verify: bo
     entry = load_entry(key, source_hash())
     if entry is not None:
         host_program = HostProgram(entry.meta["function"], entry.text("host_program.py"))
+        runners = [_runner_from_entry(graph, r, entry, options) for r in partition.regions]
         bump("disk_hits")
     else:
         host_program = generate_host_program(graph, partition)
-        store_entry(key, source_hash(), _entry_files(graph, partition, host_program),
-                    {"function": host_program.graph_name, "host_nodes": len(partition.host_reasons)})
+        runners = [_build_runner(graph, r, key, options, dump) for r in partition.regions]
+        store_entry(key, source_hash(), _entry_files(graph, partition, host_program, runners),
+                    {"function": host_program.graph_name, "host_nodes": len(partition.host_reasons),
+                     "regions": [_runner_meta(r) for r in runners]})
         bump("signatures_compiled")
     dump.write("host_program", host_program.source, "py")
-    runners = [ReferenceRegion(graph, r, region_scalars(graph, r)) for r in partition.regions]
     compiled = CompiledGraph(graph, partition, host_program, host_program.load(runners), key, runners)
     record_host_nodes(graph.name, len(partition.host_reasons))
     MEMORY_CACHE.put(key, compiled)
@@ -101,9 +114,51 @@ def compile_graph(graph: Graph, options: PtoOptions, dump: DebugDump, verify: bo
     return compiled
 
 
-def _entry_files(graph: Graph, partition: Partition, host_program: HostProgram) -> dict[str, bytes]:
-    return {"graph.txt": graph_text(graph).encode(), "partition.txt": partition_text(graph, partition).encode(),
-            "host_program.py": host_program.source.encode()}
+def _build_runner(graph: Graph, region: DeviceRegion, key: str, options: PtoOptions, dump: DebugDump):
+    """The native runner of a device region, or the ATen reference runner (with the reason) when the
+    region cannot be lowered: compilation never fails because of one region."""
+    scalars = region_scalars(graph, region)
+    try:
+        tile_region = lower_vector_region(graph, region, scalars, f"s{key[:10]}", CPU_CAPACITY)
+    except Exception as err:                                  # noqa: BLE001 - never fail a model
+        if options.verify and not isinstance(err, LOWERING_ERRORS):
+            raise                                             # tests: an unexpected error is a bug
+
+        runner = ReferenceRegion(graph, region, scalars)
+        runner.fallback_reason = f"{type(err).__name__}: {err}"
+        dump.write(f"region{region.index}_fallback", runner.fallback_reason)
+        return runner
+    for program in tile_region.kernels():
+        dump.write(f"region{region.index}_tile_{program.name}", print_program(program))
+    source, symbol, kernel_names = render_region(tile_region)
+    dump.write(f"region{region.index}_source", source, "cpp")
+    return NativeRegion(source, symbol, kernel_names, options.core_num)
+
+
+def _runner_meta(runner) -> dict:
+    if isinstance(runner, NativeRegion):
+        return {"kind": "native", "symbol": runner.symbol, "kernels": list(runner.kernel_names)}
+    return {"kind": "reference", "reason": getattr(runner, "fallback_reason", "")}
+
+
+def _runner_from_entry(graph: Graph, region: DeviceRegion, entry, options: PtoOptions):
+    info = entry.meta["regions"][region.index]
+    if info["kind"] == "native":
+        return NativeRegion(entry.text(f"regions/region{region.index}.cpp"), info["symbol"], info["kernels"],
+                            options.core_num)
+    runner = ReferenceRegion(graph, region, region_scalars(graph, region))
+    runner.fallback_reason = info["reason"]
+    return runner
+
+
+def _entry_files(graph: Graph, partition: Partition, host_program: HostProgram, runners) -> dict[str, bytes]:
+    files = {"graph.txt": graph_text(graph).encode(), "partition.txt": partition_text(graph, partition).encode(),
+             "host_program.py": host_program.source.encode()}
+    for i, runner in enumerate(runners):
+        if isinstance(runner, NativeRegion):
+            files[f"regions/region{i}.cpp"] = runner.source.encode()
+            files[f"regions/region{i}.so"] = runner.library.path.read_bytes()
+    return files
 
 
 # Observers of compiled graphs (`pto_dynamo.explain` records the graphs of one call).

@@ -30,7 +30,7 @@ from pto_dynamo.lowering.partition import DeviceRegion, Partition
 aten = torch.ops.aten
 
 # Names a host program may read besides its parameters and locals (builtins included).
-HOST_GLOBALS = ("torch", "aten", "math", "operator", "regions", "RuntimeError")
+HOST_GLOBALS = ("torch", "aten", "math", "operator", "regions", "RuntimeError", "max", "min")
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,10 @@ from pto_dynamo.graph.dims import Dim, DynDim
 
 @dataclass(frozen=True)
 class TensorMeta:
-    """Shape (ints and DimExprs), dtype and strides of a tensor value.
+    """Shape (ints and DimExprs), dtype, strides and storage offset of a tensor value.
 
+    Strides and offset are in elements, relative to the storage the value lives in (for a view,
+    the storage of its base), so a chain of views is one affine access.
     `placement` is reserved for the distributed layer (where a tensor lives across ranks);
     None means an ordinary local tensor.
     """
@@ -28,6 +30,7 @@ class TensorMeta:
     dtype: torch.dtype
     stride: tuple[Dim, ...]
     placement: str | None = None
+    offset: Dim = 0
 
     @property
     def rank(self) -> int:

@@ -2,7 +2,8 @@
 
 Walk nodes in order; a device node joins a region of one of its producers (else the most recent
 region, else a new one) unless joining would create a cycle: region R may take node n only if no
-input of n outside R depends on R. `operator.getitem` follows the node it unpacks. Every host node
+input of n outside R depends on R, where a region counts as one unit (it runs as one call, so a
+value of a region depends on everything any member of that region reads). `operator.getitem` follows the node it unpacks. Every host node
 records why it stays on the host.
 """
 from __future__ import annotations
@@ -48,22 +49,19 @@ class Partition:
 def partition_graph(graph: Graph, host_only: bool = False) -> Partition:
     """Split `graph` into host nodes (with reasons) and device regions (see module doc)."""
     region_of: dict[str, int] = {}
-    depends_on: dict[str, frozenset[int]] = {i.name: frozenset() for i in graph.inputs}
     members: list[list[str]] = []
     reasons: list[tuple[str, str]] = []
     for node in graph.nodes:
-        ins = node.inputs()
-        upstream = frozenset().union(*(depends_on[p] | ({region_of[p]} if p in region_of else set()) for p in ins))
+        ins = [p for p in node.inputs() if p in graph.node_by_name]
         reason = _reason(node, graph, region_of, host_only)
         if reason is not None:
             reasons.append((node.name, reason))
-        else:
-            region = _choose_region(node.name, ins, region_of, depends_on, len(members))
-            if region == len(members):
-                members.append([])
-            members[region].append(node.name)
-            region_of[node.name] = region
-        depends_on[node.name] = upstream
+            continue
+        region = _choose_region(graph, ins, region_of, members)
+        if region == len(members):
+            members.append([])
+        members[region].append(node.name)
+        region_of[node.name] = region
     regions = tuple(_region(graph, i, names, region_of) for i, names in enumerate(members))
     return Partition(regions, tuple(reasons), _schedule(graph, region_of, len(regions)))
 
@@ -77,12 +75,32 @@ def _reason(node, graph, region_of, host_only) -> str | None:
     return host_reason(node, graph)
 
 
-def _choose_region(name, ins, region_of, depends_on, new_index) -> int:
-    def legal(r: int) -> bool:
-        return all(region_of.get(p) == r or r not in depends_on[p] for p in ins)
+def _reaches(graph: Graph, start: list[str], target: int, region_of, members) -> bool:
+    """Does any value in `start` depend (through host nodes or whole regions, which run as one
+    unit) on region `target`?"""
+    seen: set = set()
+    todo = list(start)
+    while todo:
+        name = todo.pop()
+        unit = ("r", region_of[name]) if name in region_of else ("n", name)
+        if unit in seen:
+            continue
+        seen.add(unit)
+        if unit == ("r", target):
+            return True
+        names = members[unit[1]] if unit[0] == "r" else [name]
+        for n in names:
+            todo.extend(p for p in graph.node_by_name[n].inputs() if p in graph.node_by_name)
+    return False
+
+
+def _choose_region(graph, ins, region_of, members) -> int:
+    """A region the node can join without creating a cycle between units, else a new one."""
+    new_index = len(members)
     candidates = [region_of[p] for p in ins if p in region_of] + ([new_index - 1] if new_index else [])
-    for r in candidates:
-        if legal(r):
+    for r in dict.fromkeys(candidates):
+        outside = [p for p in ins if region_of.get(p) != r]
+        if not _reaches(graph, outside, r, region_of, members):
             return r
     return new_index
 

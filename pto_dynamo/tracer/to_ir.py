@@ -83,7 +83,7 @@ class _Converter:
 
     def tensor_meta(self, val) -> TensorMeta:
         return TensorMeta(tuple(self.expr(s) for s in val.shape), val.dtype,
-                          tuple(self.expr(s) for s in val.stride()))
+                          tuple(self.expr(s) for s in val.stride()), offset=self.expr(val.storage_offset()))
 
     def meta(self, val):
         if isinstance(val, torch.Tensor):

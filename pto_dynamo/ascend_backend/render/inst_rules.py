@@ -53,13 +53,23 @@ def _extract(inst: TileInst, ctx) -> list[str]:
 
 @render_rule("TLOAD")
 def _load(inst: TileInst, ctx) -> list[str]:
+    """`TLOAD(tile, gm)`; with attr prefetch_next=True the CPU target's cache-hint form
+    `TLOAD(tile, gm, LoadHint::PrefetchNext)` (docs/device_abi.md: prefetch the rows after the
+    loaded ones, for tile loops that walk a tensor's rows in order)."""
     decl_line, gm = ctx.global_view(inst.ins[0])
+    if inst.attr("prefetch_next", False):
+        return [decl_line, _call("TLOAD", inst.outs[0], gm, "LoadHint::PrefetchNext")]
     return [decl_line, _call("TLOAD", inst.outs[0], gm)]
 
 
 @render_rule("TSTORE")
 def _store(inst: TileInst, ctx) -> list[str]:
+    """`TSTORE(gm, tile)`; with attr stream=True the CPU target's cache-hint form
+    `TSTORE(gm, tile, StoreHint::Stream)` (docs/device_abi.md: streaming stores for outputs that are
+    not read again soon)."""
     decl_line, gm = ctx.global_view(inst.outs[0])
+    if inst.attr("stream", False):
+        return [decl_line, _call("TSTORE", gm, inst.ins[0], "StoreHint::Stream")]
     return [decl_line, _call("TSTORE", gm, inst.ins[0])]
 
 

@@ -221,13 +221,20 @@ def broadcasts(rows_per_tile: int = 16, cols_per_tile: int = 64,
 
 def residual_rmsnorm(hidden: int | None = 4096, eps: float = 1e-6, rows_per_tile: int | None = None,
                      cols_capacity: int | None = None, distribution: Distribution = Distribution.CYCLIC,
+                     stream_stores: bool = False, prefetch_next: bool = False,
                      capacity: TargetCapacity = A2A3_CAPACITY) -> TileProgram:
     """Fused residual add + RMSNorm over T tokens (T dynamic):
         y = x + r                      (stored: the new residual stream)
         out = y * rsqrt(mean(y^2) + eps) * w
     `hidden` is the static width D, or None for a dynamic `D` scalar (then `cols_capacity` bounds
     it). One tile row holds a whole token; `rows_per_tile` defaults to what fits in UB. On a CPU
-    whose cores run many blocks one after another, CHUNKED walks memory sequentially."""
+    whose cores run many blocks one after another, CHUNKED walks memory sequentially.
+
+    CPU cache hints (docs/device_abi.md; the NPU ignores them): `stream_stores` writes y and out
+    with streaming stores (no read-for-ownership: 4 instead of 6 bytes of DRAM traffic per element
+    stored, but the outputs leave the caches, so use it when they are larger than the caches, as at
+    prefill sizes, not when the next kernel reads them right away); `prefetch_next` has the x and r
+    TLOADs prefetch the next tile's rows (useful with CHUNKED, whose tiles follow each other)."""
     C = cols_capacity or hidden
     if C is None:
         raise ValueError("residual_rmsnorm: a dynamic hidden size needs cols_capacity")
@@ -235,6 +242,8 @@ def residual_rmsnorm(hidden: int | None = 4096, eps: float = 1e-6, rows_per_tile
         rows_per_tile = max(1, (capacity.capacity(Vec) - C * 4 - 256) // (3 * C * 4))
         rows_per_tile = min(rows_per_tile, 8)
     R = rows_per_tile
+    load_hint = {"prefetch_next": True} if prefetch_next else {}   # attrs only when asked: the
+    store_hint = {"stream": True} if stream_stores else {}          # plain program stays as it was
     kb = KernelBuilder("pto_vec_add_rmsnorm_0", pass_name="handbuilt",
                        description="y = x + r; out = y * rsqrt(mean(y^2) + eps) * w")
     T = kb.scalar("T")
@@ -255,10 +264,10 @@ def residual_rmsnorm(hidden: int | None = 4096, eps: float = 1e-6, rows_per_tile
         kb.tile("ss", Vec, F32, RP, 1, vr, 1, ColMajor)
         kb.tile("ss_row", Vec, F32, 1, RP, 1, vr)
         kb.emit("TRESHAPE", "ss_row", "ss")
-        kb.emit("TLOAD", "xt", kb.view("x", t * R * D, vr, D, D))
-        kb.emit("TLOAD", "rt", kb.view("r", t * R * D, vr, D, D))
+        kb.emit("TLOAD", "xt", kb.view("x", t * R * D, vr, D, D), **load_hint)
+        kb.emit("TLOAD", "rt", kb.view("r", t * R * D, vr, D, D), **load_hint)
         kb.emit("TADD", "xt", "xt", "rt")
-        kb.emit("TSTORE", kb.view("y", t * R * D, vr, D, D), "xt")
+        kb.emit("TSTORE", kb.view("y", t * R * D, vr, D, D), "xt", **store_hint)
         kb.emit("TMUL", "rt", "xt", "xt")
         kb.emit("TROWSUM", "ss", "rt", "tmp")
         kb.emit("TMULS", "ss_row", "ss_row", 1 / D)          # mean; 1/D is a float expression if D is dynamic
@@ -266,7 +275,7 @@ def residual_rmsnorm(hidden: int | None = 4096, eps: float = 1e-6, rows_per_tile
         kb.emit("TRSQRT", "ss_row", "ss_row")
         kb.emit("TROWEXPANDMUL", "xt", "xt", "ss")
         kb.emit("TCOLEXPANDMUL", "xt", "xt", "wt")
-        kb.emit("TSTORE", kb.view("out", t * R * D, vr, D, D), "xt")
+        kb.emit("TSTORE", kb.view("out", t * R * D, vr, D, D), "xt", **store_hint)
     return kb.build(capacity)
 
 

@@ -2,6 +2,9 @@
 // TLOAD, TSTORE (incl. Acc -> GM with conversion, AtomicAdd), TMOV, TEXTRACT, TTRANS, TTRI.
 #pragma once
 #include <atomic>
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 #include "pto/cpu/tile.hpp"
 
 #pragma GCC visibility push(hidden)
@@ -68,6 +71,77 @@ PTO_INLINE void copy_line(D* __restrict__ d, std::ptrdiff_t ds, const S* __restr
 // DN: tile row r <- dim 3, tile col c <- dims (0,1,2,4) (4 fastest).
 // body(tile_row, tile_col0, gm_offset, gm_step, count, along_row) moves `count` elements
 // starting at tile (row, col0) along the tile row (along_row) or down the tile column.
+// ---- streaming (non-temporal) stores ---------------------------------------------------------
+// A TSTORE whose destination is never read again soon (a large output that does not fit any
+// cache level) pays for every line twice with ordinary stores: the line is first read from DRAM
+// (read-for-ownership) and later written back. Streaming stores write whole 64-byte lines
+// through write-combining buffers without the read, cutting a store's DRAM traffic in half, but
+// they also leave the line out of every cache, so a consumer that reads the data right away
+// (the next kernel of a small decode step) would miss. The choice is therefore explicit:
+// TSTORE streams only when asked to (StoreHint::Stream, see TSTORE below), and even then only
+// rows of at least kStreamMinBytes contiguous bytes (short rows would leave partially written
+// write-combining buffers). PTO_CPU_STREAM_STORES=0 turns streaming off, =2 streams every large
+// contiguous row (an experiment switch; the default 1 honours the hint).
+#ifndef PTO_CPU_STREAM_STORES
+#define PTO_CPU_STREAM_STORES 1
+#endif
+constexpr int64_t kStreamMinBytes = 1024;
+
+// Copy `bytes` from s to d (no overlap) with streaming stores: ordinary stores up to d's next
+// 64-byte boundary, then full lines with non-temporal stores, then the tail. The caller issues
+// the store fence (stream_fence) before the data may be observed by another thread.
+PTO_INLINE void stream_copy_bytes(unsigned char* __restrict__ d, const unsigned char* __restrict__ s, int64_t bytes) {
+#if defined(__AVX512F__) || defined(__AVX__) || defined(__SSE2__)
+  const int64_t to_line = (64 - int64_t(reinterpret_cast<uintptr_t>(d) & 63)) & 63;
+  const int64_t head = to_line < bytes ? to_line : bytes;
+  std::memcpy(d, s, std::size_t(head));
+  d += head; s += head; bytes -= head;
+  const int64_t lines = bytes >> 6;
+  for (int64_t i = 0; i < lines; ++i, d += 64, s += 64) {
+#if defined(__AVX512F__)
+    _mm512_stream_si512(reinterpret_cast<__m512i*>(d), _mm512_loadu_si512(s));
+#elif defined(__AVX__)
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(d), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s)));
+    _mm256_stream_si256(reinterpret_cast<__m256i*>(d + 32), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s + 32)));
+#else
+    for (int k = 0; k < 64; k += 16)
+      _mm_stream_si128(reinterpret_cast<__m128i*>(d + k), _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + k)));
+#endif
+  }
+  std::memcpy(d, s, std::size_t(bytes & 63));
+#else
+  std::memcpy(d, s, std::size_t(bytes));
+#endif
+}
+// Streaming stores are weakly ordered: fence them before the TSTORE returns, so that a later
+// TLOAD by any block (after the launch's barrier) sees them, exactly as ordinary stores.
+PTO_INLINE void stream_fence() {
+#if defined(__SSE2__)
+  _mm_sfence();
+#endif
+}
+
+// ---- software prefetch of the next tile (TLOAD with LoadHint::PrefetchNext) --------------------
+// On one core a tile program alternates between TLOADs that wait for DRAM and V-ops that run on
+// cached tiles while DRAM idles; the hardware prefetchers do not run far enough ahead across
+// those gaps (nor across 4 KiB pages). A kernel whose tile loop walks a tensor's rows in order
+// can ask TLOAD to prefetch the rows right after the ones it loads (the next tile's rectangle),
+// so the next tile's lines are in flight during this tile's V-ops. Copy in 256-byte steps, each
+// with the prefetch of 4 lines of the next tile; prefetcht1 (into L2): prefetcht0 would pull the
+// next tile into L1 and evict the tiles being worked on, prefetchnta measured slower.
+template <typename D, typename S>
+PTO_INLINE void copy_prefetch(D* __restrict__ d, const S* __restrict__ s, const S* pf, int64_t n) {
+  constexpr int64_t B = 256 / int64_t(sizeof(S));
+  int64_t i = 0;
+  for (; i + B <= n; i += B) {
+    const char* p = reinterpret_cast<const char*>(pf + i);
+    __builtin_prefetch(p, 0, 2); __builtin_prefetch(p + 64, 0, 2);
+    __builtin_prefetch(p + 128, 0, 2); __builtin_prefetch(p + 192, 0, 2);
+    std::memcpy(d + i, s + i, 256);
+  }
+  for (; i < n; ++i) d[i] = std::bit_cast<D>(s[i]);
+}
+
 template <typename G, typename Body> PTO_INLINE void walk_gm(const G& g, int vr, int vc, Body body) {
   const int64_t s0 = g.GetShape(0), s1 = g.GetShape(1), s2 = g.GetShape(2), s3 = g.GetShape(3), s4 = g.GetShape(4);
   const int64_t t0 = g.GetStride(0), t1 = g.GetStride(1), t2 = g.GetStride(2), t3 = g.GetStride(3), t4 = g.GetStride(4);
@@ -108,25 +182,56 @@ template <typename T> PTO_INLINE void atomic_add(T* p, T v) {
 }  // namespace pto::detail
 
 namespace pto {
+// Cache hints of the CPU target's TLOAD/TSTORE extension forms (docs/device_abi.md): the plain ISA
+// forms never prefetch and never stream; a kernel asks for either explicitly.
+enum class LoadHint : int { None = 0, PrefetchNext = 1 };
+
 // ---- TLOAD: GM -> tile over dst's valid region, pad value elsewhere ---------------------------
-template <detail::TileT Dst, detail::GlobalT G, typename... E>
-PTO_INST RecordEvent TLOAD(Dst& dst, G& gm, E&...) {
+namespace detail {
+template <typename Dst, typename G> PTO_INLINE void tload(Dst& dst, G& gm, LoadHint hint) {
   using DT = typename Dst::DType;
   using GT = std::remove_const_t<typename G::DType>;
   static_assert(sizeof(DT) == sizeof(GT), "TLOAD: tile and GM element sizes must match (no conversion)");
   const int vr = dst.GetValidRow(), vc = dst.GetValidCol();
-  detail::pad_outside_valid(dst, vr, vc);
+  pad_outside_valid(dst, vr, vc);
   const GT* base = gm.data();
-  detail::walk_gm(gm, vr, vc, [&](int r, int c, int64_t off, int64_t step, int64_t n, bool along_row) PTO_LAMBDA {
+  if constexpr (G::layout == Layout::ND && Dst::ColStride == 1) {
+    // PrefetchNext on a 2-D row-contiguous view: the next tile is the vr rows after this one.
+    if (hint == LoadHint::PrefetchNext && gm.GetShape(0) * gm.GetShape(1) * gm.GetShape(2) == 1 &&
+        gm.GetStride(4) == 1) {
+      PTO_CHECK(gm.GetShape(3) == vr && gm.GetShape(4) == vc,
+                "TLOAD (ND): GM shape dims 0..3 must multiply to the tile's valid rows and dim 4 equal its valid cols");
+      const int64_t ld = gm.GetStride(3), ahead = int64_t(vr) * ld;
+      for (int r = 0; r < vr; ++r) copy_prefetch(dst.data() + Dst::offset(r, 0), base + r * ld, base + r * ld + ahead, vc);
+      return;
+    }
+  }
+  walk_gm(gm, vr, vc, [&](int r, int c, int64_t off, int64_t step, int64_t n, bool along_row) PTO_LAMBDA {
     DT* d = dst.data() + Dst::offset(r, c);
-    detail::copy_line<Dst::Cols>(d, along_row ? Dst::ColStride : Dst::RowStride, base + off, step, n);
+    copy_line<Dst::Cols>(d, along_row ? Dst::ColStride : Dst::RowStride, base + off, step, n);
   });
+}
+}  // namespace detail
+
+template <detail::TileT Dst, detail::GlobalT G, typename... E>
+PTO_INST RecordEvent TLOAD(Dst& dst, G& gm, E&...) {
+  detail::tload(dst, gm, LoadHint::None);
+  return {};
+}
+// CPU-target extension: TLOAD with a cache hint (LoadHint::PrefetchNext, see copy_prefetch).
+template <detail::TileT Dst, detail::GlobalT G>
+PTO_INST RecordEvent TLOAD(Dst& dst, G& gm, LoadHint hint) {
+  detail::tload(dst, gm, hint);
   return {};
 }
 
 // ---- TSTORE: tile -> GM over src's valid region -------------------------------------------------
+// Whether a TSTORE may bypass the caches (see stream_copy_bytes): Cache is the ISA's plain
+// TSTORE; Stream asks for streaming stores, taken for contiguous rows of >= kStreamMinBytes.
+enum class StoreHint : int { Cache = 0, Stream = 1 };
+
 namespace detail {
-template <AtomicType Atomic, typename Src, typename G> PTO_INLINE void tstore(G& gm, Src& src) {
+template <AtomicType Atomic, typename Src, typename G> PTO_INLINE void tstore(G& gm, Src& src, StoreHint hint = StoreHint::Cache) {
   using ST = typename Src::DType;
   using GT = std::remove_const_t<typename G::DType>;
   constexpr bool convert = !std::is_same_v<ST, GT>;
@@ -134,6 +239,9 @@ template <AtomicType Atomic, typename Src, typename G> PTO_INLINE void tstore(G&
                 "TSTORE: from Vec/Mat the tile and GM element sizes must match");
   const int vr = src.GetValidRow(), vc = src.GetValidCol();
   GT* base = gm.data();
+  bool streamed = false;
+  const bool may_stream = Atomic == AtomicType::AtomicNone && !convert &&
+                          (PTO_CPU_STREAM_STORES == 2 || (PTO_CPU_STREAM_STORES == 1 && hint == StoreHint::Stream));
   walk_gm(gm, vr, vc, [&](int r, int c, int64_t off, int64_t step, int64_t n, bool along_row) PTO_LAMBDA {
     const ST* s = src.data() + Src::offset(r, c);
     const std::ptrdiff_t ss = along_row ? Src::ColStride : Src::RowStride;
@@ -144,9 +252,16 @@ template <AtomicType Atomic, typename Src, typename G> PTO_INLINE void tstore(G&
 #pragma omp simd
       for (int64_t i = 0; i < n; ++i) d[i * step] = from_c<GT>(to_c(s[i * ss]));
     } else {
+      if (may_stream && step == 1 && ss == 1 && n * int64_t(sizeof(GT)) >= kStreamMinBytes) {
+        stream_copy_bytes(reinterpret_cast<unsigned char*>(d), reinterpret_cast<const unsigned char*>(s),
+                          n * int64_t(sizeof(GT)));
+        streamed = true;
+        return;
+      }
       copy_line<Src::Cols>(d, step, s, ss, n);
     }
   });
+  if (streamed) stream_fence();
 }
 }  // namespace detail
 
@@ -154,6 +269,14 @@ template <typename TileData, typename GlobalData, AtomicType atomicType = Atomic
   requires(detail::TileT<TileData> && detail::GlobalT<GlobalData>)
 PTO_INST RecordEvent TSTORE(GlobalData& dst, TileData& src, E&...) {
   detail::tstore<atomicType>(dst, src);
+  return {};
+}
+// CPU-target extension (docs/device_abi.md): TSTORE with a cache hint, which may be a run-time
+// value (the renderer emits `hint_expr ? StoreHint::Stream : StoreHint::Cache`).
+template <typename TileData, typename GlobalData>
+  requires(detail::TileT<TileData> && detail::GlobalT<GlobalData>)
+PTO_INST RecordEvent TSTORE(GlobalData& dst, TileData& src, StoreHint hint) {
+  detail::tstore<AtomicType::AtomicNone>(dst, src, hint);
   return {};
 }
 template <STPhase Phase, typename TileData, typename GlobalData, typename... E>

@@ -1,0 +1,338 @@
+"""Fuse a device region's vector work into kernels over iteration domains.
+
+A kernel iterates a domain `(outer..., row, col)` (rank >= 2). Every value it computes maps its
+dims onto domain dims (`dmap`: value dim -> domain dim, None for a size-1 dim), so one kernel
+holds full values `[.., row, col]`, per-row values `[.., row, 1]` (reductions over the col dim)
+and broadcast values. The rule, applied to the nodes in order:
+
+  pointwise  joins the kernel of one of its in-kernel operands when its output maps onto that
+             kernel's domain, else starts a kernel whose domain is its output shape;
+  reduction  joins the kernel of its operand when it reduces that kernel's col dim, else starts a
+             kernel whose domain is (kept dims..., reduced dim);
+  view       of a buffer (region input, or a value some kernel stores) is an affine access and
+             costs nothing; of an in-kernel value it relabels dims (permute, unsqueeze, squeeze,
+             expand); any other view makes its operand stored and reads it back.
+
+A node never joins a kernel that one of its other operands depends on (no cycles). A value read
+outside its kernel is stored: to the region output buffer the host program allocated, or to a
+workspace. Residual + RMSNorm, softmax and `silu(a) * b` are each one kernel by this rule.
+"""
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+
+import sympy
+import torch
+
+from pto_dynamo.graph.dims import Dim
+from pto_dynamo.graph.ir import Graph, Node, Ref, TensorMeta
+from pto_dynamo.lowering.vector.access import Access, BufferView, access_for
+from pto_dynamo.lowering.vector.expand import expand_nodes
+from pto_dynamo.lowering.vector.opinfo import vector_op
+
+aten = torch.ops.aten
+RELABEL_VIEWS = {aten.permute.default, aten.transpose.int, aten.t.default, aten.unsqueeze.default,
+                 aten.squeeze.dim, aten.squeeze.dims, aten.squeeze.default, aten.view.default,
+                 aten._unsafe_view.default, aten.expand.default, aten.alias.default}
+
+
+class FusionError(RuntimeError):
+    """A region node the vector lowering cannot place (a claim was too generous)."""
+
+
+@dataclass
+class KernelPlan:
+    """One vector kernel: its domain, the nodes it computes, what it loads and stores.
+
+    loads:  (value, use dmap) -> Access, for every operand read from a buffer
+    stores: value -> Access, for every value written to a buffer
+    uses:   (node, operand) -> the dmap the node reads the operand with
+    """
+
+    index: int
+    domain: tuple[Dim, ...]
+    nodes: list[Node] = field(default_factory=list)
+    dmaps: dict[str, tuple] = field(default_factory=dict)
+    loads: dict[tuple, Access] = field(default_factory=dict)
+    stores: dict[str, Access] = field(default_factory=dict)
+    uses: dict[tuple, tuple] = field(default_factory=dict)
+
+    @property
+    def rank(self) -> int:
+        return len(self.domain)
+
+    @property
+    def col(self) -> int:
+        return len(self.domain) - 1
+
+    @property
+    def has_reduction(self) -> bool:
+        return any(vector_op(n.target) and vector_op(n.target).kind == "reduction" for n in self.nodes)
+
+    def name_parts(self) -> list[str]:
+        parts = []
+        for n in self.nodes:
+            op = getattr(n.target, "__name__", str(n.target)).split(".")[0].lstrip("_")
+            if op not in parts and op not in ("view", "alias", "unsqueeze", "squeeze", "expand", "permute"):
+                parts.append(op)
+        return parts
+
+
+@dataclass
+class RegionPlan:
+    """The kernels of one device region in launch order and every buffer they touch."""
+
+    kernels: list[KernelPlan]
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    workspaces: tuple[str, ...]
+    buffers: dict[str, TensorMeta]
+
+
+def _shape_eq(a: Dim, b: Dim) -> bool:
+    if isinstance(a, int) and isinstance(b, int):
+        return a == b
+    return sympy.simplify(sympy.sympify(a) - sympy.sympify(b)) == 0
+
+
+def _tensor_operands(node: Node) -> list[Ref]:
+    info = vector_op(node.target)
+    positions = info.tensor_args if info else (0,)
+    return [node.args[i] for i in positions if i < len(node.args) and isinstance(node.args[i], Ref)]
+
+
+class _Fuser:
+    def __init__(self, graph: Graph, region_inputs, region_outputs):
+        self.graph = graph
+        self.metas: dict[str, TensorMeta] = {}
+        self.kernels: list[KernelPlan] = []
+        self.kernel_of: dict[str, int] = {}
+        self.buffers: dict[str, BufferView] = {}
+        self.deps: dict[str, frozenset[int]] = {}
+        self.region_outputs = list(region_outputs)
+        self.workspaces: list[str] = []
+        for name in region_inputs:
+            meta = graph.meta_of(name)
+            self.metas[name] = meta
+            self.buffers[name] = BufferView(name, meta, meta.offset)
+            self.deps[name] = frozenset()
+
+    # -- helpers -----------------------------------------------------------------------------
+    def _new_kernel(self, domain) -> KernelPlan:
+        domain = (1,) * (2 - len(domain)) + tuple(domain)
+        k = KernelPlan(len(self.kernels), domain)
+        self.kernels.append(k)
+        return k
+
+    def _deps_of(self, names, kernel: int | None) -> frozenset[int]:
+        out = frozenset({kernel}) if kernel is not None else frozenset()
+        for u in names:
+            out |= self.deps[u]
+        return out
+
+    def _legal(self, k: KernelPlan, operands: list[str]) -> bool:
+        return all(self.kernel_of.get(u) == k.index or k.index not in self.deps[u] for u in operands)
+
+    def materialize(self, name: str) -> BufferView:
+        """Make sure value `name` lives in a buffer; returns where."""
+        if name in self.buffers:
+            return self.buffers[name]
+        k = self.kernels[self.kernel_of[name]]
+        meta = self.metas[name]
+        view = BufferView(name, meta, meta.offset)
+        k.stores[name] = access_for(view, k.dmaps[name], k.rank)
+        if name not in self.region_outputs:
+            self.workspaces.append(name)
+        self.buffers[name] = view
+        return view
+
+    def _load(self, k: KernelPlan, name: str, dmap: tuple) -> None:
+        view = self.materialize(name)
+        k.loads[(name, dmap)] = access_for(view, dmap, k.rank)
+
+    # -- dmaps -------------------------------------------------------------------------------
+    def _pointwise_dmap(self, k: KernelPlan, node: Node, operands: list[str]):
+        """The output dmap of a pointwise node placed in k, and each operand's use dmap; None if
+        the node does not fit k's domain. Operands broadcast by right-aligned dims; an in-kernel
+        operand is broadcast along its dims that map to no domain dim."""
+        shape = node.meta.shape
+        rank = len(shape)
+        out: list = [None] * rank
+        inside = [u for u in operands if self.kernel_of.get(u) == k.index]
+        for u in inside:                                   # in-kernel operands fix output dims
+            um = self.dmaps_of(u)
+            for j, m in enumerate(um):
+                jo = rank - len(um) + j
+                if m is None:
+                    continue
+                if jo < 0 or (out[jo] is not None and out[jo] != m):
+                    return None
+                out[jo] = m
+        used = {d for d in out if d is not None}
+        for j in range(rank):                              # the rest align right with the domain
+            if out[j] is None and not _shape_eq(shape[j], 1):
+                pos = k.rank - rank + j
+                if pos < 0 or pos in used:
+                    return None
+                out[j] = pos
+                used.add(pos)
+        if any(d is not None and not _shape_eq(k.domain[d], shape[j]) for j, d in enumerate(out)):
+            return None
+        uses = {u: self.dmaps_of(u) for u in inside}
+        for u in operands:
+            if u not in uses:
+                ushape = self.metas[u].shape
+                uses[u] = tuple(None if _shape_eq(ushape[j], 1) else out[rank - len(ushape) + j]
+                                for j in range(len(ushape)))
+        return tuple(out), uses
+
+    def dmaps_of(self, name: str) -> tuple:
+        return self.kernels[self.kernel_of[name]].dmaps[name]
+
+    # -- node kinds --------------------------------------------------------------------------
+    def place(self, node: Node) -> None:
+        self.metas[node.name] = node.meta
+        info = vector_op(node.target)
+        if node.target is operator.getitem or info is None:
+            raise FusionError(f"vector lowering: no rule for {node.target} (node {node.name})")
+        if info.kind == "view":
+            self._place_view(node)
+        elif info.kind == "reduction":
+            self._place_reduction(node)
+        else:
+            self._place_pointwise(node)
+
+    def _place_pointwise(self, node: Node) -> None:
+        operands = [r.name for r in _tensor_operands(node)]
+        candidates = [self.kernel_of[u] for u in operands if u in self.kernel_of]
+        if not candidates and self.kernels:
+            candidates = [self.kernels[-1].index]          # sibling fusion with the latest kernel
+        for ki in dict.fromkeys(reversed(candidates)):
+            k = self.kernels[ki]
+            fit = self._pointwise_dmap(k, node, operands)
+            if fit is not None and self._legal(k, operands):
+                self._commit(k, node, fit[0], fit[1], operands)
+                return
+        k = self._new_kernel(node.meta.shape)
+        fit = self._pointwise_dmap(k, node, operands)
+        if fit is None:
+            raise FusionError(f"vector lowering: {node.name} does not fit its own domain {k.domain}")
+        self._commit(k, node, fit[0], fit[1], operands)
+
+    def _commit(self, k: KernelPlan, node: Node, dmap, uses: dict, operands: list[str]) -> None:
+        for u in operands:
+            k.uses[(node.name, u)] = uses[u]
+            if self.kernel_of.get(u) != k.index:
+                self._load(k, u, uses[u])
+        k.nodes.append(node)
+        k.dmaps[node.name] = dmap
+        self.kernel_of[node.name] = k.index
+        self.deps[node.name] = self._deps_of(operands, k.index)
+
+    def _place_reduction(self, node: Node) -> None:
+        x = node.args[0].name
+        xm = self.metas[x]
+        d = node.args[1][0] % max(xm.rank, 1)
+        keepdim = node.args[2] if len(node.args) > 2 else False
+        if x in self.kernel_of:
+            k = self.kernels[self.kernel_of[x]]
+            xd = self.dmaps_of(x)
+            if xd[d] == k.col and self._legal(k, [x]):
+                out = tuple(None if j == d else m for j, m in enumerate(xd) if keepdim or j != d)
+                self._commit(k, node, out, {x: xd}, [x])
+                return
+        kept = [j for j in range(xm.rank) if j != d]
+        k = self._new_kernel(tuple(xm.shape[j] for j in kept) + (xm.shape[d],))
+        off = k.rank - 1 - len(kept)
+        use = tuple((k.col if j == d else off + kept.index(j)) for j in range(xm.rank))
+        use = tuple(None if _shape_eq(xm.shape[j], 1) and j != d else m for j, m in enumerate(use))
+        out = tuple(None if j == d else use[j] for j in range(xm.rank) if keepdim or j != d)
+        self._commit(k, node, out, {x: use}, [x])
+
+    def _place_view(self, node: Node) -> None:
+        src = node.args[0].name
+        if src in self.kernel_of and src not in self.buffers and node.target in RELABEL_VIEWS:
+            dmap = self._relabel(node, src)
+            if dmap is not None:
+                k = self.kernels[self.kernel_of[src]]
+                k.nodes.append(node)
+                k.dmaps[node.name] = dmap
+                self.kernel_of[node.name] = k.index
+                self.deps[node.name] = self.deps[src]
+                return
+        base = self.materialize(src)
+        self.buffers[node.name] = BufferView(base.buffer, node.meta, base.base_offset)
+        self.deps[node.name] = self.deps[src]
+        if node.name in self.region_outputs:          # a view returned by the region: copy it out
+            self._copy_out(node)
+
+    def _relabel(self, node: Node, src: str):
+        """dmap of a pure relabelling view of an in-kernel value, or None."""
+        sm, om = self.metas[src], node.meta
+        sd = self.dmaps_of(src)
+        if node.target in (aten.permute.default, aten.transpose.int, aten.t.default):
+            perm = _permutation(node, sm.rank)
+            return tuple(sd[p] for p in perm)
+        nonone_src = [(s, m) for s, m in zip(sm.shape, sd) if not _shape_eq(s, 1)]
+        nonone_out = [s for s in om.shape if not _shape_eq(s, 1)]
+        if node.target is aten.expand.default:             # expanded dims are broadcast: None
+            pad = len(om.shape) - len(sm.shape)
+            for j, size in enumerate(om.shape):
+                src_size = sm.shape[j - pad] if j >= pad else 1
+                if not (_shape_eq(size, src_size) or _shape_eq(src_size, 1)):
+                    return None
+            return (None,) * pad + tuple(m if not _shape_eq(sm.shape[j], 1) else None for j, m in enumerate(sd))
+        if len(nonone_src) != len(nonone_out) or not all(_shape_eq(a, b) for (a, _), b in zip(nonone_src, nonone_out)):
+            return None
+        it = iter(m for _, m in nonone_src)
+        return tuple(None if _shape_eq(s, 1) else next(it) for s in om.shape)
+
+    def _copy_out(self, node: Node) -> None:
+        """A region output that is a view of a buffer: a copy kernel writes it to its own buffer."""
+        src_name = f"{node.name}__view"
+        self.buffers[src_name] = self.buffers.pop(node.name)
+        self.metas[src_name] = node.meta
+        self.deps[src_name] = self.deps[node.name]
+        copy = Node(node.name, aten.alias.default, (Ref(src_name),), (), node.meta)
+        self._place_pointwise(copy)
+        self.materialize(node.name)
+
+
+def _permutation(node: Node, rank: int) -> list[int]:
+    if node.target is aten.permute.default:
+        return [p % rank for p in node.args[1]]
+    perm = list(range(rank))
+    a, b = (node.args[1] % rank, node.args[2] % rank) if node.target is aten.transpose.int else (0, 1)
+    perm[a], perm[b] = perm[b], perm[a]
+    return perm[:rank]
+
+
+def _order(kernels: list[KernelPlan], fuser: _Fuser) -> list[KernelPlan]:
+    """Kernels in dependency order (a kernel runs after every kernel whose stores it loads)."""
+    producer = {}
+    for k in kernels:
+        for name in k.stores:
+            producer[name] = k.index
+    deps = {k.index: {producer[a.buffer] for a in k.loads.values() if a.buffer in producer} - {k.index}
+            for k in kernels}
+    order, done = [], set()
+    while len(order) < len(kernels):
+        ready = [k for k in kernels if k.index not in done and deps[k.index] <= done]
+        if not ready:
+            raise FusionError("vector lowering: kernels depend on each other in a cycle")
+        order.append(ready[0])
+        done.add(ready[0].index)
+    return order
+
+
+def plan_region(graph: Graph, nodes: list[str], inputs: tuple[str, ...], outputs: tuple[str, ...]) -> RegionPlan:
+    """Expand, fuse and order the kernels of one device region."""
+    fuser = _Fuser(graph, inputs, outputs)
+    for node in expand_nodes(graph, nodes):
+        fuser.place(node)
+    for name in outputs:
+        fuser.materialize(name)
+    kernels = [k for k in _order(fuser.kernels, fuser) if k.nodes]
+    buffers = {name: fuser.metas[name] for name in (*inputs, *outputs, *fuser.workspaces)}
+    return RegionPlan(kernels, tuple(inputs), tuple(outputs), tuple(fuser.workspaces), buffers)

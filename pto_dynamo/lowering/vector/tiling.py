@@ -1,0 +1,363 @@
+"""Tile one fused vector kernel (`KernelPlan`) into a TileProgram.
+
+Tiles cover R rows x C columns of the domain's last two dims; each SPMD tile-loop iteration owns
+one index of the outer dims, one row tile and (for kernels without reductions) one column tile.
+Values take one of three forms in tiles (all computed in f32):
+
+  full  [R, C]          varies along rows and columns
+  row   [RP, 1] ColMajor one value per row (reductions over the col dim, per-row operands), with
+                         a RowMajor [1, RP] alias (TRESHAPE) for elementwise math on it
+  col   [1, C]          one value per column (a weight vector broadcast over rows)
+
+A kernel with reductions whose col dim fits one tile runs in one pass. Otherwise it runs in
+phases: phase p loops over column tiles, recomputing the full values the depth-p reductions read
+and accumulating them; a final loop computes and stores the full results. Tile sizes start large
+and halve until the planner fits every live tile into the target's UB.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import sympy
+import torch
+from torch.utils._sympy.functions import Max as TorchMax, Min as TorchMin
+
+from pto_dynamo.graph.ir import Node, Ref
+from pto_dynamo.lowering.tile import (F32, GmView, KernelBuilder, Layout, PlanningError, TileLoc, ceil_div, elem_type,
+                                      emin, emod, floor_div)
+from pto_dynamo.lowering.tile.capacity import TargetCapacity
+from pto_dynamo.lowering.tile.region import c_identifier
+from pto_dynamo.lowering.vector.access import Access
+from pto_dynamo.lowering.vector.fusion import KernelPlan
+from pto_dynamo.lowering.vector.opinfo import vector_op
+from pto_dynamo.lowering.vector.tile_rules import TILE_RULES, TileVal
+
+Vec = TileLoc.Vec
+FLOAT_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
+
+
+class TilingError(RuntimeError):
+    """The kernel cannot be tiled (an access pattern the tile loads cannot express)."""
+
+
+def _is(expr, value) -> bool:
+    return sympy.simplify(sympy.sympify(expr) - value) == 0
+
+
+def _normalize(e):
+    """torch's sympy Max/Min (from ShapeEnv expressions) as sympy's, which the tile printer knows."""
+    return e.replace(lambda x: isinstance(x, (TorchMax, TorchMin)),
+                     lambda x: (sympy.Max if isinstance(x, TorchMax) else sympy.Min)(*x.args))
+
+
+def _round_up(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+@dataclass
+class _Col:
+    """The current column window: first column and valid width (expressions)."""
+
+    c0: object
+    vc: object
+
+
+class KernelTiler:
+    """Emits one kernel through KernelBuilder; `TILE_RULES` emit each node's instructions."""
+
+    def __init__(self, plan: KernelPlan, metas: dict, name: str, graph: str, R: int, C: int, capacity):
+        self.plan, self.metas, self.R, self.C = plan, metas, R, C
+        self.RP = _round_up(R, 16)
+        # With a transposed (DN) access, full tiles take RP rows so TMOV sees equal capacities.
+        accesses = list(plan.loads.values()) + list(plan.stores.values())
+        transposed = any(not _is(a.strides[-1], 1) and not _is(a.strides[-1], 0) for a in accesses)
+        self.full_rows = self.RP if transposed else R
+        self.capacity = capacity
+        self.kb = KernelBuilder(name, graph=graph, pass_name="lowering.vector",
+                                description=self._describe())
+        self.counter = 0
+        self.values: dict[str, TileVal] = {}      # value name -> tile, valid in the current scope
+        self.row_values: dict[str, TileVal] = {}  # per-row values (live across column tiles)
+        self.params: dict[str, str] = {}          # buffer -> kernel tensor parameter name
+        self.scalars: dict[str, sympy.Symbol] = {}
+        self._row_stored: set[str] = set()
+
+    def _describe(self) -> str:
+        return "; ".join(f"{n.name} = {getattr(n.target, '__name__', n.target)}" for n in self.plan.nodes)[:300]
+
+    # -- names, tiles, scalars ---------------------------------------------------------------
+    def fresh(self, base: str) -> str:
+        self.counter += 1
+        return f"{c_identifier(base)[:24]}_{self.counter}"
+
+    def _expr(self, e):
+        """A domain expression with its DynDims registered as kernel scalars."""
+        e = _normalize(sympy.sympify(e))
+        for s in sorted(e.free_symbols, key=lambda s: s.name):
+            if s.name not in self.scalars:
+                self.scalars[s.name] = self.kb.scalar(s.name)
+        return e
+
+    def tile(self, form: str, dtype=F32, base: str = "t") -> TileVal:
+        name = self.fresh(base)
+        if form == "full":
+            self.kb.tile(name, Vec, dtype, self.full_rows, self.C, self.vr, self.col.vc)
+            return TileVal(name, "full")
+        if form == "col":
+            self.kb.tile(name, Vec, dtype, 1, self.C, 1, self.col.vc)
+            return TileVal(name, "col")
+        self.kb.tile(name, Vec, dtype, self.RP, 1, self.vr, 1, Layout.ColMajor)
+        alias = name + "_r"
+        self.kb.tile(alias, Vec, dtype, 1, self.RP, 1, self.vr)
+        self.kb.emit("TRESHAPE", alias, name)
+        return TileVal(name, "row", alias)
+
+    def emit(self, op: str, *operands, **attrs):
+        return self.kb.emit(op, *operands, **attrs)
+
+    # -- forms -------------------------------------------------------------------------------
+    def form_of(self, dmap: tuple) -> str:
+        has_row = self.plan.rank - 2 in dmap
+        has_col = self.plan.col in dmap
+        return "full" if has_row and has_col else "col" if has_col else "row"
+
+    # -- loads and stores --------------------------------------------------------------------
+    def param(self, buffer: str, output: bool = False) -> str:
+        if buffer not in self.params:
+            meta = self.metas[buffer]
+            name = c_identifier(buffer)
+            self.params[buffer] = name
+            self.kb.tensor(name, elem_type(meta.dtype), tuple(self._expr(s) for s in meta.shape),
+                           tuple(self._expr(s) for s in meta.stride), output=output)
+        return self.params[buffer]
+
+    def _offset(self, access: Access):
+        off = self._expr(access.offset)
+        for k, idx in enumerate(self.outer_idx):
+            off = off + idx * self._expr(access.strides[k])
+        off = off + self.r0 * self._expr(access.strides[-2]) + self.col.c0 * self._expr(access.strides[-1])
+        return off
+
+    def load(self, value: str, dmap: tuple) -> TileVal:
+        key = (value, dmap)
+        if key in self.values:
+            return self.values[key]
+        access = self.plan.loads[key]
+        meta = self.metas[access.buffer]
+        storage = elem_type(meta.dtype)
+        form = self.form_of(dmap)
+        gm = self.param(access.buffer)
+        row_stride, col_stride = (self._expr(s) for s in access.strides[-2:])
+        off = self._offset(access)
+        raw = self.tile(form, storage, base=value) if (form != "full" or _is(col_stride, 1)) else None
+        if form == "full" and not _is(col_stride, 1):
+            raw = self._load_transposed(value, storage, gm, off, row_stride, col_stride)
+        elif form == "full":
+            self.emit("TLOAD", raw.name, self.kb.view(gm, off, self.vr, self.col.vc, row_stride))
+        elif form == "col":
+            if not _is(col_stride, 1):
+                raise TilingError(f"{value}: a per-column operand needs unit column stride, has {col_stride}")
+            self.emit("TLOAD", raw.name, self.kb.view(gm, off, 1, self.col.vc, row_stride))
+        else:
+            self.emit("TLOAD", raw.name, self.kb.column_view(gm, off, self.vr, row_stride))
+        val = raw if storage == F32 else self.convert(raw, F32)
+        self.values[key] = val              # scoped: a load inside a column loop stays there
+        return val
+
+    def _colmajor(self, dtype, base: str) -> str:
+        """A ColMajor [RP, C] tile (column-major storage, for DN transfers), valid [vr, vc]."""
+        name = self.fresh(base + "_dn")
+        self.kb.tile(name, Vec, dtype, self.RP, self.C, self.vr, self.col.vc, Layout.ColMajor)
+        return name
+
+    def _load_transposed(self, value, dtype, gm, off, row_stride, col_stride) -> TileVal:
+        """A full operand whose rows are contiguous in memory (a transposed view): DN load into a
+        ColMajor tile, then TMOV to a RowMajor tile."""
+        if not _is(row_stride, 1):
+            raise TilingError(f"{value}: neither rows nor columns are contiguous (strides {row_stride}, {col_stride})")
+        cm = self._colmajor(dtype, value)
+        self.emit("TLOAD", cm, GmView(gm, off, self.vr, self.col.vc, 1, col_stride, dn=True))
+        dst = self.fresh(value + "_nd")
+        self.kb.tile(dst, Vec, dtype, self.RP, self.C, self.vr, self.col.vc)
+        self.emit("TMOV", dst, cm)
+        return TileVal(dst, "full")
+
+    def convert(self, src: TileVal, dtype) -> TileVal:
+        dst = self.tile(src.form, dtype, base="cvt")
+        self.emit("TCVT", dst.vec, src.vec, round="CAST_RINT")
+        return dst
+
+    def store(self, value: str) -> None:
+        access = self.plan.stores[value]
+        meta = self.metas[access.buffer]
+        val = self.get(value)
+        gm = self.param(access.buffer, output=True)
+        row_stride, col_stride = (self._expr(s) for s in access.strides[-2:])
+        out = val if elem_type(meta.dtype) == F32 else self.convert(val, elem_type(meta.dtype))
+        off = self._offset(access)
+        if val.form == "full" and not _is(col_stride, 1):
+            if not _is(row_stride, 1):
+                raise TilingError(f"{value}: stored with neither rows nor columns contiguous")
+            cm = self._colmajor(elem_type(meta.dtype), value)
+            src = out.name
+            self.emit("TMOV", cm, src)
+            self.emit("TSTORE", GmView(gm, off, self.vr, self.col.vc, 1, col_stride, dn=True), cm)
+        elif val.form == "full":
+            self.emit("TSTORE", self.kb.view(gm, off, self.vr, self.col.vc, row_stride), out.name)
+        elif val.form == "col":
+            self.emit("TSTORE", self.kb.view(gm, off, 1, self.col.vc, row_stride), out.name)
+        else:
+            self.emit("TSTORE", self.kb.column_view(gm, off, self.vr, row_stride), out.name)
+
+    # -- values ------------------------------------------------------------------------------
+    def get(self, name: str) -> TileVal:
+        if name in self.values:
+            return self.values[name]
+        return self.row_values[name]
+
+    def operand(self, node: Node, arg) -> TileVal:
+        """The tile of a tensor operand of `node` (in-kernel value or load)."""
+        if arg.name in self.plan.dmaps:
+            return self.get(arg.name)
+        for (value, dmap) in self.plan.loads:
+            if value == arg.name and dmap == self.use_dmaps[(node.name, arg.name)]:
+                return self.load(value, dmap)
+        raise TilingError(f"{node.name}: operand {arg.name} is neither computed nor loaded here")
+
+    # -- structure ---------------------------------------------------------------------------
+    def depth(self) -> dict[str, int]:
+        depth: dict[str, int] = {}
+        for n in self.plan.nodes:
+            d = max((depth.get(r.name, 0) for r in n.args if isinstance(r, Ref)), default=0)
+            info = vector_op(n.target)
+            depth[n.name] = d + (1 if info and info.kind == "reduction" else 0)
+        return depth
+
+    def build(self, tile_cols: bool) -> KernelBuilder:
+        self.use_dmaps = self.plan.uses
+        plan, kb = self.plan, self.kb
+        dom = [self._expr(d) for d in plan.domain]
+        rows, cols = dom[-2], dom[-1]
+        n_row_tiles = ceil_div(rows, self.R)
+        n_col_tiles = ceil_div(cols, self.C)
+        outer = dom[:-2]
+        count = math.prod(outer) * n_row_tiles * (n_col_tiles if tile_cols else 1)
+        with kb.tile_loop("t", count) as t:
+            rest = t
+            if tile_cols:
+                ct = kb.let("ct", emod(rest, n_col_tiles))
+                rest = floor_div(rest, n_col_tiles)
+            rt = kb.let("rt", emod(rest, n_row_tiles))
+            rest = floor_div(rest, n_row_tiles)
+            self.outer_idx = []
+            for k in reversed(range(len(outer))):
+                self.outer_idx.insert(0, kb.let(f"o{k}", emod(rest, outer[k])))
+                rest = floor_div(rest, outer[k])
+            self.r0 = kb.let("r0", rt * self.R)
+            self.vr = kb.let("vr", emin(self.R, rows - self.r0))
+            if tile_cols:
+                c0 = kb.let("c0", ct * self.C)
+                self.col = _Col(c0, kb.let("vc", emin(self.C, cols - c0)))
+                self._body(self.plan.nodes, final=True)
+            elif _is(n_col_tiles, 1):
+                self.col = _Col(0, cols)
+                self._body(self.plan.nodes, final=True)
+            else:
+                self._phases(n_col_tiles, cols)
+        return kb
+
+    def _body(self, nodes, final: bool, reduce_into: dict | None = None) -> None:
+        """Emit `nodes` for the current column window; store what is stored (when final)."""
+        for node in nodes:
+            if node.name in self.row_values:
+                continue
+            TILE_RULES[_rule_key(node)](self, node, reduce_into)
+            if final and node.name in self.plan.stores:
+                self.store(node.name)
+        if final:
+            for name in self.plan.stores:
+                if name in self.row_values and name not in self._row_stored:
+                    self._row_stored.add(name)
+                    self.store(name)
+
+    def _phases(self, n_col_tiles, cols) -> None:
+        """Multi-pass form: one column loop per reduction depth, then the final loop."""
+        depth = self.depth()
+        nodes = self.plan.nodes
+        max_depth = max(depth.values())
+        for p in range(1, max_depth + 1):
+            reductions = [n for n in nodes if depth[n.name] == p and vector_op(n.target).kind == "reduction"]
+            needed = _ancestors(reductions, nodes, stop=self.row_values)
+            accs = {n.name: self._init_acc(n) for n in reductions}
+            with self.kb.serial_loop(f"j{p}", 0, n_col_tiles) as j:
+                c0 = self.kb.let(f"c0_{p}", j * self.C)
+                self.col = _Col(c0, self.kb.let(f"vc_{p}", emin(self.C, cols - c0)))
+                saved = dict(self.values)
+                self._body([n for n in nodes if n.name in needed and n.name not in accs], final=False)
+                self._body(reductions, final=False, reduce_into=accs)
+                self.values = saved
+            for n in reductions:
+                self.row_values[n.name] = accs[n.name]
+            self._finish_rows(depth, p)
+        with self.kb.serial_loop("jf", 0, n_col_tiles) as j:
+            c0 = self.kb.let("c0_f", j * self.C)
+            self.col = _Col(c0, self.kb.let("vc_f", emin(self.C, cols - c0)))
+            self._body(nodes, final=True)
+
+    def _finish_rows(self, depth: dict, p: int) -> None:
+        """Per-row values of depth p that need no column loop (pointwise on per-row values)."""
+        for n in self.plan.nodes:
+            if depth[n.name] == p and n.name not in self.row_values and self.form_of(self.plan.dmaps[n.name]) == "row":
+                ins = [r.name for r in n.args if isinstance(r, Ref)]
+                if all(i in self.row_values or (i not in self.plan.dmaps) for i in ins):
+                    TILE_RULES[_rule_key(n)](self, n, None)
+                    self.row_values[n.name] = self.values.pop(n.name)
+
+    def _init_acc(self, node: Node) -> TileVal:
+        acc = self.tile("row", base=node.name + "_acc")
+        start = {"sum": 0.0, "max": -math.inf, "min": math.inf}[vector_op(node.target).reduce]
+        self.emit("TEXPANDS", acc.vec, start)
+        return acc
+
+
+def _rule_key(node: Node):
+    return node.target if node.target in TILE_RULES else vector_op(node.target).kind
+
+
+def _ancestors(roots, nodes, stop) -> set[str]:
+    by_name = {n.name: n for n in nodes}
+    out, todo = set(), [r.name for r in roots]
+    while todo:
+        name = todo.pop()
+        for a in by_name[name].args:
+            if isinstance(a, Ref) and a.name in by_name and a.name not in out and a.name not in stop:
+                out.add(a.name)
+                todo.append(a.name)
+    return out
+
+
+def tile_kernel(plan: KernelPlan, metas: dict, name: str, graph: str, capacity: TargetCapacity):
+    """The planned, verified TileProgram of `plan`, and its scalar parameter names in order."""
+    cols = plan.domain[-1]
+    rows = plan.domain[-2]
+    tile_cols = not plan.has_reduction
+    static_cols = cols if isinstance(cols, int) else None
+    C = _round_up(min(static_cols, 4096), 16) if static_cols else 1024
+    if tile_cols:
+        C = min(C, 1024)
+    attempts = []
+    while C >= 16:
+        R = max(1, min(64, 16384 // C))
+        if isinstance(rows, int):
+            R = min(R, max(rows, 1))
+        while R >= 1:
+            tiler = KernelTiler(plan, metas, name, graph, R, C, capacity)
+            try:
+                kb = tiler.build(tile_cols)
+                return kb.build(capacity), tiler
+            except PlanningError as err:
+                attempts.append(f"R={R} C={C}: {err}")
+                R //= 2
+        C //= 2
+    raise TilingError(f"kernel {name}: no tile size fits the target's memory:\n  " + "\n  ".join(attempts[-3:]))
