@@ -139,6 +139,16 @@ def main() -> int:
         "pto, chunked blocks": hb.residual_rmsnorm(D, eps=eps, rows_per_tile=args.rows_per_tile,
                                                    distribution=Distribution.CHUNKED),
         "pto, cyclic blocks": hb.residual_rmsnorm(D, eps=eps, rows_per_tile=args.rows_per_tile),
+        # CPU cache hints (docs/device_abi.md): streaming TSTOREs (outputs of 32 MB each do not fit
+        # any cache, so their read-for-ownership is pure waste) and TLOADs that prefetch the next
+        # tile (CHUNKED tiles follow each other in memory).
+        "pto, chunked, stream": hb.residual_rmsnorm(D, eps=eps, rows_per_tile=args.rows_per_tile,
+                                                    distribution=Distribution.CHUNKED, stream_stores=True),
+        "pto, chunked, stream+prefetch": hb.residual_rmsnorm(
+            D, eps=eps, rows_per_tile=args.rows_per_tile, distribution=Distribution.CHUNKED,
+            stream_stores=True, prefetch_next=True),
+        "pto, chunked 1-row, stream+prefetch": hb.residual_rmsnorm(
+            D, eps=eps, rows_per_tile=1, distribution=Distribution.CHUNKED, stream_stores=True, prefetch_next=True),
         "pto, two-phase 2x1024 tiles": hb.residual_rmsnorm_chunked(D, eps=eps),
     }
     x, r, w = torch.randn(T, D), torch.randn(T, D), torch.randn(D)
@@ -178,7 +188,7 @@ def main() -> int:
     print(f"  STREAM triad ({triad_desc}): {triad_gbps:6.2f} GB/s")
     for name in contenders:
         t = statistics.median(seconds[name])
-        print(f"  {name:30s} {t * 1e3:7.2f} ms  {kernel_bytes / t / 1e9:6.2f} GB/s  "
+        print(f"  {name:36s} {t * 1e3:7.2f} ms  {kernel_bytes / t / 1e9:6.2f} GB/s  "
               f"{statistics.median(ratios[name]):6.1%} of triad  ({hand_t / t:4.2f}x the hand-written loop's speed)")
     for threads in sorted({args.threads, 2}):
         torch.set_num_threads(threads)

@@ -79,3 +79,22 @@ def test_matmul_bias(lib, M, K, N):
     out = torch.empty(M, N)
     load_region(lib, "region_matmul_bias", 1)([a, b, bias, out], [M, K, N])
     torch.testing.assert_close(out, a @ b + bias, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("hint", [0, 1, 2, 3])
+@pytest.mark.parametrize("rows,cols,offset", [(9, 2048, 0), (9, 2048, 1), (6, 1000, 3), (5, 300, 5), (3, 17, 1)])
+def test_cache_hinted_tload_tstore(lib, num_threads, dtype, hint, rows, cols, offset):
+    """TLOAD(..., LoadHint::PrefetchNext) and TSTORE(..., StoreHint::Stream) copy exactly, whatever
+    the row length (streamed or not), destination alignment (offset elements) and element size;
+    neighbours of the destination rows stay untouched."""
+    ld_out, ld_x = cols + 2 * offset + 3, cols + offset
+    x = torch.randn(rows, ld_x).to(dtype)[:, offset:]
+    buf = torch.full((rows * ld_out + 64,), 7.0).to(dtype)
+    out = buf[offset:offset + rows * ld_out].view(rows, ld_out)[:, :cols]
+    name = "region_hinted_copy_f32" if dtype == torch.float32 else "region_hinted_copy_bf16"
+    load_region(lib, name, 3)([x, out], [rows, cols, ld_out, ld_x, hint])
+    assert torch.equal(out, x)
+    untouched = torch.ones_like(buf, dtype=torch.bool)
+    untouched[offset:offset + rows * ld_out].view(rows, ld_out)[:, :cols] = False
+    assert bool((buf[untouched] == 7.0).all())

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from pto_dynamo.lowering.tile import BF16, F32, interpret_region
+from pto_dynamo.lowering.tile import BF16, F32, Distribution, interpret_region
 from pto_dynamo.lowering.tile import handbuilt as hb
 
 from ._helpers import build_region
@@ -146,6 +146,26 @@ def test_residual_rmsnorm_dynamic_hidden(T, D, block_num, num_threads):
     native, oracle = _run_both(program, {"x": x, "r": r, "w": w}, outs, [T, D], block_num)
     y, out = _rmsnorm_ref(x, r, w, 1e-6)
     _close(native["out"], oracle["out"], rtol=1e-5, atol=1e-5)
+    _close(native["out"], out, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("block_num", [1, 3])
+@pytest.mark.parametrize("T,D,static", [(37, 4096, True), (5, 4096, True), (7, 1000, False), (9, 300, False)])
+def test_residual_rmsnorm_cache_hints(T, D, static, block_num, num_threads):
+    """Streaming TSTOREs and prefetching TLOADs change no bit of the results: rows of 1000 and 300
+    floats give unaligned row starts and tails (and 1200-byte rows stay below the streaming size)."""
+    x, r, w = torch.randn(T, D), torch.randn(T, D), torch.randn(D)
+    outs = {"y": torch.empty(T, D), "out": torch.empty(T, D)}
+    plain = hb.residual_rmsnorm(D, rows_per_tile=2, distribution=Distribution.CHUNKED) if static else \
+        hb.residual_rmsnorm(None, cols_capacity=1024, rows_per_tile=2, distribution=Distribution.CHUNKED)
+    hinted = hb.residual_rmsnorm(D if static else None, cols_capacity=None if static else 1024, rows_per_tile=2,
+                                 distribution=Distribution.CHUNKED, stream_stores=True, prefetch_next=True)
+    scalars = [T] if static else [T, D]
+    native, _ = _run_both(hinted, {"x": x, "r": r, "w": w}, outs, scalars, block_num)
+    reference, _ = _run_both(plain, {"x": x, "r": r, "w": w}, outs, scalars, block_num)
+    assert torch.equal(native["y"], reference["y"]) and torch.equal(native["out"], reference["out"])
+    y, out = _rmsnorm_ref(x, r, w, 1e-6)
+    _close(native["y"], y)
     _close(native["out"], out, rtol=1e-5, atol=1e-5)
 
 

@@ -84,6 +84,15 @@ def test_aliases_layouts_distribution_and_scalars():
     assert "TCVT(b, a, RoundMode::CAST_RINT);" in text and "__gm__ bfloat16_t* out" in text
 
 
+def test_cache_hints_render_as_the_cpu_extension_forms():
+    plain = render_kernel(hb.residual_rmsnorm(4096)).text()
+    assert "StoreHint" not in plain and "LoadHint" not in plain
+    text = render_kernel(hb.residual_rmsnorm(4096, stream_stores=True, prefetch_next=True)).text()
+    assert re.search(r"TSTORE\(y_gm\d+, xt, StoreHint::Stream\);", text)
+    assert re.search(r"TSTORE\(out_gm\d+, xt, StoreHint::Stream\);", text)
+    assert re.search(r"TLOAD\(xt, x_gm\d+, LoadHint::PrefetchNext\);", text)
+
+
 def test_bf16_scalar_operands_are_typed():
     kb = KernelBuilder("pto_vec_bf16_0")
     kb.tile("a", TileLoc.Vec, BF16, 8, 16, 8, 16)

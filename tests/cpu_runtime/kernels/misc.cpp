@@ -166,6 +166,33 @@ extern "C" __global__ AICORE void matmul_bias(__gm__ float* out, __gm__ const fl
   TSTORE(gc, acc);
 }
 
+// out[rows, cols] (row stride ld_out) = x[rows, cols] (row stride ld_x) through 4 x 2048 tiles,
+// rows dealt cyclically over blocks, with the CPU cache hints: hint bit 0 streams the TSTOREs,
+// bit 1 has the TLOADs prefetch the next tile.
+template <typename T>
+PTO_INLINE void hinted_copy_impl(T* out, const T* x, int64_t rows, int64_t cols, int64_t ld_out, int64_t ld_x,
+                                 int64_t hint) {
+  using Tt = Tile<TileType::Vec, T, 4, 2048, BLayout::RowMajor, DYNAMIC, DYNAMIC>;
+  for (int64_t t = get_block_idx(); t * 4 < rows; t += get_block_num()) {
+    const int64_t vr = std::min<int64_t>(4, rows - t * 4);
+    Tt tile(static_cast<unsigned>(vr), static_cast<unsigned>(cols));
+    TASSIGN(tile, 0);
+    GT<T> gin(const_cast<T*>(x) + t * 4 * ld_x, GShape(vr, cols), GStride(ld_x));
+    GT<T> gout(out + t * 4 * ld_out, GShape(vr, cols), GStride(ld_out));
+    if (hint & 2) TLOAD(tile, gin, LoadHint::PrefetchNext); else TLOAD(tile, gin);
+    if (hint & 1) TSTORE(gout, tile, StoreHint::Stream); else TSTORE(gout, tile);
+  }
+}
+extern "C" __global__ AICORE void hinted_copy_f32(__gm__ float* out, __gm__ const float* x, int64_t rows, int64_t cols,
+                                                  int64_t ld_out, int64_t ld_x, int64_t hint, int32_t block_num) {
+  hinted_copy_impl(out, x, rows, cols, ld_out, ld_x, hint);
+}
+extern "C" __global__ AICORE void hinted_copy_bf16(__gm__ bfloat16_t* out, __gm__ const bfloat16_t* x, int64_t rows,
+                                                   int64_t cols, int64_t ld_out, int64_t ld_x, int64_t hint,
+                                                   int32_t block_num) {
+  hinted_copy_impl(out, x, rows, cols, ld_out, ld_x, hint);
+}
+
 #define P(T, i) static_cast<T*>(t[i])
 extern "C" int64_t region_atomic(void* const* t, const int64_t* s, int32_t bn) {
   PTO_LAUNCH(atomic_rowsum, bn, P(float, 1), P(const float, 0), s[0]);
@@ -193,5 +220,13 @@ extern "C" int64_t region_int_ops(void* const* t, const int64_t* s, int32_t bn) 
 }
 extern "C" int64_t region_matmul_bias(void* const* t, const int64_t* s, int32_t bn) {
   PTO_LAUNCH(matmul_bias, bn, P(float, 3), P(const float, 0), P(const float, 1), P(const float, 2), s[0], s[1], s[2]);
+  return 1;
+}
+extern "C" int64_t region_hinted_copy_f32(void* const* t, const int64_t* s, int32_t bn) {
+  PTO_LAUNCH(hinted_copy_f32, bn, P(float, 1), P(const float, 0), s[0], s[1], s[2], s[3], s[4]);
+  return 1;
+}
+extern "C" int64_t region_hinted_copy_bf16(void* const* t, const int64_t* s, int32_t bn) {
+  PTO_LAUNCH(hinted_copy_bf16, bn, P(bfloat16_t, 1), P(const bfloat16_t, 0), s[0], s[1], s[2], s[3], s[4]);
   return 1;
 }
