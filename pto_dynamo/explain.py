@@ -13,6 +13,7 @@ import torch
 
 from pto_dynamo.graph.dims import produced_text
 from pto_dynamo.graph.printer import meta_text, target_text
+from pto_dynamo.lowering.registry import RUNTIME_CHECK
 from pto_dynamo.pipeline import CompiledGraph, add_listener, remove_listener
 from pto_dynamo.stats import stats
 
@@ -24,7 +25,8 @@ class GraphReport:
 
     @property
     def host_nodes(self) -> list[tuple[str, str]]:
-        return list(self.compiled.partition.host_reasons)
+        """(node, reason) of every op on the host (runtime shape checks are listed apart)."""
+        return [(n, r) for n, r in self.compiled.partition.host_reasons if r != RUNTIME_CHECK]
 
     @property
     def regions(self):
@@ -34,7 +36,7 @@ class GraphReport:
         g, p = self.compiled.graph, self.compiled.partition
         lines = [f"graph {self.name}  (signature {self.compiled.signature[:12]}, "
                  f"{len(g.nodes)} nodes: {sum(len(r.nodes) for r in p.regions)} on the device, "
-                 f"{len(p.host_reasons)} on the host)"]
+                 f"{len(self.host_nodes)} ops on the host, {len(p.host_reasons) - len(self.host_nodes)} runtime checks)"]
         lines.append("  dynamic dims:" if g.dyndims else "  dynamic dims: none")
         for d in g.dyndims:
             if d.sources:
@@ -45,9 +47,12 @@ class GraphReport:
         lines.append(f"  device regions: {len(p.regions)}")
         for r in p.regions:
             lines.append(f"    region {r.index}: {len(r.nodes)} nodes: {', '.join(r.nodes)}")
-            lines.append(f"      kernels planned: {', '.join(self.compiled.kernels_of(r.index)) or 'none'}")
-        lines.append(f"  host nodes: {len(p.host_reasons)}")
-        for name, reason in p.host_reasons:
+            lines.append(f"      kernels: {', '.join(self.compiled.kernels_of(r.index)) or 'none'}")
+            fallback = getattr(self.compiled.runners[r.index], "fallback_reason", None)
+            if fallback:
+                lines.append(f"      runs on the ATen reference runner: {fallback}")
+        lines.append(f"  host nodes: {len(self.host_nodes)}")
+        for name, reason in self.host_nodes:
             node = g.node_by_name[name]
             lines.append(f"    {name:<24} {meta_text(node.meta):<22} {target_text(node.target):<36} {reason}")
         return "\n".join(lines)

@@ -89,7 +89,7 @@ def compile_graph(graph: Graph, options: PtoOptions, dump: DebugDump, verify: bo
     cached = MEMORY_CACHE.get(key)
     if cached is not None:
         bump("memory_hits")
-        record_host_nodes(graph.name, len(cached.partition.host_reasons))
+        record_host_nodes(graph.name, cached.partition.host_op_count)
         _notify(cached, graph.name)
         return cached
     partition = partition_graph(graph, host_only=options.host_only)
@@ -103,12 +103,12 @@ def compile_graph(graph: Graph, options: PtoOptions, dump: DebugDump, verify: bo
         host_program = generate_host_program(graph, partition)
         runners = [_build_runner(graph, r, key, options, dump) for r in partition.regions]
         store_entry(key, source_hash(), _entry_files(graph, partition, host_program, runners),
-                    {"function": host_program.graph_name, "host_nodes": len(partition.host_reasons),
+                    {"function": host_program.graph_name, "host_nodes": partition.host_op_count,
                      "regions": [_runner_meta(r) for r in runners]})
         bump("signatures_compiled")
     dump.write("host_program", host_program.source, "py")
     compiled = CompiledGraph(graph, partition, host_program, host_program.load(runners), key, runners)
-    record_host_nodes(graph.name, len(partition.host_reasons))
+    record_host_nodes(graph.name, partition.host_op_count)
     MEMORY_CACHE.put(key, compiled)
     _notify(compiled, graph.name)
     return compiled

@@ -27,7 +27,7 @@ def reset_stats() -> None:
         _counters.clear()
         _counters.update({name: 0 for name in _COUNTER_NAMES})
         _counters["backend_seconds"] = 0.0   # wall time spent inside the backend (tracing included)
-        _counters["host_nodes"] = {}   # graph name -> number of nodes that run on the host
+        _counters["host_nodes"] = {}   # graph name -> ops that run on the host (runtime checks excluded)
 
 
 def bump(name: str, amount: int = 1) -> None:

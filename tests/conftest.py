@@ -12,10 +12,20 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))          # `examples.*` models
 
 
+@pytest.fixture(scope="session")
+def _session_native_dir(tmp_path_factory):
+    native = tmp_path_factory.mktemp("pto_native")
+    native.chmod(0o700)
+    return native
+
+
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
+def _isolated_cache(tmp_path_factory, _session_native_dir, monkeypatch):
+    """A private temporary PTO_CACHE_DIR per test (graph entries never leak between tests) whose
+    native/ folder is shared by the session, so a kernel source is compiled once per run."""
     cache = tmp_path_factory.mktemp("pto_cache")
     cache.chmod(0o700)
+    (cache / "native").symlink_to(_session_native_dir, target_is_directory=True)
     monkeypatch.setenv("PTO_CACHE_DIR", str(cache))
     monkeypatch.delenv("PTO_DEBUG_DIR", raising=False)
 

@@ -55,3 +55,23 @@ def test_reading_the_input_after_mutation_sees_new_values(fresh):
     idx, v = torch.tensor([1, 3]), torch.tensor([5.0, 7.0])
     torch.testing.assert_close(compiled(cache, idx, v), f(ref, idx, v))
     torch.testing.assert_close(cache, ref)
+
+
+def test_device_reads_around_a_host_in_place_update_keep_program_order(fresh):
+    """Regression: after reinplacing, `b` reads the graph input `cache` directly, so only a
+    read-after-write edge (not a data edge) keeps it after the host's index_put_; `a` must read
+    the old cache (write-after-read). Both are device ops that would otherwise share a region."""
+    def f(cache, idx, v, x):
+        a = cache * 2 + x
+        cache.index_put_((idx,), v)
+        b = cache * 3 + x
+        return a, b
+    compiled = torch.compile(f, backend="pto", fullgraph=True, options=VERIFY)
+    cache, ref = torch.randn(6, 4), None
+    ref = cache.clone()
+    idx, v, x = torch.tensor([1, 4]), torch.randn(2, 4), torch.randn(6, 4)
+    got, want = compiled(cache, idx, v, x), f(ref, idx, v, x)
+    torch.testing.assert_close(got, want)
+    torch.testing.assert_close(cache, ref)
+    (c,) = compiled_graphs()
+    assert len(c.partition.regions) == 2 and all(not hasattr(r, "fallback_reason") for r in c.runners)

@@ -12,8 +12,11 @@ import heapq
 import operator
 from dataclasses import dataclass
 
-from pto_dynamo.graph.ir import Graph, iter_refs
-from pto_dynamo.lowering.registry import HOST_ONLY, host_reason
+import torch
+
+from pto_dynamo.graph.ir import Graph, Ref, iter_refs
+from pto_dynamo.lowering.effects import is_mutating
+from pto_dynamo.lowering.registry import HOST_ONLY, RUNTIME_CHECK, host_reason
 
 
 @dataclass(frozen=True)
@@ -45,25 +48,66 @@ class Partition:
     def host_reason_of(self, name: str) -> str | None:
         return dict(self.host_reasons).get(name)
 
+    @property
+    def host_op_count(self) -> int:
+        """Host nodes that compute something (runtime shape checks are plain Python, not ops)."""
+        return sum(1 for _, reason in self.host_reasons if reason != RUNTIME_CHECK)
+
+
+def ordering_inputs(graph: Graph) -> dict[str, list[str]]:
+    """node -> the nodes it must run after: its producers, and the memory-order edges of in-place
+    updates: a node reading a buffer (or a view of it) runs after the last in-place update of that
+    buffer before it (read after write), and an in-place update runs after every earlier reader and
+    writer of the buffer (write after read / write)."""
+    alias_root: dict[str, str] = {}
+    readers: dict[str, list[str]] = {}
+    last_writer: dict[str, str] = {}
+    out: dict[str, list[str]] = {}
+    for node in graph.nodes:
+        producers = [p for p in node.inputs() if p in graph.node_by_name]
+        roots = {alias_root.get(p, p) for p in node.inputs()}
+        producers += [last_writer[r] for r in roots if r in last_writer]
+        if is_mutating(node) and node.args and isinstance(node.args[0], Ref):
+            root = alias_root.get(node.args[0].name, node.args[0].name)
+            producers += [r for r in readers.get(root, []) if r in graph.node_by_name]
+            last_writer[root] = node.name
+            alias_root[node.name] = root                # in-place ops return their argument
+        for r in roots:
+            readers.setdefault(r, []).append(node.name)
+        if _is_view(node) and isinstance(node.args[0], Ref):
+            src = node.args[0].name
+            alias_root[node.name] = alias_root.get(src, src)
+        out[node.name] = [p for p in dict.fromkeys(producers) if p != node.name]
+    return out
+
+
+def _is_view(node) -> bool:
+    t = node.target
+    if not isinstance(t, torch._ops.OpOverload) or not t._schema.returns:
+        return False
+    info = t._schema.returns[0].alias_info
+    return info is not None and not info.is_write
+
 
 def partition_graph(graph: Graph, host_only: bool = False) -> Partition:
     """Split `graph` into host nodes (with reasons) and device regions (see module doc)."""
     region_of: dict[str, int] = {}
     members: list[list[str]] = []
     reasons: list[tuple[str, str]] = []
+    order_ins = ordering_inputs(graph)
     for node in graph.nodes:
-        ins = [p for p in node.inputs() if p in graph.node_by_name]
+        ins = order_ins[node.name]
         reason = _reason(node, graph, region_of, host_only)
         if reason is not None:
             reasons.append((node.name, reason))
             continue
-        region = _choose_region(graph, ins, region_of, members)
+        region = _choose_region(order_ins, ins, region_of, members)
         if region == len(members):
             members.append([])
         members[region].append(node.name)
         region_of[node.name] = region
     regions = tuple(_region(graph, i, names, region_of) for i, names in enumerate(members))
-    return Partition(regions, tuple(reasons), _schedule(graph, region_of, len(regions)))
+    return Partition(regions, tuple(reasons), _schedule(graph, order_ins, region_of))
 
 
 def _reason(node, graph, region_of, host_only) -> str | None:
@@ -75,7 +119,7 @@ def _reason(node, graph, region_of, host_only) -> str | None:
     return host_reason(node, graph)
 
 
-def _reaches(graph: Graph, start: list[str], target: int, region_of, members) -> bool:
+def _reaches(order_ins, start: list[str], target: int, region_of, members) -> bool:
     """Does any value in `start` depend (through host nodes or whole regions, which run as one
     unit) on region `target`?"""
     seen: set = set()
@@ -90,17 +134,17 @@ def _reaches(graph: Graph, start: list[str], target: int, region_of, members) ->
             return True
         names = members[unit[1]] if unit[0] == "r" else [name]
         for n in names:
-            todo.extend(p for p in graph.node_by_name[n].inputs() if p in graph.node_by_name)
+            todo.extend(order_ins[n])
     return False
 
 
-def _choose_region(graph, ins, region_of, members) -> int:
+def _choose_region(order_ins, ins, region_of, members) -> int:
     """A region the node can join without creating a cycle between units, else a new one."""
     new_index = len(members)
     candidates = [region_of[p] for p in ins if p in region_of] + ([new_index - 1] if new_index else [])
     for r in dict.fromkeys(candidates):
         outside = [p for p in ins if region_of.get(p) != r]
-        if not _reaches(graph, outside, r, region_of, members):
+        if not _reaches(order_ins, outside, r, region_of, members):
             return r
     return new_index
 
@@ -118,7 +162,7 @@ def _region(graph: Graph, index: int, names: list[str], region_of: dict[str, int
     return DeviceRegion(index, tuple(names), tuple(inputs), outputs)
 
 
-def _schedule(graph: Graph, region_of: dict[str, int], n_regions: int):
+def _schedule(graph: Graph, order_ins: dict[str, list[str]], region_of: dict[str, int]):
     """Topological order of host nodes and regions (Kahn), keeping the original order where free."""
     def unit(name):
         return ("region", region_of[name]) if name in region_of else ("node", name)
@@ -127,7 +171,7 @@ def _schedule(graph: Graph, region_of: dict[str, int], n_regions: int):
     for i, node in enumerate(graph.nodes):
         u = unit(node.name)
         position.setdefault(u, i)
-        deps.setdefault(u, set()).update(unit(p) for p in node.inputs() if p in graph.node_by_name)
+        deps.setdefault(u, set()).update(unit(p) for p in order_ins[node.name])
     for u in deps:
         deps[u].discard(u)
     users: dict = {u: [] for u in deps}
