@@ -11,7 +11,7 @@ from typing import Any
 _COUNTER_NAMES = (
     "graphs_received",      # graphs Dynamo (or aot for training) handed to the backend
     "signatures_compiled",  # dynamic-shape signatures compiled from scratch
-    "native_builds",        # C++ compiler invocations
+    "native_builds",        # native library builds (C++ compiler runs; the shared precompiled header is not one)
     "memory_hits",          # signatures found in the in-memory cache
     "disk_hits",            # signatures found in the on-disk cache
     "launches",             # SPMD kernel launches executed

@@ -7,7 +7,8 @@ Public API
   unit: kernels + orchestration) once per content hash into ``cache_root()/"native"`` and load it
   (once per process). The hash covers the source, compiler version, flags, the ISA
   ``-march=native`` selects and the header contents. Each compiler invocation bumps
-  ``stats()["native_builds"]``. A compile error raises ``NativeBuildError`` whose message holds the
+  ``stats()["native_builds"]`` (the PCH build is not a library build: ``compiler.pch_stats()``).
+  ``PTO_CPU_PCH=0`` turns the precompiled header off. A compile error raises ``NativeBuildError`` whose message holds the
   source path, a copy-pasteable command and the compiler output.
 - ``build_library(source, name) -> Path``: only the build step.
 - ``load_region(library, symbol, block_num=None) -> RegionCallable``: ``region(tensors, scalars,
@@ -18,8 +19,10 @@ Public API
 - ``stream.triad_gbps(...)``: STREAM triad bandwidth for benchmarks to quote % of STREAM;
   ``microbench.launch_overhead_us(...)``, ``microbench.region_call_overhead_us(...)``: runtime overheads.
 
-Headers (``include/pto``): ``pto-inst.hpp`` (PTO instructions), ``pto-ext.hpp`` (project
-extensions), ``pto-runtime.hpp`` (``PTO_LAUNCH``, ``pto_workspace``). Contract:
+Headers (``include/pto``): ``pto-all.hpp`` (the umbrella header generated sources include first
+and alone; served from a precompiled header built once per toolchain fingerprint, see
+compiler.py), ``pto-inst.hpp`` (PTO instructions), ``pto-ext.hpp`` (project extensions),
+``pto-runtime.hpp`` (``PTO_LAUNCH``, ``pto_workspace``). Contract:
 docs/device_abi.md. Threads: blocks run on the OpenMP pool of the process; loaded into torch, the
 libraries bind to torch's libgomp, so ``torch.set_num_threads(n)`` (called on the thread that runs
 the region) governs them.

@@ -36,9 +36,28 @@ def compiler() -> str:
     return path
 
 
-def compile_command(source: Path, output: Path) -> list[str]:
-    """The full compiler command that builds `source` into the shared library `output`."""
-    return [compiler(), *CXX_FLAGS, f"-I{INCLUDE_DIR}", str(source), "-o", str(output)]
+# The umbrella header every generated translation unit includes first (docs/device_abi.md); the
+# compiler driver serves it from a precompiled header (compiler.py).
+UMBRELLA = "pto/pto-all.hpp"
+UMBRELLA_INCLUDE = f"<{UMBRELLA}>"
+
+
+def compile_command(source: Path, output: Path, pch_dir: Path | None = None) -> list[str]:
+    """The full compiler command that builds `source` into the shared library `output`.
+
+    `pch_dir`: a directory holding `pto/pto-all.hpp.gch` (built by `pch_command`), searched before
+    the include directory, so GCC loads the PCH for a source whose first include is the umbrella
+    header. `-Winvalid-pch` makes GCC say when it finds the file but cannot use it.
+    """
+    pch = [f"-I{pch_dir}", "-Winvalid-pch"] if pch_dir is not None else []
+    return [compiler(), *CXX_FLAGS, *pch, f"-I{INCLUDE_DIR}", str(source), "-o", str(output)]
+
+
+def pch_command(output: Path) -> list[str]:
+    """The command that precompiles the umbrella header into `output` with exactly the flags of
+    `compile_command` (GCC rejects a PCH built with other code-generation flags)."""
+    return [compiler(), *CXX_FLAGS, f"-I{INCLUDE_DIR}", "-x", "c++-header", str(INCLUDE_DIR / UMBRELLA),
+            "-o", str(output)]
 
 
 def _run(args: list[str]) -> str:

@@ -1,11 +1,7 @@
 // Hand-written kernels in PTO vocabulary for tests/cpu_runtime: a tiled GEMM in the shape of
 // pto_isa.md §4 with ragged M/N/K (dynamic valid regions, TEXTRACT of K panels from L1, optional
 // DN load of B^T, Acc -> GM conversion), and MGATHER / MSCATTER.
-#include <cstdint>
-#include <cstddef>
-#include <algorithm>
-#include <pto/pto-inst.hpp>
-#include <pto/pto-runtime.hpp>
+#include <pto/pto-all.hpp>   // first: served from the precompiled header
 using namespace pto;
 
 constexpr int BM = 32, BK = 32, BN = 32, KP = 2;   // KP K-panels of BK per L1 load

@@ -1,12 +1,7 @@
 // Hand-written kernels in PTO vocabulary for tests/cpu_runtime: element-wise ops, activations,
 // casts. Every kernel deals R x C tiles of a row-major rows x cols matrix round-robin to blocks and
 // handles ragged edges with dynamic valid regions (pto_isa.md §5.1).
-#include <cstdint>
-#include <cstddef>
-#include <algorithm>
-#include <pto/pto-inst.hpp>
-#include <pto/pto-ext.hpp>
-#include <pto/pto-runtime.hpp>
+#include <pto/pto-all.hpp>   // first: served from the precompiled header
 using namespace pto;
 
 constexpr int AR = 16, AC = 64;

@@ -1,11 +1,7 @@
 // Hand-written kernels in PTO vocabulary for tests/cpu_runtime: TSTORE with AtomicAdd, TLOAD pad
 // values, TCVT float -> int32 rounding modes, fp16 V-ops, TMOV with conversion, DN loads into
 // column-major tiles, TEXPANDS.
-#include <cstdint>
-#include <cstddef>
-#include <algorithm>
-#include <pto/pto-inst.hpp>
-#include <pto/pto-runtime.hpp>
+#include <pto/pto-all.hpp>   // first: served from the precompiled header
 using namespace pto;
 
 using GShape = Shape<1, 1, 1, DYNAMIC, DYNAMIC>;

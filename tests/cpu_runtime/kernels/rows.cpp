@@ -1,10 +1,6 @@
 // Hand-written kernels in PTO vocabulary for tests/cpu_runtime: row softmax (pto_isa.md §5.2),
 // reductions, expand ops (mode 1 and mode 2), compare/select, TTRI, TTRANS, TRESHAPE, TSUBVIEW.
-#include <cstdint>
-#include <cstddef>
-#include <algorithm>
-#include <pto/pto-inst.hpp>
-#include <pto/pto-runtime.hpp>
+#include <pto/pto-all.hpp>   // first: served from the precompiled header
 using namespace pto;
 
 using GShape = Shape<1, 1, 1, DYNAMIC, DYNAMIC>;

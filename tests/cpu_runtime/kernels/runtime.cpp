@@ -1,10 +1,7 @@
 // Kernels and orchestrations exercising the cpu runtime itself: block identity, launch counting,
 // workspace, error codes, the OpenMP pool, and an empty kernel for launch-overhead measurements.
-#include <cstdint>
-#include <cstddef>
+#include <pto/pto-all.hpp>   // first: served from the precompiled header
 #include <omp.h>
-#include <pto/pto-inst.hpp>
-#include <pto/pto-runtime.hpp>
 using namespace pto;
 
 // Each block writes its index, the block count it sees, and the subblock identity.
