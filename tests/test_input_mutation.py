@@ -75,3 +75,15 @@ def test_device_reads_around_a_host_in_place_update_keep_program_order(fresh):
     torch.testing.assert_close(cache, ref)
     (c,) = compiled_graphs()
     assert len(c.partition.regions) == 2 and all(not hasattr(r, "fallback_reason") for r in c.runners)
+
+
+def test_returning_an_input_updated_in_place(fresh):
+    """Regression: the reinplaced graph returned the dropped `copy_` node (NameError)."""
+    def f(cache, idx, v):
+        cache.index_put_((idx,), v)
+        return cache
+    cache, ref = torch.zeros(5, 2), torch.zeros(5, 2)
+    idx, v = torch.tensor([1]), torch.ones(1, 2)
+    out = torch.compile(f, backend="pto", fullgraph=True, options=VERIFY)(cache, idx, v)
+    torch.testing.assert_close(out, f(ref, idx, v))
+    torch.testing.assert_close(cache, ref)

@@ -92,6 +92,7 @@ def reinplace_input_mutations(graph: Graph) -> Graph:
             at[producer.name] = _in_place_nodes(producer.name, producer, graph)
             at[node.name] = []
             rename[producer.name] = Ref(dest)
+            rename[node.name] = Ref(dest)          # copy_ returns its destination
         elif graph.users[producer.name] == [node.name] and all(position[u] < position[node.name] for u in other_readers):
             at[producer.name] = []
             at[node.name] = _in_place_nodes(node.name, producer, graph)

@@ -10,17 +10,18 @@ import torch
 NAME_ATTR = "_pto_dim_names"
 
 
-def mark_dynamic(t: torch.Tensor, dim, name: str | None = None) -> torch.Tensor:
+def mark_dynamic(t: torch.Tensor, dim, name: str | None = None, shape_id: str | None = None) -> torch.Tensor:
     """Mark dim(s) of `t` dynamic for every size from 1 up, with one compile.
 
     Built on `torch._dynamo.decorators.mark_unbacked(t, dim, min=1)`: unlike
     `torch._dynamo.mark_dynamic`, size 1 is not specialised, so T=1 shares the graph of T=2..N;
     `min=1` lets `x.view(n, -1)` infer -1 without a guard (size 0 is rejected at run time).
     `name` names the DynDim in printed graphs and generated code (default: the ShapeEnv symbol,
-    `u0`). Returns `t`.
+    `u0`). Tensors marked with the same `shape_id` share one dim (Dynamo checks it at run time),
+    which keeps one DynDim when the graph itself never relates their sizes. Returns `t`.
     """
     dims = [dim] if isinstance(dim, int) else list(dim)
-    torch._dynamo.decorators.mark_unbacked(t, dims, min=1)
+    torch._dynamo.decorators.mark_unbacked(t, dims, min=1, shape_id=shape_id)
     if name is not None:
         if len(dims) != 1:
             raise ValueError("pto.mark_dynamic: name= needs exactly one dim")
