@@ -24,6 +24,7 @@ $(STAMP): pyproject.toml Makefile
 	touch $(STAMP)
 
 demo: $(STAMP)
+	$(PY) examples/deepseek_v4/decode.py --config small --check
 	$(PY) examples/demo_block.py
 
 test: $(STAMP)

@@ -77,7 +77,7 @@ class Attention(nn.Module):
 
     def __init__(self, cfg: DeepSeekV4Config, layer_id: int) -> None:
         super().__init__()
-        self.cfg = cfg
+        self.cfg, self.layer_id = cfg, layer_id
         self.ratio = ratio = cfg.compress_ratios[layer_id]
         h, d, dt = cfg.n_heads, cfg.head_dim, cfg.dtype
         self.wq_a = Linear(cfg.dim, cfg.q_lora_rank, dt)
@@ -99,9 +99,11 @@ class Attention(nn.Module):
         self.register_buffer("cos", cos, persistent=False)
         self.register_buffer("sin", sin, persistent=False)
 
-    def forward(self, x: torch.Tensor, meta: dict[str, torch.Tensor],
-                cache: dict[str, torch.Tensor]) -> torch.Tensor:
-        """`x` = normed sublayer input `[T, D]` -> attention output `[T, D]`; updates `cache` in place."""
+    def forward(self, x: torch.Tensor, meta: dict[str, torch.Tensor], cache: dict[str, torch.Tensor],
+                selections: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """`x` = normed sublayer input `[T, D]` -> attention output `[T, D]`; updates `cache` in place.
+        `selections`, when given, receives the indexer's raw top-k `[T, index_width]` (CSA layers)
+        as `"<layer>.indexer"`."""
         cfg, t = self.cfg, x.shape[0]
         h, d, rd, eps = cfg.n_heads, cfg.head_dim, cfg.rope_dim, cfg.norm_eps
         pos = meta["positions"]
@@ -117,6 +119,8 @@ class Attention(nn.Module):
             self.compressor(x, meta, cache["cmp_state"], cache["cmp_kv"], self.cos, self.sin)
         if self.ratio == 4:
             raw.append(self.indexer(x, qr, meta, cache, self.cos, self.sin))
+            if selections is not None:
+                selections[f"{self.layer_id}.indexer"] = raw[-1]
         elif self.ratio == 128:
             raw.append(hca_indices(meta, t, cfg))
         raw = torch.cat(raw, dim=1)

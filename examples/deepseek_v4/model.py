@@ -45,15 +45,15 @@ class Block(nn.Module):
         self.moe = MoE(cfg, layer_id)
 
     def forward(self, x_hc: torch.Tensor, input_ids: torch.Tensor, meta: Meta,
-                cache: LayerCache) -> torch.Tensor:
+                cache: LayerCache, selections: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         cfg = self.cfg
         x, post, comb = self.hc_attn.pre(x_hc)
         x = rms_norm(x, self.attn_norm, cfg.norm_eps).to(cfg.dtype)
-        x = self.attn(x, meta, cache)
+        x = self.attn(x, meta, cache, selections)
         x_hc = self.hc_attn.post(x, x_hc, post, comb)
         x, post, comb = self.hc_ffn.pre(x_hc)
         x = rms_norm(x, self.ffn_norm, cfg.norm_eps).to(cfg.dtype)
-        x = self.moe(x, input_ids)
+        x = self.moe(x, input_ids, selections)
         return self.hc_ffn.post(x, x_hc, post, comb)
 
 
@@ -79,12 +79,17 @@ class DeepSeekV4(nn.Module):
         """The first decoder layer of `kind` ("SWA", "CSA" or "HCA"), e.g. to compile one layer alone."""
         return next(block for block in self.layers if block.kind == kind)
 
-    def forward(self, input_ids: torch.Tensor, meta: Meta, caches: list[LayerCache]) -> torch.Tensor:
-        """`input_ids [T]`, `meta` from `steps.build_meta`, `caches` from `make_caches` (updated in place)."""
+    def forward(self, input_ids: torch.Tensor, meta: Meta, caches: list[LayerCache],
+                selections: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """`input_ids [T]`, `meta` from `steps.build_meta`, `caches` from `make_caches` (updated in place).
+
+        `selections`, when a dict is given, receives the top-k selections of the step (tensors that
+        are also graph outputs under torch.compile): `"<layer>.experts"` `[T, k]` per layer and
+        `"<layer>.indexer"` `[T, index_width]` raw indices per CSA layer."""
         cfg = self.cfg
         x_hc = self.embed[input_ids].unsqueeze(1).repeat(1, cfg.hc_mult, 1)
         for layer, cache in zip(self.layers, caches):
-            x_hc = layer(x_hc, input_ids, meta, cache)
+            x_hc = layer(x_hc, input_ids, meta, cache, selections)
         x = rms_norm(self.hc_head(x_hc), self.norm, cfg.norm_eps).to(cfg.dtype)
         return (x @ self.head.t()).float()
 

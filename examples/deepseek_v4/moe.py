@@ -63,7 +63,7 @@ class MoE(nn.Module):
 
     def __init__(self, cfg: DeepSeekV4Config, layer_id: int) -> None:
         super().__init__()
-        self.cfg = cfg
+        self.cfg, self.layer_id = cfg, layer_id
         self.hash_routing = layer_id < cfg.n_hash_layers
         self.gate = Linear(cfg.dim, cfg.n_routed_experts, cfg.dtype, fp32=True)
         if self.hash_routing:
@@ -75,8 +75,11 @@ class MoE(nn.Module):
         self.experts = DenseExperts(cfg, cfg.n_routed_experts, cfg.moe_inter_dim)
         self.shared = DenseExperts(cfg, 1, cfg.n_shared_experts * cfg.moe_inter_dim)
 
-    def route(self, x: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
-        """Combine matrix `[T, E]`: normalised gate scores of the selected experts times route_scale."""
+    def route(self, x: torch.Tensor, input_ids: torch.Tensor,
+              selections: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        """Combine matrix `[T, E]`: normalised gate scores of the selected experts times route_scale.
+
+        `selections`, when given, receives the selected experts `[T, k]` as `"<layer>.experts"`."""
         cfg = self.cfg
         scores = sqrt_softplus(self.gate(x))                                   # [T, E] fp32
         if self.hash_routing:
@@ -84,13 +87,16 @@ class MoE(nn.Module):
         else:   # the bias only affects which experts are picked, not their weights
             idx = torch.argsort(scores + self.gate_bias, dim=-1, descending=True, stable=True)
             idx = idx[:, :cfg.n_activated_experts]
+        if selections is not None:
+            selections[f"{self.layer_id}.experts"] = idx
         w = scores.gather(1, idx)
         w = w / w.sum(-1, keepdim=True) * cfg.route_scale
         return torch.zeros_like(scores).scatter(1, idx, w)
 
-    def forward(self, x: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, input_ids: torch.Tensor,
+                selections: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         """`x` = normed FFN input `[T, D]` -> `[T, D]` in cfg.dtype."""
-        combine = self.route(x, input_ids)
+        combine = self.route(x, input_ids, selections)
         xq = int8_fake_quant(x) if self.cfg.w8a8 else x        # one activation quant reused by all experts
         ones = torch.ones_like(combine[:, :1])
         return (self.shared(xq, ones) + self.experts(xq, combine)).to(self.cfg.dtype)

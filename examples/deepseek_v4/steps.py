@@ -45,16 +45,20 @@ class Session:
     """Caches for `batch` request slots plus their sequence lengths.
 
     `forward` is the callable run per step; swap in `torch.compile(model, ...)` to compile it.
+    With `record=True` every step also passes a fresh `selections` dict to `forward` and keeps it
+    in `last_selections` (the top-k expert and indexer choices, see `DeepSeekV4.forward`).
     """
 
     def __init__(self, model: DeepSeekV4, batch: int | None = None,
-                 forward: Callable[..., torch.Tensor] | None = None) -> None:
+                 forward: Callable[..., torch.Tensor] | None = None, record: bool = False) -> None:
         cfg = model.cfg
         self.cfg = cfg
         self.batch = cfg.max_batch if batch is None else batch
         self.caches: list[LayerCache] = make_caches(cfg, self.batch)
         self.seq_lens = [0] * self.batch
         self.forward = model if forward is None else forward
+        self.record = record
+        self.last_selections: dict[str, torch.Tensor] = {}
 
     def run(self, runs: Sequence[tuple[int, int, int]], input_ids: torch.Tensor) -> torch.Tensor:
         """One step over `runs` (see `build_meta`); `input_ids [T]` token-major. Advances seq_lens."""
@@ -62,7 +66,12 @@ class Session:
             assert start == self.seq_lens[req], "runs must continue each request where it stopped"
         meta = build_meta(self.cfg, runs)
         # contiguous: a strided view (e.g. one column of [B, L] prompts) would trip a stride guard
-        logits = self.forward(input_ids.reshape(-1).contiguous(), meta, self.caches)
+        args = (input_ids.reshape(-1).contiguous(), meta, self.caches)
+        if self.record:
+            self.last_selections = {}
+            logits = self.forward(*args, self.last_selections)
+        else:
+            logits = self.forward(*args)
         for req, start, n in runs:
             self.seq_lens[req] = start + n
         return logits
