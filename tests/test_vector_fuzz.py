@@ -4,7 +4,8 @@ compiled through backend="pto", compared with eager, and each chain fused into O
 
 The dynamic dim is the row dim in some graphs and the reduced col dim in others, so both the
 one-pass form (the row fits a tile) and the multi-phase form (column loops) are exercised.
-PTO_FUZZ_GRAPHS sets the number of graphs (default 200); every graph is its own compile.
+PTO_FUZZ_GRAPHS sets the number of graphs (default 48 in `make test`, which must stay within its
+time budget; the issue's full run is PTO_FUZZ_GRAPHS=200); every graph is its own compile.
 """
 import os
 import random
@@ -15,7 +16,7 @@ import torch.nn.functional as F
 
 from tests.conftest import VERIFY, compiled_graphs
 
-N_GRAPHS = int(os.environ.get("PTO_FUZZ_GRAPHS", "200"))
+N_GRAPHS = int(os.environ.get("PTO_FUZZ_GRAPHS", "48"))
 
 UNARY = [
     ("tanh", torch.tanh), ("sigmoid", torch.sigmoid), ("relu", torch.relu), ("abs", torch.abs),

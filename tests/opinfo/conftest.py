@@ -65,7 +65,7 @@ class OpinfoReport:
             "torch": torch.__version__,
             "python": platform.python_version(),
             "subset": (None if os.environ.get("PTO_OPINFO_FULL") == "1"
-                       else os.environ.get("PTO_OPINFO_MAX_SAMPLES")),   # samples per (op, dtype)
+                       else os.environ.get("PTO_OPINFO_MAX_SAMPLES", "3")),   # samples per (op, dtype)
             "wall_seconds": round(time.monotonic() - self.started, 1),
             "totals": self.totals(),
             "ops": [dict(asdict(r), seconds=round(r.seconds, 2)) for r in self.rows.values()],

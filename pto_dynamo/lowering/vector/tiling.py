@@ -88,8 +88,10 @@ class KernelTiler:
 
     # -- names, tiles, scalars ---------------------------------------------------------------
     def fresh(self, base: str) -> str:
+        """A new tile name; the `tl<n>_` prefix keeps tiles apart from tensor parameters (graph
+        value names such as `_to_copy_1`)."""
         self.counter += 1
-        return f"{c_identifier(base)[:24]}_{self.counter}"
+        return f"tl{self.counter}_{c_identifier(base).lstrip('_')[:24]}"
 
     def _expr(self, e):
         """A domain expression with its DynDims registered as kernel scalars."""
