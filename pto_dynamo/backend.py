@@ -15,7 +15,7 @@ import time
 import torch
 from torch._functorch.aot_autograd import aot_module_simplified
 
-from pto_dynamo.stats import bump, record_host_nodes
+from pto_dynamo.stats import bump
 from pto_dynamo.debug import DebugDump
 from pto_dynamo.options import PtoOptions, parse_options
 from pto_dynamo.pipeline import compile_graph

@@ -20,7 +20,6 @@ import math
 from dataclasses import dataclass
 
 import sympy
-import torch
 from torch.utils._sympy.functions import Max as TorchMax, Min as TorchMin
 
 from pto_dynamo.graph.ir import Node, Ref
@@ -34,7 +33,6 @@ from pto_dynamo.lowering.vector.opinfo import vector_op
 from pto_dynamo.lowering.vector.tile_rules import TILE_RULES, TileVal
 
 Vec = TileLoc.Vec
-FLOAT_DTYPES = (torch.float32, torch.bfloat16, torch.float16)
 
 
 class TilingError(RuntimeError):
