@@ -72,11 +72,15 @@ def test_regions_run_natively_through_host_program(fresh, dtype):
         h = a.atan()                      # host node between device work
         return a * h - y, a + 1
     cf = torch.compile(f, backend="pto", fullgraph=True, options=VERIFY)
+    gen = torch.Generator().manual_seed(0)
     for n in [1, 7, 64]:
-        x, y = torch.randn(n, 5, dtype=dtype), torch.randn(n, 5, dtype=dtype)
+        x, y = (torch.randn(n, 5, generator=gen).to(dtype) for _ in range(2))
         fresh.mark_dynamic(x, 0, name="T")
         fresh.mark_dynamic(y, 0)
-        torch.testing.assert_close(cf(x, y), f(x, y), **({"rtol": 2e-2, "atol": 2e-2} if dtype != torch.float32 else {}))
+        # DESIGN.md "Numerics": device kernels compute in f32 and round once, so bf16 results are
+        # compared with eager computed in f32 and cast back
+        want = tuple(t.to(dtype) for t in f(x.float(), y.float()))
+        torch.testing.assert_close(cf(x, y), want, **({"rtol": 1.6e-2, "atol": 1e-2} if dtype != torch.float32 else {}))
     (c,) = compiled_graphs()
     assert len(c.partition.regions) == 2
     assert all(r.kernel_names and not hasattr(r, "fallback_reason") for r in c.runners)

@@ -215,10 +215,38 @@ class _Fuser:
                 self._commit(k, node, fit[0], fit[1], operands)
                 return
         k = self._new_kernel(node.meta.shape)
+        for ki in dict.fromkeys(self.kernel_of[u] for u in operands if u in self.kernel_of):
+            self._absorb(self.kernels[ki], k)
         fit = self._pointwise_dmap(k, node, operands)
         if fit is None:
             raise FusionError(f"vector lowering: {node.name} does not fit its own domain {k.domain}")
         self._commit(k, node, fit[0], fit[1], operands)
+
+    def _absorb(self, small: KernelPlan, k: KernelPlan) -> None:
+        """Move a pure pointwise kernel that stores nothing (e.g. `w.abs() + 1` over a broadcast
+        operand) into the new kernel k, so its values are computed per tile of k instead of being
+        stored and reloaded. Left alone if any of its nodes does not fit k's domain."""
+        if small.stores or small.index == k.index or any(
+                vector_op(n.target).kind != "pointwise" for n in small.nodes):
+            return
+        moved: list[tuple[Node, tuple, dict, list[str]]] = []
+        saved = {n.name: self.kernel_of[n.name] for n in small.nodes}
+        for n in small.nodes:
+            ops = [r.name for r in _tensor_operands(n)]
+            fit = self._pointwise_dmap(k, n, ops)
+            if fit is None:
+                self.kernel_of.update(saved)
+                for m, *_ in moved:
+                    del k.dmaps[m.name]
+                return
+            moved.append((n, fit[0], fit[1], ops))
+            self.kernel_of[n.name] = k.index          # later nodes of `small` see it in k
+            k.dmaps[n.name] = fit[0]
+        self.kernel_of.update(saved)
+        for n, dmap, uses, ops in moved:
+            self._commit(k, n, dmap, uses, ops)
+            self.deps[n.name] = (self.deps[n.name] - {small.index}) | {k.index}
+        small.nodes, small.dmaps, small.loads, small.uses = [], {}, {}, {}
 
     def _commit(self, k: KernelPlan, node: Node, dmap, uses: dict, operands: list[str]) -> None:
         for u in operands:
