@@ -1,7 +1,9 @@
 """The compile pipeline of one ATen graph, as one readable list of named passes.
 
     graph IR ─▶ GRAPH_PASSES (cse, reinplace, dce) ─▶ signature ─▶ [memory / disk cache]
-             ─▶ partition ─▶ host program (+ region runners) ─▶ disk cache entry
+             ─▶ partition ─▶ per device region: vector lowering ─▶ PTO-ISA C++ ─▶ native build
+                             (or the ATen reference runner, with the reason, if it cannot be lowered)
+             ─▶ host program ─▶ disk cache entry
 
 Each stage is dumped under PTO_DEBUG_DIR when set, and the graph verifier runs after every pass
 when `verify=True` (tests).
@@ -22,6 +24,7 @@ from pto_dynamo.graph.ir import Graph
 from pto_dynamo.graph.printer import graph_text
 from pto_dynamo.graph.verify import verify_graph
 from pto_dynamo.lowering.partition import DeviceRegion, Partition, partition_graph
+# The cpu target tiles within the A2A3 capacities, so the same kernels stay legal for the NPU.
 from pto_dynamo.lowering.tile import A2A3_CAPACITY as CPU_CAPACITY, TileVerificationError, print_program
 from pto_dynamo.lowering.tile.planner import PlanningError
 from pto_dynamo.lowering.vector import claims  # noqa: F401  (registers the vector device claims)
@@ -29,12 +32,13 @@ from pto_dynamo.lowering.vector.fusion import FusionError
 from pto_dynamo.lowering.vector.lower import lower_vector_region
 from pto_dynamo.lowering.vector.tiling import TilingError
 
-# Expected reasons a region cannot be lowered (yet); any other error is a bug that `verify=True` raises
-# and that otherwise, like these, sends the region to the ATen reference runner.
-LOWERING_ERRORS = (FusionError, TilingError, PlanningError, TileVerificationError, NotImplementedError)
 from pto_dynamo.lowering.reinplace import reinplace_input_mutations
 from pto_dynamo.lowering.simplify import eliminate_common_subexpressions, eliminate_dead_code
 from pto_dynamo.options import PtoOptions
+
+# Expected reasons a region cannot be lowered (yet); any other error is a bug that `verify=True` raises
+# and that otherwise, like these, sends the region to the ATen reference runner.
+LOWERING_ERRORS = (FusionError, TilingError, PlanningError, TileVerificationError, NotImplementedError)
 
 
 @dataclass(frozen=True)
