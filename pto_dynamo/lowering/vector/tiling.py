@@ -64,14 +64,13 @@ class _Col:
 class KernelTiler:
     """Emits one kernel through KernelBuilder; `TILE_RULES` emit each node's instructions."""
 
-    def __init__(self, plan: KernelPlan, metas: dict, name: str, graph: str, R: int, C: int, capacity):
+    def __init__(self, plan: KernelPlan, metas: dict, name: str, graph: str, R: int, C: int):
         self.plan, self.metas, self.R, self.C = plan, metas, R, C
         self.RP = _round_up(R, 16)
         # With a transposed (DN) access, full tiles take RP rows so TMOV sees equal capacities.
         accesses = list(plan.loads.values()) + list(plan.stores.values())
         transposed = any(not _is(a.strides[-1], 1) and not _is(a.strides[-1], 0) for a in accesses)
         self.full_rows = self.RP if transposed else R
-        self.capacity = capacity
         self.kb = KernelBuilder(name, graph=graph, pass_name="lowering.vector",
                                 description=self._describe())
         self.counter = 0
@@ -220,9 +219,9 @@ class KernelTiler:
         """The tile of a tensor operand of `node` (in-kernel value or load)."""
         if arg.name in self.plan.dmaps:
             return self.get(arg.name)
-        for (value, dmap) in self.plan.loads:
-            if value == arg.name and dmap == self.use_dmaps[(node.name, arg.name)]:
-                return self.load(value, dmap)
+        key = (arg.name, self.plan.uses[(node.name, arg.name)])
+        if key in self.plan.loads:
+            return self.load(*key)
         raise TilingError(f"{node.name}: operand {arg.name} is neither computed nor loaded here")
 
     # -- structure ---------------------------------------------------------------------------
@@ -235,7 +234,6 @@ class KernelTiler:
         return depth
 
     def build(self, tile_cols: bool) -> KernelBuilder:
-        self.use_dmaps = self.plan.uses
         plan, kb = self.plan, self.kb
         dom = [self._expr(d) for d in plan.domain]
         rows, cols = dom[-2], dom[-1]
@@ -352,7 +350,7 @@ def tile_kernel(plan: KernelPlan, metas: dict, name: str, graph: str, capacity: 
         if isinstance(rows, int):
             R = min(R, max(rows, 1))
         while R >= 1:
-            tiler = KernelTiler(plan, metas, name, graph, R, C, capacity)
+            tiler = KernelTiler(plan, metas, name, graph, R, C)
             try:
                 kb = tiler.build(tile_cols)
                 return kb.build(capacity), tiler
