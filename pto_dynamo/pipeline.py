@@ -127,7 +127,6 @@ def _build_runner(graph: Graph, region: DeviceRegion, key: str, options: PtoOpti
     except Exception as err:                                  # noqa: BLE001 - never fail a model
         if options.verify and not isinstance(err, LOWERING_ERRORS):
             raise                                             # tests: an unexpected error is a bug
-
         runner = ReferenceRegion(graph, region, scalars)
         runner.fallback_reason = f"{type(err).__name__}: {err}"
         dump.write(f"region{region.index}_fallback", runner.fallback_reason)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from pto_dynamo.graph.ir import Graph, Ref, iter_refs
+from pto_dynamo.graph.ir import Graph, Ref
 from pto_dynamo.lowering.effects import is_mutating
 from pto_dynamo.lowering.registry import HOST_ONLY, RUNTIME_CHECK, host_reason
 
@@ -106,7 +106,7 @@ def partition_graph(graph: Graph, host_only: bool = False) -> Partition:
             members.append([])
         members[region].append(node.name)
         region_of[node.name] = region
-    regions = tuple(_region(graph, i, names, region_of) for i, names in enumerate(members))
+    regions = tuple(_region(graph, i, names) for i, names in enumerate(members))
     return Partition(regions, tuple(reasons), _schedule(graph, order_ins, region_of))
 
 
@@ -149,16 +149,15 @@ def _choose_region(order_ins, ins, region_of, members) -> int:
     return new_index
 
 
-def _region(graph: Graph, index: int, names: list[str], region_of: dict[str, int]) -> DeviceRegion:
+def _region(graph: Graph, index: int, names: list[str]) -> DeviceRegion:
     inside = set(names)
     inputs: dict[str, None] = {}
     for name in names:
         for p in graph.node_by_name[name].inputs():
             if p not in inside:
                 inputs.setdefault(p, None)
-    used_outside = {p for n in graph.nodes if n.name not in inside for p in n.inputs()}
-    used_outside |= {r.name for r in iter_refs(graph.outputs)}
-    outputs = tuple(n for n in names if n in used_outside)
+    outputs = tuple(n for n in names if n in graph.output_names
+                    or any(u not in inside for u in graph.users[n]))
     return DeviceRegion(index, tuple(names), tuple(inputs), outputs)
 
 
