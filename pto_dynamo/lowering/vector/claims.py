@@ -26,10 +26,6 @@ def check_vector_node(node: Node, graph: Graph) -> str | None:
     if node.meta.dtype not in FLOATS:
         return f"result dtype {_dtype_name(node.meta.dtype)} (the vector lowering takes f32/bf16/f16)"
     kind = VECTOR_OPS[node.target].kind
-    if kind in ("reduction", "composite") and isinstance(node.args[0], Ref) and graph.meta_of(node.args[0].name).rank == 0:
-        return "reduction over a 0-d tensor"
-    if _empty(node.meta) or any(isinstance(a, Ref) and _empty(graph.meta_of(a.name)) for a in node.args):
-        return "empty tensor (no elements to compute)"
     for a in node.args:
         if isinstance(a, Ref):
             m = graph.meta_of(a.name)
@@ -40,8 +36,6 @@ def check_vector_node(node: Node, graph: Graph) -> str | None:
         elif isinstance(a, (list, tuple)) and any(isinstance(x, Ref) for x in a):
             return "takes a list of tensors"
     kw = node.kwargs_dict()
-    if node.target is aten.gelu.default and kw.get("approximate", "none") != "none":
-        return "tanh-approximate gelu"
     if node.target is aten._to_copy.default and any(k not in ("dtype", "layout", "device") for k in kw):
         return "_to_copy with memory_format or other options"
     if node.target in (aten.sum.dim_IntList, aten.mean.dim) and kw.get("dtype") not in (None, node.meta.dtype):
@@ -49,10 +43,6 @@ def check_vector_node(node: Node, graph: Graph) -> str | None:
     if kind == "view" and not _feeds_device(node, graph):
         return "view read only on the host (a view costs nothing there)"
     return None
-
-
-def _empty(meta) -> bool:
-    return isinstance(meta, TensorMeta) and any(isinstance(d, int) and d == 0 for d in meta.shape)
 
 
 def _feeds_device(node: Node, graph: Graph) -> bool:

@@ -68,6 +68,9 @@ def _reduce_chain(b: _Builder, x: Ref, meta: TensorMeta, dims, keepdim: bool, op
     """One-dim reductions over `dims` (last first), then a squeeze when keepdim is False."""
     dtype = out_dtype or meta.dtype
     shape = tuple(meta.shape)
+    if meta.rank == 0:                  # reducing a 0-d tensor is the identity
+        out_meta = contiguous_meta((), dtype)
+        return b.add(aten.clone.default, (x,), out_meta, out_name), out_meta
     if not dims:
         return x, meta
     current, cur_meta = x, meta
@@ -84,7 +87,7 @@ def _reduce_chain(b: _Builder, x: Ref, meta: TensorMeta, dims, keepdim: bool, op
 
 
 def _numel(meta: TensorMeta, dims) -> Dim:
-    return math.prod([meta.shape[d] for d in dims]) if dims else 1
+    return math.prod([meta.shape[d] for d in dims]) if dims and meta.rank else 1
 
 
 @expander(aten.sum.dim_IntList, aten.amax.default, aten.amin.default, aten.sum.default)
@@ -94,8 +97,6 @@ def _expand_reduction(node: Node, graph: Graph):
     keepdim = node.args[2] if len(node.args) > 2 else node.kwargs_dict().get("keepdim", False)
     if node.target is aten.sum.default or not keepdim or len(dims) != 1 or xm.rank == 0:
         op = {aten.amax.default: aten.amax.default, aten.amin.default: aten.amin.default}.get(node.target, aten.sum.dim_IntList)
-        if xm.rank == 0:
-            return [Node(node.name, aten.clone.default, (x,), (), node.meta)]
         b = _Builder(node.name)
         _reduce_chain(b, x, xm, dims, keepdim, op, node.name, node.meta.dtype)
         return b.nodes
@@ -140,10 +141,10 @@ def _expand_softmax(node: Node, graph: Graph):
     full = contiguous_meta(xm.shape, dtype)
     row = contiguous_meta(tuple(1 if j == d else s for j, s in enumerate(xm.shape)), dtype)
     b = _Builder(node.name)
-    m = b.add(aten.amax.default, (x, [d], True), row)
+    m, _ = _reduce_chain(b, x, xm, [d], True, aten.amax.default)
     y = b.add(aten.sub.Tensor, (x, m), full)
     e = b.add(aten.exp.default, (y,), full)
-    s = b.add(aten.sum.dim_IntList, (e, [d], True), row)
+    s, _ = _reduce_chain(b, e, full, [d], True, aten.sum.dim_IntList)
     if node.target is aten._softmax.default:
         b.add(aten.div.Tensor, (e, s), node.meta, node.name)
     else:

@@ -147,6 +147,20 @@ def _unary(t, node, _):
     _set(t, node, unary(t, _UNARY[node.target], _arg(t, node, 0)))
 
 
+@tile_rule(aten.gelu.default)
+def _gelu(t, node, _):
+    x = _arg(t, node, 0)
+    if node.kwargs_dict().get("approximate", "none") == "none":
+        _set(t, node, unary(t, "TGELU", x))
+        return
+    # tanh form, as ATen: 0.5 * x * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 * x^3)))
+    cube = binary(t, "MUL", binary(t, "MUL", x, x), x)
+    inner = binary(t, "ADD", x, with_scalar(t, "MUL", cube, 0.044715))
+    th = unary(t, "TTANH", with_scalar(t, "MUL", inner, math.sqrt(2.0 / math.pi)))
+    half_x = with_scalar(t, "MUL", x, 0.5)
+    _set(t, node, binary(t, "MUL", half_x, with_scalar(t, "ADD", th, 1.0)))
+
+
 @tile_rule(aten.exp2.default)
 def _exp2(t, node, _):
     _set(t, node, unary(t, "TEXP", with_scalar(t, "MUL", _arg(t, node, 0), math.log(2.0))))

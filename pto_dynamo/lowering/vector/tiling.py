@@ -241,6 +241,8 @@ class KernelTiler:
         n_col_tiles = ceil_div(cols, self.C)
         outer = dom[:-2]
         count = math.prod(outer) * n_row_tiles * (n_col_tiles if tile_cols else 1)
+        # An empty domain (a static 0 dim) runs no iteration; its divisors only need to be nonzero.
+        n_col_tiles, n_row_tiles = _nonzero(n_col_tiles), _nonzero(n_row_tiles)
         with kb.tile_loop("t", count) as t:
             rest = t
             if tile_cols:
@@ -250,8 +252,8 @@ class KernelTiler:
             rest = floor_div(rest, n_row_tiles)
             self.outer_idx = []
             for k in reversed(range(len(outer))):
-                self.outer_idx.insert(0, kb.let(f"o{k}", emod(rest, outer[k])))
-                rest = floor_div(rest, outer[k])
+                self.outer_idx.insert(0, kb.let(f"o{k}", emod(rest, _nonzero(outer[k]))))
+                rest = floor_div(rest, _nonzero(outer[k]))
             self.r0 = kb.let("r0", rt * self.R)
             self.vr = kb.let("vr", emin(self.R, rows - self.r0))
             if tile_cols:
@@ -317,6 +319,10 @@ class KernelTiler:
         start = {"sum": 0.0, "max": -math.inf, "min": math.inf}[vector_op(node.target).reduce]
         self.emit("TEXPANDS", acc.vec, start)
         return acc
+
+
+def _nonzero(n):
+    return 1 if _is(n, 0) else n
 
 
 def _rule_key(node: Node):

@@ -1,0 +1,45 @@
+"""Edge cases of the vector lowering that stay on the device: 0-d reductions and softmax, empty
+tensors (a kernel that runs no tile), and tanh-approximate gelu."""
+import pytest
+import torch
+
+from tests.conftest import VERIFY
+
+
+def _run_on_device(fresh, fn, *args, **tol):
+    out = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(*args)
+    torch.testing.assert_close(out, fn(*args), equal_nan=True, **tol)
+    s = fresh.stats()
+    assert s["host_nodes"] and all(n == 0 for n in s["host_nodes"].values()), s
+    return s
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x: torch.softmax(x, 0),
+    lambda x: torch.log_softmax(x, -1),
+    lambda x: x.sum(0),
+    lambda x: x.mean(),
+    lambda x: x.var(),
+    lambda x: x.amax(0, keepdim=True) + x.amin(),
+], ids=["softmax", "log_softmax", "sum", "mean", "var", "amax_amin"])
+def test_zero_dim_reductions_run_on_the_device(fresh, fn):
+    _run_on_device(fresh, fn, torch.tensor(1.5))
+
+
+@pytest.mark.parametrize("fn,shapes", [
+    (lambda x: x.exp() * 2, [(0, 5)]),
+    (lambda x, y: x + y, [(5, 0), (0,)]),
+    (lambda x: torch.softmax(x, 1), [(0, 7)]),
+    (lambda x: x.sum(1), [(3, 0)]),
+    (lambda x: x.sum(), [(0, 4)]),
+], ids=["exp", "add_broadcast", "softmax_no_rows", "sum_over_empty_dim", "sum_all"])
+def test_empty_tensors_run_on_the_device(fresh, fn, shapes):
+    # an empty domain launches its kernel with no tile to do; a sum over an empty dim is zeros
+    _run_on_device(fresh, fn, *[torch.randn(s) for s in shapes])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_both_forms_on_the_device(fresh, dtype, approximate):
+    x = torch.linspace(-8, 8, 37 * 300).reshape(37, 300).to(dtype)
+    _run_on_device(fresh, lambda x: torch.nn.functional.gelu(x, approximate=approximate), x)
