@@ -93,7 +93,7 @@ def compile_graph(graph: Graph, options: PtoOptions, dump: DebugDump, verify: bo
     cached = MEMORY_CACHE.get(key)
     if cached is not None:
         bump("memory_hits")
-        record_host_nodes(graph.name, cached.partition.host_op_count)
+        record_host_nodes(graph.name, cached.partition.host_op_count, _fallbacks(cached.runners))
         _notify(cached, graph.name)
         return cached
     partition = partition_graph(graph, host_only=options.host_only)
@@ -112,10 +112,14 @@ def compile_graph(graph: Graph, options: PtoOptions, dump: DebugDump, verify: bo
         bump("signatures_compiled")
     dump.write("host_program", host_program.source, "py")
     compiled = CompiledGraph(graph, partition, host_program, host_program.load(runners), key, runners)
-    record_host_nodes(graph.name, partition.host_op_count)
+    record_host_nodes(graph.name, partition.host_op_count, _fallbacks(runners))
     MEMORY_CACHE.put(key, compiled)
     _notify(compiled, graph.name)
     return compiled
+
+
+def _fallbacks(runners) -> int:
+    return sum(isinstance(r, ReferenceRegion) for r in runners)
 
 
 def _build_runner(graph: Graph, region: DeviceRegion, key: str, options: PtoOptions, dump: DebugDump):

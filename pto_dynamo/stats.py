@@ -28,6 +28,7 @@ def reset_stats() -> None:
         _counters.update({name: 0 for name in _COUNTER_NAMES})
         _counters["backend_seconds"] = 0.0   # wall time spent inside the backend (tracing included)
         _counters["host_nodes"] = {}   # graph name -> ops that run on the host (runtime checks excluded)
+        _counters["fallback_regions"] = {}   # graph name -> device regions run by ATen (lowering failed)
 
 
 def bump(name: str, amount: int = 1) -> None:
@@ -36,16 +37,19 @@ def bump(name: str, amount: int = 1) -> None:
         _counters[name] += amount
 
 
-def record_host_nodes(graph_name: str, count: int) -> None:
-    """Record how many nodes of compiled graph `graph_name` stay on the host."""
+def record_host_nodes(graph_name: str, count: int, fallback_regions: int = 0) -> None:
+    """Record how many nodes of compiled graph `graph_name` stay on the host, and how many of its
+    device regions run on the ATen reference runner because their lowering failed."""
     with _lock:
         _counters["host_nodes"][graph_name] = count
+        _counters["fallback_regions"][graph_name] = fallback_regions
 
 
 def stats() -> dict[str, Any]:
     """A snapshot of the counters: graphs_received, signatures_compiled, native_builds,
-    memory_hits, disk_hits, launches, host_nodes (graph name -> host node count) and
-    backend_seconds (wall time spent inside the backend)."""
+    memory_hits, disk_hits, launches, host_nodes (graph name -> host node count),
+    fallback_regions (graph name -> device regions on the ATen fallback) and backend_seconds
+    (wall time spent inside the backend)."""
     with _lock:
         return copy.deepcopy(_counters)
 

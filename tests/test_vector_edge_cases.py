@@ -11,6 +11,7 @@ def _run_on_device(fresh, fn, *args, **tol):
     torch.testing.assert_close(out, fn(*args), equal_nan=True, **tol)
     s = fresh.stats()
     assert s["host_nodes"] and all(n == 0 for n in s["host_nodes"].values()), s
+    assert all(n == 0 for n in s["fallback_regions"].values()), s
     return s
 
 

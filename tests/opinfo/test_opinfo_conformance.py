@@ -263,7 +263,8 @@ def run_sample(op: OpInfo, sample: SampleInput, dtype: torch.dtype) -> tuple[boo
                            f"{calls} op calls captured): list the sample in SKIPS with the reason")
     if not stats["host_nodes"]:
         raise AssertionError(f"the backend received a graph but compiled no ATen graph: {stats}")
-    on_device = all(n == 0 for n in stats["host_nodes"].values())
+    on_device = all(n == 0 for n in stats["host_nodes"].values()) and \
+        all(n == 0 for n in stats["fallback_regions"].values())
 
     atol, rtol = tolerance(op, dtype)
     try:

@@ -5,6 +5,7 @@ are registered per opcode with `@render_rule`; tests check that every opcode has
 """
 from __future__ import annotations
 
+from pto_dynamo.ascend_backend.render.cpp import cpp_type
 from pto_dynamo.lowering.tile.ir import TileInst
 from pto_dynamo.lowering.tile.specs import lookup_rule, make_rule_registry, ops_of_family
 
@@ -38,6 +39,14 @@ def _tile_scalar(inst: TileInst, ctx) -> list[str]:
 def _fill(inst: TileInst, ctx) -> list[str]:
     dst = inst.outs[0]
     return [_call("TEXPANDS", dst, ctx.scalar(inst.ins[0], ctx.decl(dst).dtype))]
+
+
+@render_rule("TCI")
+def _iota(inst: TileInst, ctx) -> list[str]:
+    dst = inst.outs[0]
+    ctype = cpp_type(ctx.decl(dst).dtype)
+    descending = int(bool(inst.attr("descending", False)))
+    return [f"TCI<decltype({dst}), {ctype}, {descending}>({dst}, {ctx.scalar(inst.ins[0], ctx.decl(dst).dtype)});"]
 
 
 @render_rule("TCVT")

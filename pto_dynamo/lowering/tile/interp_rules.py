@@ -59,6 +59,15 @@ def _fill(inst, m) -> None:
     m.write(inst.outs[0], torch.tensor(value, dtype=compute_dtype(st.decl.dtype)))
 
 
+@interp_rule("TCI")
+def _iota(inst, m) -> None:
+    st = m.state(inst.outs[0])
+    start = int(m.scalar(inst.ins[0]))
+    k = torch.arange(st.valid_cols, dtype=torch.int64)
+    values = start - k if inst.attr("descending", False) else start + k
+    m.write(inst.outs[0], values.reshape(1, -1), rows=1)
+
+
 def _round(x: torch.Tensor, mode: str, to_float: bool) -> torch.Tensor:
     if to_float or mode in ("CAST_RINT", "CAST_ODD"):   # float targets round to nearest even on write
         return x if to_float else torch.round(x)

@@ -25,6 +25,7 @@ define_op("TMOV", (TILE,), (TILE,), "move", vec_only=False)
 define_op("TEXTRACT", (TILE,), (TILE,), "extract", vec_only=False)   # attrs: row, col
 define_op("TCVT", (TILE,), (TILE,), "convert")                      # attrs: round
 define_op("TEXPANDS", (TILE,), (SCALAR,), "fill")
+define_op("TCI", (TILE,), (SCALAR,), "iota")                         # attrs: descending
 define_op("TRESHAPE", (TILE,), (TILE,), "alias", vec_only=False)     # dst aliases src's bytes
 
 # --- elementwise: tile op tile ---------------------------------------------------------------

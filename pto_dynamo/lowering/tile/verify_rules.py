@@ -5,7 +5,7 @@ Constraints follow docs/pto_isa.md (A2A3 unless stated).
 """
 from __future__ import annotations
 
-from pto_dynamo.lowering.tile.dtypes import BF16, F16, F32, I8, I32, U8
+from pto_dynamo.lowering.tile.dtypes import BF16, F16, F32, I8, I16, I32, U8
 from pto_dynamo.lowering.tile.expr import exprs_equal
 from pto_dynamo.lowering.tile.ir import GmView, Layout, TileInst, TileLoc
 from pto_dynamo.lowering.tile.ops import CMP_MODES, ROUND_MODES
@@ -37,6 +37,16 @@ def _unary(inst: TileInst, ctx) -> None:
 @verify_rule("TEXPANDS")
 def _fill(inst: TileInst, ctx) -> None:
     ctx.row_major(ctx.tile(inst.outs[0]))
+
+
+@verify_rule("TCI")
+def _iota(inst: TileInst, ctx) -> None:
+    dst = ctx.tile(inst.outs[0])
+    ctx.row_major(dst)
+    if dst.dtype not in (I32, I16):
+        ctx.error(f"TCI writes int32/int16 tiles; {dst.name} is {dst.dtype}")
+    if dst.cols == 1:
+        ctx.error(f"TCI needs a tile with more than one column; {dst.name} has 1")
 
 
 @verify_rule("TCVT")

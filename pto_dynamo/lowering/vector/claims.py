@@ -1,7 +1,8 @@
 """Device claims of the vector lowering: which nodes the device takes, with checkers.
 
-Floating-point tensors (f32, bf16, f16) only for now; integer and bool tensors (indices, masks,
-comparisons) stay on the host with a reason until their lowering lands.
+Values of float32/bfloat16/float16, int32/int64 and bool. Integer and bool results are taken
+only from the ops that compute them exactly (`EXACT_INT`, `EXACT_BOOL`, `EXACT_ANY` in opinfo);
+any other op with such a result stays on the host with the reason.
 """
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ import torch
 
 from pto_dynamo.graph.ir import Graph, Node, Ref, TensorMeta
 from pto_dynamo.lowering.registry import device_rule
-from pto_dynamo.lowering.vector.opinfo import VECTOR_OPS
+from pto_dynamo.lowering.vector.opinfo import EXACT_ANY, EXACT_BOOL, EXACT_INT, VECTOR_OPS
 
 aten = torch.ops.aten
 FLOATS = (torch.float32, torch.bfloat16, torch.float16)
+INTS = (torch.int32, torch.int64)
+SUPPORTED = FLOATS + INTS + (torch.bool,)
 
 
 def _dtype_name(d) -> str:
@@ -23,16 +26,20 @@ def check_vector_node(node: Node, graph: Graph) -> str | None:
     """None if the vector lowering takes `node`, else the reason it stays on the host."""
     if not isinstance(node.meta, TensorMeta):
         return "result is not a single tensor"
-    if node.meta.dtype not in FLOATS:
-        return f"result dtype {_dtype_name(node.meta.dtype)} (the vector lowering takes f32/bf16/f16)"
-    kind = VECTOR_OPS[node.target].kind
-    for a in node.args:
-        if isinstance(a, Ref):
+    dtype = node.meta.dtype
+    if dtype not in SUPPORTED:
+        return f"result dtype {_dtype_name(dtype)} (the vector lowering takes f32/bf16/f16/i32/i64/bool)"
+    info = VECTOR_OPS[node.target]
+    if info.kind != "view" and node.target not in EXACT_ANY:
+        if dtype in INTS and node.target not in EXACT_INT:
+            return f"{_dtype_name(dtype)} result (integer math on the device: add/sub/mul/max/min/abs/neg/clamp/sum)"
+        if dtype == torch.bool and node.target not in EXACT_BOOL:
+            return "bool result of an arithmetic op (bool math on the device: compare/logical/where/any/all)"
+    for i, a in enumerate(node.args):
+        if isinstance(a, Ref) and i in info.tensor_args:
             m = graph.meta_of(a.name)
-            if not isinstance(m, TensorMeta) or m.dtype not in FLOATS:
+            if not isinstance(m, TensorMeta) or m.dtype not in SUPPORTED:
                 return f"operand {a.name} is {_dtype_name(getattr(m, 'dtype', 'not a tensor'))}"
-            if m.rank == 0 and m.dtype == torch.float64:
-                return "reads a host scalar"
         elif isinstance(a, (list, tuple)) and any(isinstance(x, Ref) for x in a):
             return "takes a list of tensors"
     kw = node.kwargs_dict()
@@ -40,7 +47,7 @@ def check_vector_node(node: Node, graph: Graph) -> str | None:
         return "_to_copy with memory_format or other options"
     if node.target in (aten.sum.dim_IntList, aten.mean.dim) and kw.get("dtype") not in (None, node.meta.dtype):
         return "reduction with an accumulation dtype"
-    if kind == "view" and not _feeds_device(node, graph):
+    if info.kind == "view" and not _feeds_device(node, graph):
         return "view read only on the host (a view costs nothing there)"
     return None
 

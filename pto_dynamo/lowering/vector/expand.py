@@ -5,6 +5,7 @@
     mean(x, dims)       -> sum(x, dims) / N
     var(x, dims, c)     -> sum((x - mean(x, dims))^2, dims) / (N - c)
     sum/amax/amin over several dims -> a chain of one-dim reductions (last dim first)
+    any / all           -> amax / amin of the operand as bool
 
 Each expansion keeps the original node's name on its final node, so users and region outputs
 still find it; the intermediate nodes are named `<name>__<step>`.
@@ -103,6 +104,18 @@ def _expand_reduction(node: Node, graph: Graph):
     return None                                  # already primitive
 
 
+@expander(aten.any.default, aten.any.dim, aten.any.dims, aten.all.default, aten.all.dim, aten.all.dims)
+def _expand_any_all(node: Node, graph: Graph):
+    """any = amax and all = amin over the operand as bool (the reduction converts it)."""
+    x, xm = node.args[0], graph.meta_of(node.args[0].name)
+    dims = _norm_dims(node.args[1] if len(node.args) > 1 else node.kwargs_dict().get("dim"), xm.rank)
+    keepdim = node.args[2] if len(node.args) > 2 else node.kwargs_dict().get("keepdim", False)
+    op = aten.amax.default if node.target in (aten.any.default, aten.any.dim, aten.any.dims) else aten.amin.default
+    b = _Builder(node.name)
+    _reduce_chain(b, x, xm, dims, keepdim, op, node.name, torch.bool)
+    return b.nodes
+
+
 @expander(aten.mean.dim, aten.mean.default)
 def _expand_mean(node: Node, graph: Graph):
     x, xm = node.args[0], graph.meta_of(node.args[0].name)
@@ -129,7 +142,8 @@ def _expand_var(node: Node, graph: Graph):
     diff = b.add(aten.sub.Tensor, (x, mean), contiguous_meta(xm.shape, xm.dtype))
     sq = b.add(aten.mul.Tensor, (diff, diff), contiguous_meta(xm.shape, xm.dtype))
     ss, ssm = _reduce_chain(b, sq, contiguous_meta(xm.shape, xm.dtype), dims, keepdim, aten.sum.dim_IntList)
-    b.add(aten.div.Scalar, (ss, n - correction), node.meta, node.name)
+    # eager's var over no element is NaN (not 0 / (0 - correction))
+    b.add(aten.div.Scalar, (ss, math.nan if n == 0 else n - correction), node.meta, node.name)
     return b.nodes
 
 

@@ -81,13 +81,15 @@ class KernelPlan:
 
 @dataclass
 class RegionPlan:
-    """The kernels of one device region in launch order and every buffer they touch."""
+    """The kernels of one device region in launch order, every buffer they touch, and the meta
+    of every value (buffers, computed values, views)."""
 
     kernels: list[KernelPlan]
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
     workspaces: tuple[str, ...]
     buffers: dict[str, TensorMeta]
+    values: dict[str, TensorMeta]
 
 
 def _shape_eq(a: Dim, b: Dim) -> bool:
@@ -167,6 +169,8 @@ class _Fuser:
                 if m is None:
                     continue
                 if jo < 0 or (out[jo] is not None and out[jo] != m):
+                    return None
+                if out[jo] is None and m in out:           # one domain dim for two output dims
                     return None
                 out[jo] = m
         used = {d for d in out if d is not None}
@@ -363,4 +367,4 @@ def plan_region(graph: Graph, nodes: list[str], inputs: tuple[str, ...], outputs
         fuser.materialize(name)
     kernels = [k for k in _order(fuser.kernels, fuser) if k.nodes]
     buffers = {name: fuser.metas[name] for name in (*inputs, *outputs, *fuser.workspaces)}
-    return RegionPlan(kernels, tuple(inputs), tuple(outputs), tuple(fuser.workspaces), buffers)
+    return RegionPlan(kernels, tuple(inputs), tuple(outputs), tuple(fuser.workspaces), buffers, dict(fuser.metas))

@@ -10,12 +10,12 @@ from pto_dynamo.lowering.tile import DeviceRegion, Launch, RegionTensor, Workspa
 from pto_dynamo.lowering.tile.capacity import TargetCapacity
 from pto_dynamo.lowering.tile.region import c_identifier
 from pto_dynamo.lowering.vector.fusion import plan_region
-from pto_dynamo.lowering.vector.tiling import tile_kernel
+from pto_dynamo.lowering.vector.tiling import normalize_expr, tile_kernel
 
 
 def storage_numel(meta: TensorMeta):
     """Elements a buffer with this shape and stride spans (its allocation size)."""
-    return 1 + sum((sympy.sympify(s) - 1) * st for s, st in zip(meta.shape, meta.stride))
+    return normalize_expr(1 + sum((sympy.sympify(s) - 1) * st for s, st in zip(meta.shape, meta.stride)))
 
 
 def kernel_name(parts: list[str], index: int) -> str:
@@ -28,7 +28,7 @@ def lower_vector_region(graph: Graph, region: PartitionRegion, scalar_names: tup
     plan = plan_region(graph, list(region.nodes), region.inputs, region.outputs)
     launches = []
     for k in plan.kernels:
-        program, tiler = tile_kernel(k, plan.buffers, kernel_name(k.name_parts(), k.index), label, capacity)
+        program, tiler = tile_kernel(k, plan.values, kernel_name(k.name_parts(), k.index), label, capacity)
         tensors = tuple(c_identifier(buf) for buf in tiler.params)
         launches.append(Launch(program, tensors, tuple(program.scalars)))
     tensors = tuple(RegionTensor(c_identifier(n), elem_type(plan.buffers[n].dtype), plan.buffers[n].shape)

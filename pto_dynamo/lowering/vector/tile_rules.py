@@ -1,18 +1,23 @@
 """Tile rules: the PTO instructions of each vector op, registered per ATen op (or per kind).
 
 A rule receives the KernelTiler, the node and, for a reduction in a column loop, the
-accumulators to fold into; it leaves the node's tile in `tiler.values[node.name]`. All math is
-f32; a cast to bf16/f16 rounds through a TCVT pair, as eager rounds at that point.
+accumulators to fold into; it leaves the node's tile in `tiler.values[node.name]`.
+
+Values live in tiles of their compute type (`compute_type`): floats in f32 (a cast to bf16/f16
+rounds through a TCVT pair, as eager rounds at that point), bool as f32 0/1, int32/int64 in
+their own type, so integer math is exact. `_arg` hands a rule its operand converted to the
+node's result dtype (the ATen type promotion); comparisons promote their operands themselves.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from pto_dynamo.graph.ir import Ref
-from pto_dynamo.lowering.tile import BF16, F16, F32
+from pto_dynamo.lowering.tile import BF16, F16, F32, I32, I64, U8, ceil_div
+from pto_dynamo.lowering.tile.dtypes import ElemType
 from pto_dynamo.lowering.vector.opinfo import vector_op
 
 aten = torch.ops.aten
@@ -24,12 +29,15 @@ EXPANDABLE = {"ADD", "SUB", "MUL", "DIV", "MAX", "MIN"}
 
 @dataclass(frozen=True)
 class TileVal:
-    """A value's tile: its name, form (full | row | col), and for a per-row value the RowMajor
-    alias that elementwise instructions use (`vec`)."""
+    """A value's tile: its name, form (full | row | col), for a per-row value the RowMajor alias
+    that elementwise instructions use (`vec`), its element type, and whether it holds a bool
+    (as f32 0/1)."""
 
     name: str
     form: str
     alias: str | None = None
+    dtype: ElemType = F32
+    boolean: bool = False
 
     @property
     def vec(self) -> str:
@@ -44,19 +52,70 @@ def tile_rule(*keys):
     return register
 
 
+def compute_type(dtype: torch.dtype) -> ElemType:
+    """The tile element type a value of `dtype` is computed in (see the module doc)."""
+    if dtype.is_floating_point or dtype == torch.bool:
+        return F32
+    return {torch.int32: I32, torch.int64: I64}[dtype]
+
+
 # -- helpers ----------------------------------------------------------------------------------
+def to(t, v: TileVal, dtype: torch.dtype) -> TileVal:
+    """v converted to `dtype`'s compute type: float -> int truncates, as torch casts; anything ->
+    bool is `v != 0`; a bool is already the f32 0/1 a float or int conversion starts from."""
+    if dtype == torch.bool:
+        return v if v.boolean else truth(t, v)
+    want = compute_type(dtype)
+    if v.dtype == want:
+        return replace(v, boolean=False) if v.boolean else v
+    dst = t.tile(v.form, want)
+    t.emit("TCVT", dst.vec, v.vec, round="CAST_TRUNC" if v.dtype.is_float and not want.is_float else "CAST_RINT")
+    return dst
+
+
+def truth(t, v: TileVal) -> TileVal:
+    """`v != 0` as a bool tile (integers compare in f32: a nonzero integer stays nonzero)."""
+    src = v if v.dtype == F32 else to(t, v, torch.float32)
+    mask = t.mask(v.form)
+    t.emit("TCMPS", mask, src.vec, 0.0, mode="NE")
+    return select01(t, mask, v.form)
+
+
+def select01(t, mask: str, form: str) -> TileVal:
+    """The bool tile of a compare mask: 1.0 where set, else 0.0."""
+    ones = fill(t, form, F32, 1.0)
+    dst = replace(t.tile(form, F32), boolean=True)
+    t.emit("TSELS", dst.vec, mask, ones.vec, 0.0, t.sel_tmp(F32))
+    return dst
+
+
+def fill(t, form: str, dtype: ElemType, value) -> TileVal:
+    dst = t.tile(form, dtype)
+    t.emit("TEXPANDS", dst.vec, _scalar_of(dtype, value))
+    return dst
+
+
+def _scalar_of(dtype: ElemType, value):
+    """A scalar operand for a tile of `dtype` (an int for integer tiles; expressions pass)."""
+    if isinstance(value, bool):
+        value = int(value)
+    if isinstance(value, (int, float)):
+        return float(value) if dtype.is_float else int(value)
+    return value
+
+
 def expand(t, v: TileVal) -> TileVal:
     """A full tile holding v broadcast over the columns (row value) or rows (column value)."""
     if v.form == "full":
         return v
-    dst = t.tile("full")
+    dst = replace(t.tile("full", v.dtype), boolean=v.boolean)
     t.emit("TROWEXPAND" if v.form == "row" else "TCOLEXPAND", dst.name, v.name)
     return dst
 
 
 def binary(t, op: str, a: TileVal, b: TileVal) -> TileVal:
     if a.form == b.form:
-        dst = t.tile(a.form)
+        dst = t.tile(a.form, a.dtype)
         t.emit(f"T{op}", dst.vec, a.vec, b.vec)
         return dst
     if {a.form, b.form} == {"row", "col"}:
@@ -64,23 +123,24 @@ def binary(t, op: str, a: TileVal, b: TileVal) -> TileVal:
     if a.form != "full" and op in COMMUTATIVE:
         a, b = b, a
     if a.form == "full" and op in EXPANDABLE:
-        dst = t.tile("full")
+        dst = t.tile("full", a.dtype)
         t.emit(("TROWEXPAND" if b.form == "row" else "TCOLEXPAND") + op, dst.name, a.name, b.name)
         return dst
     a, b = expand(t, a), expand(t, b)
-    dst = t.tile("full")
+    dst = t.tile("full", a.dtype)
     t.emit(f"T{op}", dst.name, a.name, b.name)
     return dst
 
 
 def with_scalar(t, op: str, x: TileVal, s) -> TileVal:
-    dst = t.tile(x.form)
-    t.emit(f"T{op}S", dst.vec, x.vec, t._expr(s) if not isinstance(s, float) else s)
+    dst = t.tile(x.form, x.dtype)
+    s = _scalar_of(x.dtype, s)
+    t.emit(f"T{op}S", dst.vec, x.vec, s if isinstance(s, (int, float)) else t._expr(s))
     return dst
 
 
 def unary(t, op: str, x: TileVal) -> TileVal:
-    dst = t.tile(x.form)
+    dst = t.tile(x.form, x.dtype)
     t.emit(op, dst.vec, x.vec)
     return dst
 
@@ -89,9 +149,10 @@ def _set(t, node, val: TileVal) -> None:
     t.values[node.name] = val
 
 
-def _arg(t, node, i):
+def _arg(t, node, i, dtype: torch.dtype | None = None):
+    """Operand i of node: a tensor as a tile of `dtype` (default: the node's result dtype)."""
     a = node.args[i]
-    return t.operand(node, a) if isinstance(a, Ref) else a
+    return to(t, t.operand(node, a), dtype or node.meta.dtype) if isinstance(a, Ref) else a
 
 
 # -- elementwise ------------------------------------------------------------------------------
@@ -115,10 +176,8 @@ def _binary(t, node, _):
 
 
 def fill_like(t, like: TileVal, value) -> TileVal:
-    """A tile of `like`'s form filled with a scalar."""
-    dst = t.tile(like.form)
-    t.emit("TEXPANDS", dst.vec, _num(value) if not isinstance(value, (int, float)) else float(value))
-    return dst
+    """A tile of `like`'s form and type filled with a scalar."""
+    return fill(t, like.form, like.dtype, _num(value))
 
 
 def _num(s):
@@ -205,8 +264,8 @@ def _clamp(t, node, _):
            prims.convert_element_type.default, aten.copy.default)
 def _copy(t, node, _):
     src = node.args[1] if node.target is aten.copy.default else node.args[0]
-    x = t.operand(node, src)
     dtype = node.meta.dtype
+    x = to(t, t.operand(node, src), dtype)
     if dtype in (torch.bfloat16, torch.float16):             # round as eager does at a cast
         low = t.convert(x, BF16 if dtype == torch.bfloat16 else F16)
         x = t.convert(low, F32)
@@ -226,12 +285,138 @@ _FOLD = {"sum": "TADD", "max": "TMAX", "min": "TMIN"}
 @tile_rule("reduction")
 def _reduce(t, node, accs):
     kind = vector_op(node.target).reduce
-    x = expand(t, t.operand(node, node.args[0]))
-    part = t.tile("row")
-    scratch = t.tile("full")
+    x = expand(t, _arg(t, node, 0))
+    part = replace(t.tile("row", x.dtype), boolean=x.boolean)
+    scratch = t.tile("full", x.dtype)
     t.emit(_ROW_REDUCE[kind], part.name, x.name, scratch.name)
     if accs is None:
         _set(t, node, part)
     else:
         acc = accs[node.name]
         t.emit(_FOLD[kind], acc.vec, acc.vec, part.vec)
+
+
+# -- predicates and selection -----------------------------------------------------------------
+_CMP = {aten.eq: "EQ", aten.ne: "NE", aten.lt: "LT", aten.le: "LE", aten.gt: "GT", aten.ge: "GE"}
+_CMP_MODES = {getattr(packet, overload): mode for packet, mode in _CMP.items() for overload in ("Tensor", "Scalar")}
+
+
+def _promoted(t, node) -> torch.dtype:
+    """The dtype ATen compares `node`'s operands in (0-d tensors promote by category only)."""
+    def probe(a):
+        if not isinstance(a, Ref):
+            return a
+        meta = t.meta_of(a.name)
+        return torch.empty((0,) * meta.rank if meta.rank else (), dtype=meta.dtype, device="meta")
+    return torch.result_type(probe(node.args[0]), probe(node.args[1]))
+
+
+def same_form(t, *vals: TileVal) -> list[TileVal]:
+    """The values in one form (full unless they already share one)."""
+    if len({v.form for v in vals}) == 1:
+        return list(vals)
+    return [expand(t, v) for v in vals]
+
+
+@tile_rule(*_CMP_MODES)
+def _compare(t, node, _):
+    dtype = _promoted(t, node)
+    a, b = _arg(t, node, 0, dtype), _arg(t, node, 1, dtype)
+    mode = _CMP_MODES[node.target]
+    if isinstance(b, TileVal):
+        a, b = same_form(t, a, b)
+        mask = t.mask(a.form)
+        t.emit("TCMP", mask, a.vec, b.vec, mode=mode)
+    else:
+        mask = t.mask(a.form)
+        t.emit("TCMPS", mask, a.vec, _scalar_of(a.dtype, _num(b)), mode=mode)
+    _set(t, node, select01(t, mask, a.form))
+
+
+_LOGICAL = {aten.logical_and.default: "MUL", aten.bitwise_and.Tensor: "MUL", aten.logical_or.default: "MAX",
+            aten.bitwise_or.Tensor: "MAX", aten.logical_xor.default: "XOR", aten.bitwise_xor.Tensor: "XOR"}
+
+
+@tile_rule(*_LOGICAL)
+def _logical(t, node, _):
+    a, b = _arg(t, node, 0, torch.bool), _arg(t, node, 1, torch.bool)
+    op = _LOGICAL[node.target]
+    out = unary(t, "TABS", binary(t, "SUB", a, b)) if op == "XOR" else binary(t, op, a, b)
+    _set(t, node, replace(out, boolean=True))
+
+
+@tile_rule(aten.logical_not.default, aten.bitwise_not.default)
+def _logical_not(t, node, _):
+    x = _arg(t, node, 0, torch.bool)
+    _set(t, node, replace(with_scalar(t, "ADD", with_scalar(t, "MUL", x, -1.0), 1.0), boolean=True))
+
+
+@tile_rule(aten.where.self)
+def _where(t, node, _):
+    cond, a, b = same_form(t, _arg(t, node, 0, torch.bool), _arg(t, node, 1), _arg(t, node, 2))
+    mask = t.mask(cond.form)
+    t.emit("TCMPS", mask, cond.vec, 0.0, mode="NE")
+    dst = replace(t.tile(a.form, a.dtype), boolean=node.meta.dtype == torch.bool)
+    t.emit("TSEL", dst.vec, mask, a.vec, b.vec, t.sel_tmp(a.dtype))
+    _set(t, node, dst)
+
+
+@tile_rule(aten.clamp.Tensor)
+def _clamp_tensor(t, node, _):
+    x = _arg(t, node, 0)
+    kw = node.kwargs_dict()
+    lo = node.args[1] if len(node.args) > 1 else kw.get("min")
+    hi = node.args[2] if len(node.args) > 2 else kw.get("max")
+    if lo is not None:
+        x = binary(t, "MAX", x, to(t, t.operand(node, lo), node.meta.dtype))
+    if hi is not None:
+        x = binary(t, "MIN", x, to(t, t.operand(node, hi), node.meta.dtype))
+    _set(t, node, x)
+
+
+# -- creation ---------------------------------------------------------------------------------
+def _creation_fill(t, node, value) -> None:
+    dtype = node.meta.dtype
+    form = t.form_of(t.plan.dmaps[node.name])
+    _set(t, node, replace(fill(t, form, compute_type(dtype), value), boolean=dtype == torch.bool))
+
+
+@tile_rule(aten.full.default)
+def _full(t, node, _):
+    _creation_fill(t, node, node.args[1])
+
+
+@tile_rule(aten.full_like.default)
+def _full_like(t, node, _):
+    _creation_fill(t, node, node.args[1])
+
+
+@tile_rule(aten.scalar_tensor.default)
+def _scalar_tensor(t, node, _):
+    _creation_fill(t, node, node.args[0])
+
+
+@tile_rule(aten.arange.default, aten.arange.start, aten.arange.start_step)
+def _arange(t, node, _):
+    """start + i * step, i the position along the dim the output maps to (TCI for the row and
+    col dims, the tile loop's index for an outer dim)."""
+    args = list(node.args)
+    if node.target is aten.arange.default:
+        args = [0, args[0]]
+    start, step = args[0], (args[2] if len(args) > 2 else 1)
+    (d,) = t.plan.dmaps[node.name]
+    form = t.form_of((d,))
+    if d is None:
+        pos = fill(t, form, I64, 0)
+    elif d == t.plan.col:
+        pos = t.iota(form, t.col.c0)
+    elif d == t.plan.rank - 2:
+        pos = t.iota(form, t.r0)
+    else:
+        pos = fill(t, form, I64, t.outer_idx[d])
+    val = to(t, pos, node.meta.dtype)
+    if step != 1:
+        val = with_scalar(t, "MUL", val, step)
+    if start != 0:
+        val = with_scalar(t, "ADD", val, start)
+    _set(t, node, val)

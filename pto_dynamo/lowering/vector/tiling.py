@@ -2,7 +2,7 @@
 
 Tiles cover R rows x C columns of the domain's last two dims; each SPMD tile-loop iteration owns
 one index of the outer dims, one row tile and (for kernels without reductions) one column tile.
-Values take one of three forms in tiles (all computed in f32):
+Values take one of three forms in tiles (in their compute type, see tile_rules):
 
   full  [R, C]          varies along rows and columns
   row   [RP, 1] ColMajor one value per row (reductions over the col dim, per-row operands), with
@@ -17,20 +17,21 @@ and halve until the planner fits every live tile into the target's UB.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sympy
+import torch
 from torch.utils._sympy.functions import Max as TorchMax, Min as TorchMin
 
 from pto_dynamo.graph.ir import Node, Ref
-from pto_dynamo.lowering.tile import (F32, GmView, KernelBuilder, Layout, PlanningError, TileLoc, ceil_div, elem_type,
+from pto_dynamo.lowering.tile import (F32, I32, U8, GmView, KernelBuilder, Layout, PlanningError, TileLoc, ceil_div, elem_type,
                                       emin, emod, floor_div)
 from pto_dynamo.lowering.tile.capacity import TargetCapacity
 from pto_dynamo.lowering.tile.region import c_identifier
 from pto_dynamo.lowering.vector.access import Access
 from pto_dynamo.lowering.vector.fusion import KernelPlan
 from pto_dynamo.lowering.vector.opinfo import vector_op
-from pto_dynamo.lowering.vector.tile_rules import TILE_RULES, TileVal
+from pto_dynamo.lowering.vector.tile_rules import TILE_RULES, TileVal, compute_type
 
 Vec = TileLoc.Vec
 
@@ -43,7 +44,7 @@ def _is(expr, value) -> bool:
     return sympy.simplify(sympy.sympify(expr) - value) == 0
 
 
-def _normalize(e):
+def normalize_expr(e):
     """torch's sympy Max/Min (from ShapeEnv expressions) as sympy's, which the tile printer knows."""
     return e.replace(lambda x: isinstance(x, (TorchMax, TorchMin)),
                      lambda x: (sympy.Max if isinstance(x, TorchMax) else sympy.Min)(*x.args))
@@ -64,9 +65,9 @@ class _Col:
 class KernelTiler:
     """Emits one kernel through KernelBuilder; `TILE_RULES` emit each node's instructions."""
 
-    def __init__(self, plan: KernelPlan, metas: dict, name: str, graph: str, R: int, C: int):
+    def __init__(self, plan: KernelPlan, metas: dict, name: str, graph: str, R: int, C: int, align: int = 16):
         self.plan, self.metas, self.R, self.C = plan, metas, R, C
-        self.RP = _round_up(R, 16)
+        self.RP = _round_up(R, align)     # per-row tiles: whole 32-byte blocks of the narrowest type
         # With a transposed (DN) access, full tiles take RP rows so TMOV sees equal capacities.
         accesses = list(plan.loads.values()) + list(plan.stores.values())
         transposed = any(not _is(a.strides[-1], 1) and not _is(a.strides[-1], 0) for a in accesses)
@@ -92,7 +93,7 @@ class KernelTiler:
 
     def _expr(self, e):
         """A domain expression with its DynDims registered as kernel scalars."""
-        e = _normalize(sympy.sympify(e))
+        e = normalize_expr(sympy.sympify(e))
         for s in sorted(e.free_symbols, key=lambda s: s.name):
             if s.name not in self.scalars:
                 self.scalars[s.name] = self.kb.scalar(s.name)
@@ -102,15 +103,35 @@ class KernelTiler:
         name = self.fresh(base)
         if form == "full":
             self.kb.tile(name, Vec, dtype, self.full_rows, self.C, self.vr, self.col.vc)
-            return TileVal(name, "full")
+            return TileVal(name, "full", dtype=dtype)
         if form == "col":
             self.kb.tile(name, Vec, dtype, 1, self.C, 1, self.col.vc)
-            return TileVal(name, "col")
+            return TileVal(name, "col", dtype=dtype)
         self.kb.tile(name, Vec, dtype, self.RP, 1, self.vr, 1, Layout.ColMajor)
         alias = name + "_r"
         self.kb.tile(alias, Vec, dtype, 1, self.RP, 1, self.vr)
         self.kb.emit("TRESHAPE", alias, name)
-        return TileVal(name, "row", alias)
+        return TileVal(name, "row", alias, dtype=dtype)
+
+    def mask(self, form: str) -> str:
+        """A u8 compare mask for values of `form` (one bit per element of the `vec` tile)."""
+        rows, cols, vr, vc = {"full": (self.full_rows, self.C, self.vr, self.col.vc),
+                              "col": (1, self.C, 1, self.col.vc), "row": (1, self.RP, 1, self.vr)}[form]
+        name = self.fresh("mask")
+        self.kb.tile(name, Vec, U8, rows, _round_up(max(1, -(-cols // 8)), 32), vr, ceil_div(vc, 8))
+        return name
+
+    def sel_tmp(self, dtype) -> str:
+        """The scratch tile TSEL/TSELS take on A2A3."""
+        name = self.fresh("sel_tmp")
+        self.kb.tile(name, Vec, dtype, 1, 32 // dtype.itemsize * 2, 1, 32 // dtype.itemsize * 2)
+        return name
+
+    def iota(self, form: str, start) -> TileVal:
+        """int32 positions start + k along the `vec` tile of a col or row value (TCI)."""
+        val = self.tile(form, I32, base="pos")
+        self.emit("TCI", val.vec, start, descending=False)      # start: the tile's r0 or c0
+        return val
 
     def emit(self, op: str, *operands, **attrs):
         return self.kb.emit(op, *operands, **attrs)
@@ -160,7 +181,10 @@ class KernelTiler:
             self.emit("TLOAD", raw.name, self.kb.view(gm, off, 1, self.col.vc, row_stride))
         else:
             self.emit("TLOAD", raw.name, self.kb.column_view(gm, off, self.vr, row_stride))
-        val = raw if storage == F32 else self.convert(raw, F32)
+        want = compute_type(meta.dtype)
+        val = raw if storage == want else self.convert(raw, want)
+        if meta.dtype == torch.bool:
+            val = replace(val, boolean=True)
         self.values[key] = val              # scoped: a load inside a column loop stays there
         return val
 
@@ -180,11 +204,11 @@ class KernelTiler:
         dst = self.fresh(value + "_nd")
         self.kb.tile(dst, Vec, dtype, self.RP, self.C, self.vr, self.col.vc)
         self.emit("TMOV", dst, cm)
-        return TileVal(dst, "full")
+        return TileVal(dst, "full", dtype=dtype)
 
-    def convert(self, src: TileVal, dtype) -> TileVal:
+    def convert(self, src: TileVal, dtype, round: str = "CAST_RINT") -> TileVal:
         dst = self.tile(src.form, dtype, base="cvt")
-        self.emit("TCVT", dst.vec, src.vec, round="CAST_RINT")
+        self.emit("TCVT", dst.vec, src.vec, round=round)
         return dst
 
     def store(self, value: str) -> None:
@@ -193,7 +217,7 @@ class KernelTiler:
         val = self.get(value)
         gm = self.param(access.buffer, output=True)
         row_stride, col_stride = (self._expr(s) for s in access.strides[-2:])
-        out = val if elem_type(meta.dtype) == F32 else self.convert(val, elem_type(meta.dtype))
+        out = val if elem_type(meta.dtype) == val.dtype else self.convert(val, elem_type(meta.dtype))
         off = self._offset(access)
         if val.form == "full" and not _is(col_stride, 1):
             if not _is(row_stride, 1):
@@ -210,6 +234,9 @@ class KernelTiler:
             self.emit("TSTORE", self.kb.column_view(gm, off, self.vr, row_stride), out.name)
 
     # -- values ------------------------------------------------------------------------------
+    def meta_of(self, name: str):
+        return self.metas[name]
+
     def get(self, name: str) -> TileVal:
         if name in self.values:
             return self.values[name]
@@ -315,10 +342,22 @@ class KernelTiler:
                     self.row_values[n.name] = self.values.pop(n.name)
 
     def _init_acc(self, node: Node) -> TileVal:
-        acc = self.tile("row", base=node.name + "_acc")
-        start = {"sum": 0.0, "max": -math.inf, "min": math.inf}[vector_op(node.target).reduce]
-        self.emit("TEXPANDS", acc.vec, start)
+        dtype = node.meta.dtype
+        acc = replace(self.tile("row", compute_type(dtype), base=node.name + "_acc"), boolean=dtype == torch.bool)
+        self.emit("TEXPANDS", acc.vec, _identity(vector_op(node.target).reduce, dtype))
         return acc
+
+
+def _identity(kind: str, dtype: torch.dtype):
+    """The start value of a `kind` reduction in `dtype`'s compute type."""
+    if kind == "sum":
+        return 0.0 if dtype.is_floating_point or dtype == torch.bool else 0
+    if dtype == torch.bool:
+        return 0.0 if kind == "max" else 1.0
+    if dtype.is_floating_point:
+        return -math.inf if kind == "max" else math.inf
+    info = torch.iinfo(dtype)
+    return info.min if kind == "max" else info.max
 
 
 def _nonzero(n):
@@ -347,7 +386,11 @@ def tile_kernel(plan: KernelPlan, metas: dict, name: str, graph: str, capacity: 
     rows = plan.domain[-2]
     tile_cols = not plan.has_reduction
     static_cols = cols if isinstance(cols, int) else None
-    C = _round_up(min(static_cols, 4096), 16) if static_cols else 1024
+    # a row of every tile spans whole 32-byte blocks: 32 u8 (bool) columns, 16 bf16 or f32 ones
+    itemsize = min([elem_type(metas[a.buffer].dtype).itemsize for a in (*plan.loads.values(), *plan.stores.values())]
+                   + [2])
+    align = 32 // itemsize
+    C = _round_up(min(static_cols, 4096), align) if static_cols else 1024
     if tile_cols:
         C = min(C, 1024)
     attempts = []
@@ -356,7 +399,7 @@ def tile_kernel(plan: KernelPlan, metas: dict, name: str, graph: str, capacity: 
         if isinstance(rows, int):
             R = min(R, max(rows, 1))
         while R >= 1:
-            tiler = KernelTiler(plan, metas, name, graph, R, C)
+            tiler = KernelTiler(plan, metas, name, graph, R, C, align)
             try:
                 kb = tiler.build(tile_cols)
                 return kb.build(capacity), tiler

@@ -1,4 +1,4 @@
-// pto_dynamo CPU target: element-wise V-ops (pto_isa.md §3.2), TEXPANDS and TCVT.
+// pto_dynamo CPU target: element-wise V-ops (pto_isa.md §3.2), TCI, TEXPANDS and TCVT.
 //
 // One engine, `ewise`, walks dst's valid region row by row with `#pragma omp simd` over the
 // columns (or over the whole tile as one flat loop when every operand is full and contiguous);
@@ -131,6 +131,19 @@ PTO_UNARY_OP(TRELU, ((a > 0) | (a != a)) ? a : decltype(a)(0))
 PTO_UNARY_OP(TNOT, ~a)
 #undef PTO_UNARY_OP
 #undef PTO_UNARY_OP_ALG
+
+// ---- TCI: contiguous integers S +/- k over the valid columns of row 0 (pto_isa TCI) -------------
+template <typename Dst, typename T, int descending, typename... E>
+PTO_INST RecordEvent TCI(Dst& dst, T start, E&...) {
+  static_assert(std::is_same_v<typename Dst::DType, T>, "TCI: the tile's element type is the scalar's");
+  static_assert(std::is_integral_v<T> && sizeof(T) <= 4, "TCI: int32/uint32/int16/uint16 tiles");
+  static_assert(Dst::Cols != 1, "TCI: a tile with more than one column");
+  T* d = dst.data();
+  const int vc = dst.GetValidCol();
+#pragma omp simd
+  for (int c = 0; c < vc; ++c) d[std::ptrdiff_t(c) * Dst::ColStride] = descending ? T(start - c) : T(start + c);
+  return {};
+}
 
 // ---- TEXPANDS: fill (Vec: valid region; other memories: the whole tile) -----------------------
 template <detail::TileT Dst, typename... E>
