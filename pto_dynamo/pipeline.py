@@ -25,7 +25,7 @@ from pto_dynamo.graph.printer import graph_text
 from pto_dynamo.graph.verify import verify_graph
 from pto_dynamo.lowering.partition import DeviceRegion, Partition, partition_graph
 # The cpu target tiles within the A2A3 capacities, so the same kernels stay legal for the NPU.
-from pto_dynamo.lowering.tile import A2A3_CAPACITY as CPU_CAPACITY, TileVerificationError, print_program
+from pto_dynamo.lowering.tile import CPU_CAPACITY, TileVerificationError, print_program
 from pto_dynamo.lowering.tile.planner import PlanningError
 from pto_dynamo.lowering.vector import claims  # noqa: F401  (registers the vector device claims)
 from pto_dynamo.lowering.vector.fusion import FusionError

@@ -6,7 +6,7 @@ sequence of a device region).
 """
 from pto_dynamo.lowering.tile import ops  # noqa: F401  (fills the opcode table first)
 from pto_dynamo.lowering.tile.builder import KernelBuilder
-from pto_dynamo.lowering.tile.capacity import A2A3_CAPACITY, TargetCapacity
+from pto_dynamo.lowering.tile.capacity import A2A3_CAPACITY, CPU_CAPACITY, TargetCapacity
 from pto_dynamo.lowering.tile.dtypes import BF16, F16, F32, I8, I16, I32, I64, U8, ElemType, elem_type
 from pto_dynamo.lowering.tile.expr import ceil_div, emax, emin, emod, evaluate, floor_div, sym
 from pto_dynamo.lowering.tile.interpreter import InterpreterError, interpret, interpret_region
@@ -20,7 +20,7 @@ from pto_dynamo.lowering.tile.specs import OPS, op_spec
 from pto_dynamo.lowering.tile.verifier import TileVerificationError, verify_program
 
 __all__ = [
-    "KernelBuilder", "A2A3_CAPACITY", "TargetCapacity", "BF16", "F16", "F32", "I8", "I16", "I32", "I64", "U8",
+    "KernelBuilder", "A2A3_CAPACITY", "CPU_CAPACITY", "TargetCapacity", "BF16", "F16", "F32", "I8", "I16", "I32", "I64", "U8",
     "ElemType", "elem_type", "ceil_div", "emax", "emin", "emod", "evaluate", "floor_div", "sym", "InterpreterError",
     "interpret", "interpret_region", "BLOCK_IDX", "BLOCK_NUM", "Distribution", "FloatImm", "GlobalParam",
     "GmView", "Layout", "Let", "SerialLoop", "TileDecl", "TileInst", "TileLoc", "TileLoop", "TileProgram",

@@ -17,6 +17,10 @@ class TargetCapacity:
     name: str
     bytes_per_loc: tuple[tuple[TileLoc, int], ...]
     alignment: int = 32
+    # Vector tiling preferences: the elements of one tile the tiler aims for, and the widest tile
+    # of a kernel without reductions (which tiles columns too).
+    tile_elems: int = 16384
+    tile_cols: int = 1024
 
     def capacity(self, loc: TileLoc) -> int:
         for l, n in self.bytes_per_loc:
@@ -34,3 +38,8 @@ A2A3_CAPACITY = TargetCapacity(
      (TileLoc.Right, 64 * KiB), (TileLoc.Acc, 128 * KiB)),
     alignment=32,
 )
+
+# The cpu target: A2A3's capacities (its kernels stay valid A2A3 tile programs) with tiles sized
+# for a CPU core's L1 data cache (8 KiB of f32: a kernel's few live tiles stay in L1 between
+# instructions, where 64 KiB tiles stream through L2 on every instruction).
+CPU_CAPACITY = TargetCapacity("cpu", A2A3_CAPACITY.bytes_per_loc, alignment=32, tile_elems=2048, tile_cols=2048)

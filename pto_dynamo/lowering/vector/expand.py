@@ -1,6 +1,6 @@
 """Expand composite ops into the primitives the fusion pass understands.
 
-    _softmax(x, d)      -> m = amax(x, d); e = exp(x - m); e / sum(e, d)
+    _softmax(x, d)      -> m = amax(x, d); e = exp(x - m); e * (1 / sum(e, d))
     _log_softmax(x, d)  -> y = x - amax(x, d); y - log(sum(exp(y), d))
     mean(x, dims)       -> sum(x, dims) / N
     var(x, dims, c)     -> sum((x - mean(x, dims))^2, dims) / (N - c)
@@ -159,8 +159,9 @@ def _expand_softmax(node: Node, graph: Graph):
     y = b.add(aten.sub.Tensor, (x, m), full)
     e = b.add(aten.exp.default, (y,), full)
     s, _ = _reduce_chain(b, e, full, [d], True, aten.sum.dim_IntList)
-    if node.target is aten._softmax.default:
-        b.add(aten.div.Tensor, (e, s), node.meta, node.name)
+    if node.target is aten._softmax.default:             # e * (1 / s), as ATen's CPU kernel
+        r = b.add(aten.reciprocal.default, (s,), row)
+        b.add(aten.mul.Tensor, (e, r), node.meta, node.name)
     else:
         ls = b.add(aten.log.default, (s,), row)
         b.add(aten.sub.Tensor, (y, ls), node.meta, node.name)

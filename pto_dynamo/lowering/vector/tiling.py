@@ -24,7 +24,7 @@ import torch
 from torch.utils._sympy.functions import Max as TorchMax, Min as TorchMin
 
 from pto_dynamo.graph.ir import Node, Ref
-from pto_dynamo.lowering.tile import (F32, I32, U8, GmView, KernelBuilder, Layout, PlanningError, TileLoc, ceil_div, elem_type,
+from pto_dynamo.lowering.tile import (F32, I32, U8, Distribution, GmView, KernelBuilder, Layout, PlanningError, TileLoc, ceil_div, elem_type,
                                       emin, emod, floor_div)
 from pto_dynamo.lowering.tile.capacity import TargetCapacity
 from pto_dynamo.lowering.tile.region import c_identifier
@@ -270,7 +270,8 @@ class KernelTiler:
         count = math.prod(outer) * n_row_tiles * (n_col_tiles if tile_cols else 1)
         # An empty domain (a static 0 dim) runs no iteration; its divisors only need to be nonzero.
         n_col_tiles, n_row_tiles = _nonzero(n_col_tiles), _nonzero(n_row_tiles)
-        with kb.tile_loop("t", count) as t:
+        # chunked: each block walks a contiguous run of tiles, so memory is read in order
+        with kb.tile_loop("t", count, Distribution.CHUNKED) as t:
             rest = t
             if tile_cols:
                 ct = kb.let("ct", emod(rest, n_col_tiles))
@@ -392,10 +393,10 @@ def tile_kernel(plan: KernelPlan, metas: dict, name: str, graph: str, capacity: 
     align = 32 // itemsize
     C = _round_up(min(static_cols, 4096), align) if static_cols else 1024
     if tile_cols:
-        C = min(C, 1024)
+        C = min(C, capacity.tile_cols)
     attempts = []
     while C >= 16:
-        R = max(1, min(64, 16384 // C))
+        R = max(1, min(64, capacity.tile_elems // C))
         if isinstance(rows, int):
             R = min(R, max(rows, 1))
         while R >= 1:

@@ -18,13 +18,13 @@ template <Red R, typename T> PTO_INLINE compute_t<T> reduce_line(const T* s, std
     return acc;
   } else {
     C acc = to_c(s[0]);
-    bool nan = false;
+    int nan = 0;   // an int `|` reduction vectorises; a bool `||` one made GCC emit a scalar loop
     if constexpr (R == Red::Max) {
-#pragma omp simd reduction(max : acc) reduction(|| : nan)
-      for (int c = 0; c < n; ++c) { const C v = to_c(s[c * stride]); acc = v > acc ? v : acc; nan = nan || (v != v); }
+#pragma omp simd reduction(max : acc) reduction(| : nan)
+      for (int c = 0; c < n; ++c) { const C v = to_c(s[c * stride]); acc = v > acc ? v : acc; nan |= int(v != v); }
     } else {
-#pragma omp simd reduction(min : acc) reduction(|| : nan)
-      for (int c = 0; c < n; ++c) { const C v = to_c(s[c * stride]); acc = v < acc ? v : acc; nan = nan || (v != v); }
+#pragma omp simd reduction(min : acc) reduction(| : nan)
+      for (int c = 0; c < n; ++c) { const C v = to_c(s[c * stride]); acc = v < acc ? v : acc; nan |= int(v != v); }
     }
     if constexpr (std::numeric_limits<C>::has_quiet_NaN) return nan ? std::numeric_limits<C>::quiet_NaN() : acc;
     else return acc;
