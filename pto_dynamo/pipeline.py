@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from pto_dynamo.stats import bump, record_host_nodes
+from pto_dynamo.ascend_backend.cpu import build_libraries
 from pto_dynamo.ascend_backend.host_program import HostProgram, generate_host_program, region_scalars
 from pto_dynamo.ascend_backend.native_region import NativeRegion, render_region
 from pto_dynamo.ascend_backend.reference_region import ReferenceRegion
@@ -105,7 +106,7 @@ def compile_graph(graph: Graph, options: PtoOptions, dump: DebugDump, verify: bo
         bump("disk_hits")
     else:
         host_program = generate_host_program(graph, partition)
-        runners = [_build_runner(graph, r, key, options, dump) for r in partition.regions]
+        runners = _build_runners(graph, partition, key, options, dump)
         store_entry(key, source_hash(), _entry_files(graph, partition, host_program, runners),
                     {"function": host_program.graph_name, "host_nodes": partition.host_op_count,
                      "regions": [_runner_meta(r) for r in runners]})
@@ -122,9 +123,17 @@ def _fallbacks(runners) -> int:
     return sum(isinstance(r, ReferenceRegion) for r in runners)
 
 
-def _build_runner(graph: Graph, region: DeviceRegion, key: str, options: PtoOptions, dump: DebugDump):
-    """The native runner of a device region, or the ATen reference runner (with the reason) when the
-    region cannot be lowered: compilation never fails because of one region."""
+def _build_runners(graph: Graph, partition: Partition, key: str, options: PtoOptions, dump: DebugDump) -> list:
+    """The runner of every device region; their native libraries build concurrently."""
+    lowered = [_lower_region(graph, r, key, options, dump) for r in partition.regions]
+    build_libraries([(source, symbol) for source, symbol, _ in (x for x in lowered if isinstance(x, tuple))])
+    return [NativeRegion(*x, options.core_num) if isinstance(x, tuple) else x for x in lowered]
+
+
+def _lower_region(graph: Graph, region: DeviceRegion, key: str, options: PtoOptions, dump: DebugDump):
+    """(source, entry symbol, kernel names) of a device region's translation unit, or the ATen
+    reference runner (with the reason) when the region cannot be lowered: compilation never fails
+    because of one region."""
     scalars = region_scalars(graph, region)
     try:
         tile_region = lower_vector_region(graph, region, scalars, f"s{key[:10]}", CPU_CAPACITY)
@@ -139,7 +148,7 @@ def _build_runner(graph: Graph, region: DeviceRegion, key: str, options: PtoOpti
         dump.write(f"region{region.index}_tile_{program.name}", print_program(program))
     source, symbol, kernel_names = render_region(tile_region)
     dump.write(f"region{region.index}_source", source, "cpp")
-    return NativeRegion(source, symbol, kernel_names, options.core_num)
+    return source, symbol, kernel_names
 
 
 def _runner_meta(runner) -> dict:

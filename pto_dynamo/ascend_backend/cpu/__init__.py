@@ -10,7 +10,8 @@ Public API
   ``stats()["native_builds"]`` (the PCH build is not a library build: ``compiler.pch_stats()``).
   ``PTO_CPU_PCH=0`` turns the precompiled header off. A compile error raises ``NativeBuildError`` whose message holds the
   source path, a copy-pasteable command and the compiler output.
-- ``build_library(source, name) -> Path``: only the build step.
+- ``build_library(source, name) -> Path``: only the build step; ``build_libraries([(source,
+  name), ...])`` builds several at once, one compiler process per core.
 - ``load_region(library, symbol, block_num=None) -> RegionCallable``: ``region(tensors, scalars,
   block_num=None)`` calls ``int64_t symbol(void* const* tensors, const int64_t* scalars, int32_t
   block_num)``, adds the returned launch count to ``stats()["launches"]``, raises ``RegionError``
@@ -27,13 +28,13 @@ docs/device_abi.md. Threads: blocks run on the OpenMP pool of the process; loade
 libraries bind to torch's libgomp, so ``torch.set_num_threads(n)`` (called on the thread that runs
 the region) governs them.
 """
-from pto_dynamo.ascend_backend.cpu.compiler import NativeBuildError, build_library, native_dir
+from pto_dynamo.ascend_backend.cpu.compiler import NativeBuildError, build_libraries, build_library, native_dir
 from pto_dynamo.ascend_backend.cpu.loader import NativeLibrary, NativeLoadError, load_library
 from pto_dynamo.ascend_backend.cpu.region import DEFAULT_BLOCK_NUM, RegionCallable, RegionError, load_region
 from pto_dynamo.ascend_backend.cpu.toolchain import CXX_FLAGS, INCLUDE_DIR, compile_command
 
 __all__ = [
     "CXX_FLAGS", "DEFAULT_BLOCK_NUM", "INCLUDE_DIR", "NativeBuildError", "NativeLibrary", "NativeLoadError",
-    "RegionCallable", "RegionError", "build_library", "compile_command", "load_library", "load_region",
+    "RegionCallable", "RegionError", "build_libraries", "build_library", "compile_command", "load_library", "load_region",
     "native_dir",
 ]

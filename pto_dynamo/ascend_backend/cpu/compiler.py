@@ -39,7 +39,9 @@ import shutil
 import subprocess
 import tempfile
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Sequence
 
 from pto_dynamo.stats import bump as _bump_counter
 from pto_dynamo.cache_dir import cache_root, check_private_dir
@@ -248,3 +250,14 @@ def build_library(source: str, name: str = "pto", *, force: bool = False) -> Pat
             if os.path.exists(tmp):
                 os.unlink(tmp)
     return so_path
+
+
+def build_libraries(items: Sequence[tuple[str, str]]) -> list[Path]:
+    """`build_library(source, name)` for each item, one compiler process per core at a time (a
+    graph's regions are independent translation units); the first failure raises."""
+    if len(items) <= 1:
+        return [build_library(source, name) for source, name in items]
+    if any(uses_umbrella(source) for source, _ in items):
+        ensure_pch()                               # once, before the builds that share it
+    with ThreadPoolExecutor(max_workers=min(len(items), os.cpu_count() or 1)) as pool:
+        return list(pool.map(lambda item: build_library(*item), items))

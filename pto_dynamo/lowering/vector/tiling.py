@@ -270,6 +270,8 @@ class KernelTiler:
         count = math.prod(outer) * n_row_tiles * (n_col_tiles if tile_cols else 1)
         # An empty domain (a static 0 dim) runs no iteration; its divisors only need to be nonzero.
         n_col_tiles, n_row_tiles = _nonzero(n_col_tiles), _nonzero(n_row_tiles)
+        if not tile_cols and _is(n_col_tiles, 1):
+            self._hoist_invariant_loads(cols, len(outer))
         # chunked: each block walks a contiguous run of tiles, so memory is read in order
         with kb.tile_loop("t", count, Distribution.CHUNKED) as t:
             rest = t
@@ -294,6 +296,14 @@ class KernelTiler:
             else:
                 self._phases(n_col_tiles, cols)
         return kb
+
+    def _hoist_invariant_loads(self, cols, n_outer: int) -> None:
+        """Per-column operands that every tile reads whole (a norm's weight vector, when one tile
+        spans the row): loaded once before the tile loop instead of once per tile."""
+        self.col, self.r0, self.outer_idx = _Col(0, cols), 0, [0] * n_outer
+        for (value, dmap), access in self.plan.loads.items():
+            if self.form_of(dmap) == "col" and all(_is(st, 0) for st in access.strides[:-1]):
+                self.load(value, dmap)
 
     def _body(self, nodes, final: bool, reduce_into: dict | None = None) -> None:
         """Emit `nodes` for the current column window; store what is stored (when final)."""
