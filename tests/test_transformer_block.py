@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from examples.transformer_block import make_block
-from tests.conftest import VERIFY
+from pto_dynamo.lowering.registry import RUNTIME_CHECK
+from tests.conftest import VERIFY, compiled_graphs
 
 TOKEN_COUNTS = [1, 2, 3, 17, 64, 100, 255, 256, 512]
 TOL = {torch.float32: {}, torch.bfloat16: {"rtol": 2e-2, "atol": 2e-2}}
@@ -21,6 +22,33 @@ def test_block_all_token_counts_one_compile(fresh, dtype):
             torch.testing.assert_close(compiled(x), block(x), **TOL[dtype])
     s = fresh.stats()
     assert s["graphs_received"] == 1 and s["signatures_compiled"] == 1, s
+    assert all(n == 0 for n in s["fallback_regions"].values()), s
+
+
+MATMULS = {torch.ops.aten.mm.default, torch.ops.aten.bmm.default, torch.ops.aten.addmm.default}
+
+
+@pytest.mark.slow
+def test_block_long_sequences_only_matmuls_on_the_host(fresh):
+    """The issue's token counts up to 4096 in one compile; only the matmul family (and the views
+    that only they read) stays on the host: RMSNorm, RoPE, the causal mask, the masked softmax
+    and SwiGLU's gate run as device kernels."""
+    block = make_block()
+    compiled = torch.compile(block, backend="pto", fullgraph=True, options=VERIFY)
+    with torch.no_grad():
+        for T in [17, 1000, 4096]:
+            x = torch.randn(T, 64)
+            fresh.mark_dynamic(x, 0, name="T")
+            torch.testing.assert_close(compiled(x), block(x), rtol=1e-4, atol=1e-5)
+    s = fresh.stats()
+    assert s["graphs_received"] == 1 and s["signatures_compiled"] == 1, s
+    assert all(n == 0 for n in s["fallback_regions"].values()), s
+    (c,) = compiled_graphs()
+    host = {name: reason for name, reason in c.partition.host_reasons if reason != RUNTIME_CHECK}
+    targets = {name: c.graph.node_by_name[name].target for name in host}
+    assert {t for t in targets.values() if t in MATMULS}, targets
+    others = {name: host[name] for name, t in targets.items() if t not in MATMULS}
+    assert all(r.startswith("view read only on the host") for r in others.values()), others
 
 
 def test_block_plain_dynamo_mark_dynamic_compiles_t1_separately(fresh):

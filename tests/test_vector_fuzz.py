@@ -1,5 +1,6 @@
-"""Differential fuzz test of the vector lowering: random chains of claimed pointwise ops and
-row reductions over a [rows, cols] domain (one dim dynamic, the other a random static width),
+"""Differential fuzz test of the vector lowering: random chains of claimed pointwise ops (arithmetic,
+activations, comparisons, logical ops, where, clamp) and row reductions (sum/mean/amax/amin/any,
+softmax, a bool count) over a [rows, cols] domain (one dim dynamic, the other a random static width),
 compiled through backend="pto", compared with eager, and each chain fused into ONE kernel.
 
 The dynamic dim is the row dim in some graphs and the reduced col dim in others, so both the
@@ -28,9 +29,14 @@ UNARY = [
 BINARY = [
     ("add", torch.add), ("sub", torch.sub), ("mul", torch.mul), ("max", torch.maximum), ("min", torch.minimum),
     ("div", lambda a, b: a / (b.abs() + 1)),
+    ("where_gt", lambda a, b: torch.where(a > b, a, b * 0.5)),
+    ("clamp_min_t", lambda a, b: torch.clamp(a, min=b - 1)),
+    ("and_gate", lambda a, b: a * ((a > 0) & (b < 0.5))),
 ]
 SCALAR_FORMS = {"add": lambda v: v + 1.5, "sub": lambda v: v - 1.5, "mul": lambda v: v * 1.5,
-                "max": lambda v: v.clamp_min(-0.5), "min": lambda v: v.clamp_max(0.5), "div": lambda v: v / 2.5}
+                "max": lambda v: v.clamp_min(-0.5), "min": lambda v: v.clamp_max(0.5), "div": lambda v: v / 2.5,
+                "where_gt": lambda v: torch.where(v < 0.1, torch.zeros((), dtype=v.dtype), v),
+                "clamp_min_t": lambda v: v.clamp(-1, 1), "and_gate": lambda v: v * ~(v > 1)}
 REDUCE = [
     ("sub_amax", lambda v: v - v.amax(-1, keepdim=True)),
     ("mul_mean", lambda v: v * v.mean(-1, keepdim=True)),
@@ -39,6 +45,8 @@ REDUCE = [
     ("rmsnorm", lambda v: v * torch.rsqrt(v.pow(2).mean(-1, keepdim=True) + 1e-6)),
     ("softmax", lambda v: torch.softmax(v, -1)),
     ("log_softmax", lambda v: torch.log_softmax(v.clamp(-20, 20), -1)),
+    ("count_pos", lambda v: v + (v > 0).sum(-1, keepdim=True).to(v.dtype) * 0.01),
+    ("any_gate", lambda v: v * (v > 1).any(-1, keepdim=True)),
 ]
 
 
