@@ -35,6 +35,8 @@ def check_vector_node(node: Node, graph: Graph) -> str | None:
             return f"{_dtype_name(dtype)} result (integer math on the device: add/sub/mul/max/min/abs/neg/clamp/sum)"
         if dtype == torch.bool and node.target not in EXACT_BOOL:
             return "bool result of an arithmetic op (bool math on the device: compare/logical/where/any/all)"
+    if info.kind == "cat":
+        return _check_cat(node, graph)
     for i, a in enumerate(node.args):
         if isinstance(a, Ref) and i in info.tensor_args:
             m = graph.meta_of(a.name)
@@ -49,6 +51,19 @@ def check_vector_node(node: Node, graph: Graph) -> str | None:
         return "reduction with an accumulation dtype"
     if info.kind == "view" and not _feeds_device(node, graph):
         return "view read only on the host (a view costs nothing there)"
+    return None
+
+
+def _check_cat(node: Node, graph: Graph) -> str | None:
+    parts = node.args[0]
+    if not all(isinstance(p, Ref) for p in parts):
+        return "cat of a non-tensor"
+    for p in parts:
+        m = graph.meta_of(p.name)
+        if not isinstance(m, TensorMeta) or m.dtype not in SUPPORTED:
+            return f"operand {p.name} is {_dtype_name(getattr(m, 'dtype', 'not a tensor'))}"
+        if m.rank != node.meta.rank:
+            return "cat of a legacy empty 1-d tensor with tensors of another rank"
     return None
 
 

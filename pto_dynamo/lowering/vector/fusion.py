@@ -11,7 +11,9 @@ and broadcast values. The rule, applied to the nodes in order:
              kernel whose domain is (kept dims..., reduced dim);
   view       of a buffer (region input, or a value some kernel stores) is an affine access and
              costs nothing; of an in-kernel value it relabels dims (permute, unsqueeze, squeeze,
-             expand); any other view makes its operand stored and reads it back.
+             expand); any other view makes its operand stored and reads it back;
+  cat        gives the result its own buffer; each part is a copy placed as a pointwise node
+             (fusing with the kernel that computes it) that stores into its slice.
 
 A node never joins a kernel that one of its other operands depends on (no cycles). A value read
 outside its kernel is stored: to the region output buffer the host program allocated, or to a
@@ -202,6 +204,8 @@ class _Fuser:
             raise FusionError(f"vector lowering: no rule for {node.target} (node {node.name})")
         if info.kind == "view":
             self._place_view(node)
+        elif info.kind == "cat":
+            self._place_cat(node)
         elif info.kind == "reduction":
             self._place_reduction(node)
         else:
@@ -282,6 +286,27 @@ class _Fuser:
         out = tuple(None if j == d else use[j] for j in range(xm.rank) if keepdim or j != d)
         self._commit(k, node, out, {x: use}, [x])
 
+    def _place_cat(self, node: Node) -> None:
+        """cat(parts, dim): the result gets its own buffer and part i is a copy stored straight
+        into its slice (computed parts fuse into the kernel that computes them: no extra pass)."""
+        meta = node.meta
+        dim = (node.args[1] if len(node.args) > 1 else node.kwargs_dict().get("dim", 0)) % meta.rank
+        self.buffers[node.name] = BufferView(node.name, meta, meta.offset)
+        if node.name not in self.region_outputs:
+            self.workspaces.append(node.name)
+        deps, start = frozenset(), 0
+        for i, part in enumerate(node.args[0]):
+            shape = self.metas[part.name].shape
+            part_meta = TensorMeta(tuple(shape), meta.dtype, meta.stride, offset=meta.offset + start * meta.stride[dim])
+            start = start + shape[dim]
+            name = f"{node.name}__part{i}"
+            self._place_pointwise(Node(name, aten.alias.default, (part,), (), part_meta))
+            k = self.kernels[self.kernel_of[name]]
+            view = BufferView(node.name, part_meta, meta.offset)
+            k.stores[name] = access_for(view, k.dmaps[name], k.rank)
+            deps |= self.deps[name]
+        self.deps[node.name] = deps
+
     def _place_view(self, node: Node) -> None:
         src = node.args[0].name
         if src in self.kernel_of and src not in self.buffers and node.target in RELABEL_VIEWS:
@@ -342,11 +367,11 @@ def _permutation(node: Node, rank: int) -> list[int]:
 
 def _order(kernels: list[KernelPlan], fuser: _Fuser) -> list[KernelPlan]:
     """Kernels in dependency order (a kernel runs after every kernel whose stores it loads)."""
-    producer = {}
+    producers: dict[str, set[int]] = {}                   # buffer -> kernels that write it
     for k in kernels:
-        for name in k.stores:
-            producer[name] = k.index
-    deps = {k.index: {producer[a.buffer] for a in k.loads.values() if a.buffer in producer} - {k.index}
+        for access in k.stores.values():
+            producers.setdefault(access.buffer, set()).add(k.index)
+    deps = {k.index: set().union(*(producers.get(a.buffer, set()) for a in k.loads.values())) - {k.index}
             for k in kernels}
     order, done = [], set()
     while len(order) < len(kernels):

@@ -1,0 +1,49 @@
+"""cat on the device: every part is copied straight into its slice of the result's buffer, so a
+computed part fuses into the kernel that computes it (no extra pass over memory)."""
+import pytest
+import torch
+
+from tests.conftest import VERIFY, compiled_graphs
+
+CASES = {
+    "rows": (lambda x, y: torch.cat([x, y], 0), [(3, 5), (4, 5)]),
+    "cols": (lambda x, y: torch.cat([x, y], 1), [(3, 5), (3, 7)]),
+    "computed_parts_then_reduce": (lambda x, y: torch.cat([x.exp(), y * 2, x], -1).sum(-1), [(6, 33), (6, 10)]),
+    "middle_dim_3d": (lambda x, y: torch.cat([x, y], 1) * 2, [(2, 3, 5), (2, 4, 5)]),
+    "rotate_half": (lambda x: torch.cat([-x[..., 8:], x[..., :8]], -1) * 0.5 + x, [(7, 16)]),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_cat_on_the_device(fresh, name):
+    fn, shapes = CASES[name]
+    args = [torch.randn(s) for s in shapes]
+    torch.testing.assert_close(torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(*args), fn(*args))
+    s = fresh.stats()
+    assert all(n == 0 for n in s["host_nodes"].values()) and s["host_nodes"], s
+    assert all(n == 0 for n in s["fallback_regions"].values()), s
+
+
+def test_cat_promotes_dtypes_and_takes_integers(fresh):
+    a, b = torch.randn(3, 5), torch.randn(2, 5, dtype=torch.bfloat16)
+    i, j = torch.randint(-2**40, 2**40, (3, 5)), torch.randint(0, 9, (3, 2))
+    fn = lambda a, b, i, j: (torch.cat([a, b]), torch.cat([i, j], 1))                  # noqa: E731
+    got = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(a, b, i, j)
+    want = fn(a, b, i, j)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    assert all(n == 0 for n in fresh.stats()["host_nodes"].values())
+
+
+def test_stack_of_equal_parts_is_one_kernel_with_a_dynamic_dim(fresh):
+    fn = lambda x, y: torch.stack([x, y, x + y]).relu()                                  # noqa: E731
+    compiled = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)
+    for T in [5, 17, 1]:
+        x, y = torch.randn(T, 40), torch.randn(T, 40)
+        fresh.mark_dynamic(x, 0, name="T")
+        fresh.mark_dynamic(y, 0, name="T")
+        torch.testing.assert_close(compiled(x, y), fn(x, y))
+    s = fresh.stats()
+    assert s["signatures_compiled"] == 1, s
+    (c,) = compiled_graphs()
+    assert c.partition.host_op_count <= 1, c.partition.host_reasons    # at most the free output view
+    assert all(n == 0 for n in s["fallback_regions"].values()), s
