@@ -24,6 +24,7 @@ from pto_dynamo.disk_cache import load_entry, store_entry
 from pto_dynamo.graph.ir import Graph
 from pto_dynamo.graph.printer import graph_text
 from pto_dynamo.graph.verify import verify_graph
+from pto_dynamo.lowering.index_checks import add_index_checks
 from pto_dynamo.lowering.partition import DeviceRegion, Partition, partition_graph
 # The cpu target tiles within the A2A3 capacities, so the same kernels stay legal for the NPU.
 from pto_dynamo.lowering.tile import CPU_CAPACITY, TileVerificationError, print_program
@@ -50,6 +51,7 @@ class GraphPass:
 
 
 GRAPH_PASSES = (
+    GraphPass("index_checks", add_index_checks),
     GraphPass("cse", eliminate_common_subexpressions, lambda o: o.cse),
     GraphPass("reinplace", reinplace_input_mutations, lambda o: o.reinplace),
     GraphPass("dce", eliminate_dead_code),

@@ -15,7 +15,7 @@ import torch
 
 from pto_dynamo.graph.ir import Graph, Node
 from pto_dynamo.graph.printer import target_text
-from pto_dynamo.lowering.effects import is_mutating
+from pto_dynamo.lowering.effects import CHECK_OPS, is_mutating
 
 DeviceChecker = Callable[[Node, Graph], "str | None"]
 
@@ -54,7 +54,7 @@ def host_reason(node: Node, graph: Graph) -> str | None:
     if isinstance(target, torch._ops.OpOverload):
         if target.namespace in ("_c10d_functional", "c10d_functional", "c10d"):
             return COLLECTIVE
-        if target._schema.name == "aten::_assert_scalar":
+        if target in CHECK_OPS:
             return RUNTIME_CHECK
         if torch.Tag.data_dependent_output in target.tags:
             return DATA_DEPENDENT

@@ -49,6 +49,13 @@ def _iota(inst: TileInst, ctx) -> list[str]:
     return [f"TCI<decltype({dst}), {ctype}, {descending}>({dst}, {ctx.scalar(inst.ins[0], ctx.decl(dst).dtype)});"]
 
 
+@render_rule("MGATHER")
+def _gather(inst: TileInst, ctx) -> list[str]:
+    decl_line, gm = ctx.global_view(inst.ins[0])
+    mode = f"Coalesce::{inst.attr('coalesce', 'Row')}, GatherOOB::{inst.attr('oob', 'Undefined')}"
+    return [decl_line, f"MGATHER<{mode}>({inst.outs[0]}, {gm}, {inst.ins[1]});"]
+
+
 @render_rule("TCVT")
 def _convert(inst: TileInst, ctx) -> list[str]:
     mode = inst.attr("round", "CAST_RINT")

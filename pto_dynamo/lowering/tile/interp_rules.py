@@ -59,6 +59,24 @@ def _fill(inst, m) -> None:
     m.write(inst.outs[0], torch.tensor(value, dtype=compute_dtype(st.decl.dtype)))
 
 
+@interp_rule("MGATHER")
+def _gather(inst, m) -> None:
+    table = m.view(inst.ins[0])
+    rows = m.state(inst.outs[0]).valid_rows
+    idx = m.read(inst.ins[1])[0, :rows].long()
+    oob = inst.attr("oob", "Undefined")
+    if oob == "Clamp":
+        idx = idx.clamp(0, table.shape[0] - 1)
+    elif oob == "Wrap":
+        idx = idx.remainder(table.shape[0])
+    elif oob == "Undefined" and bool(((idx < 0) | (idx >= table.shape[0])).any()):
+        raise IndexError(f"MGATHER: index out of [0, {table.shape[0]}) with oob=Undefined")
+    out = table[idx.clamp(0, table.shape[0] - 1)]
+    if oob == "Zero":
+        out = torch.where(((idx >= 0) & (idx < table.shape[0])).unsqueeze(1), out, torch.zeros((), dtype=out.dtype))
+    m.write(inst.outs[0], out)
+
+
 @interp_rule("TCI")
 def _iota(inst, m) -> None:
     st = m.state(inst.outs[0])

@@ -37,6 +37,8 @@ def check_vector_node(node: Node, graph: Graph) -> str | None:
             return "bool result of an arithmetic op (bool math on the device: compare/logical/where/any/all)"
     if info.kind == "cat":
         return _check_cat(node, graph)
+    if info.kind == "gather":
+        return _check_gather(node, graph)
     for i, a in enumerate(node.args):
         if isinstance(a, Ref) and i in info.tensor_args:
             m = graph.meta_of(a.name)
@@ -65,6 +67,17 @@ def _check_cat(node: Node, graph: Graph) -> str | None:
         if m.rank != node.meta.rank:
             return "cat of a legacy empty 1-d tensor with tensors of another rank"
     return None
+
+
+def _check_gather(node: Node, graph: Graph) -> str | None:
+    table, idx = graph.meta_of(node.args[0].name), graph.meta_of(node.args[VECTOR_OPS[node.target].tensor_args[0]].name)
+    if node.target is aten.index_select.default and node.args[1] % max(table.rank, 1) != 0:
+        return "index_select along a dim other than 0"
+    if table.rank != 2 or not (isinstance(table.stride[1], int) and table.stride[1] == 1):
+        return "gathers rows of a 2-d table with contiguous rows only"
+    if table.dtype not in SUPPORTED or idx.dtype not in INTS:
+        return f"table {_dtype_name(table.dtype)} indexed by {_dtype_name(idx.dtype)}"
+    return None          # padding_idx, scale_grad_by_freq and sparse change only the gradient
 
 
 def _feeds_device(node: Node, graph: Graph) -> bool:

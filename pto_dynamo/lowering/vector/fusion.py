@@ -12,6 +12,8 @@ and broadcast values. The rule, applied to the nodes in order:
   view       of a buffer (region input, or a value some kernel stores) is an affine access and
              costs nothing; of an in-kernel value it relabels dims (permute, unsqueeze, squeeze,
              expand); any other view makes its operand stored and reads it back;
+  gather     (embedding, index_select) starts a kernel over its output; its index operand is
+             loaded per row, the table stays in memory for MGATHER;
   cat        gives the result its own buffer; each part is a copy placed as a pointwise node
              (fusing with the kernel that computes it) that stores into its slice.
 
@@ -50,6 +52,7 @@ class KernelPlan:
     loads:  (value, use dmap) -> Access, for every operand read from a buffer
     stores: value -> Access, for every value written to a buffer
     uses:   (node, operand) -> the dmap the node reads the operand with
+    tables: gather node -> Access of the table it picks rows from (strides: row, column)
     """
 
     index: int
@@ -59,6 +62,7 @@ class KernelPlan:
     loads: dict[tuple, Access] = field(default_factory=dict)
     stores: dict[str, Access] = field(default_factory=dict)
     uses: dict[tuple, tuple] = field(default_factory=dict)
+    tables: dict[str, Access] = field(default_factory=dict)
 
     @property
     def rank(self) -> int:
@@ -206,6 +210,8 @@ class _Fuser:
             self._place_view(node)
         elif info.kind == "cat":
             self._place_cat(node)
+        elif info.kind == "gather":
+            self._place_gather(node)
         elif info.kind == "reduction":
             self._place_reduction(node)
         else:
@@ -307,6 +313,20 @@ class _Fuser:
             deps |= self.deps[name]
         self.deps[node.name] = deps
 
+    def _place_gather(self, node: Node) -> None:
+        """out[..., :] = table[idx[...], :]: a new kernel over the output's shape whose index
+        operand maps to the output's leading dims; the table is read by MGATHER, not tiled."""
+        idx = _tensor_operands(node)[0].name
+        k = self._new_kernel(node.meta.shape)
+        pad = k.rank - node.meta.rank
+        out = tuple(None if _shape_eq(s, 1) else pad + j for j, s in enumerate(node.meta.shape))
+        ishape = self.metas[idx].shape
+        use = tuple(None if _shape_eq(s, 1) else out[j] for j, s in enumerate(ishape))
+        table = self.materialize(node.args[0].name)
+        k.tables[node.name] = Access(table.buffer, table.offset, tuple(table.meta.stride))
+        self._commit(k, node, out, {idx: use}, [idx])
+        self.deps[node.name] |= self.deps[node.args[0].name]
+
     def _place_view(self, node: Node) -> None:
         src = node.args[0].name
         if src in self.kernel_of and src not in self.buffers and node.target in RELABEL_VIEWS:
@@ -371,8 +391,8 @@ def _order(kernels: list[KernelPlan], fuser: _Fuser) -> list[KernelPlan]:
     for k in kernels:
         for access in k.stores.values():
             producers.setdefault(access.buffer, set()).add(k.index)
-    deps = {k.index: set().union(*(producers.get(a.buffer, set()) for a in k.loads.values())) - {k.index}
-            for k in kernels}
+    deps = {k.index: set().union(*(producers.get(a.buffer, set()) for a in (*k.loads.values(), *k.tables.values())))
+            - {k.index} for k in kernels}
     order, done = [], set()
     while len(order) < len(kernels):
         ready = [k for k in kernels if k.index not in done and deps[k.index] <= done]

@@ -20,6 +20,10 @@ from pto_dynamo.lowering.tile import BF16, F16, F32, I32, I64, U8, ceil_div
 from pto_dynamo.lowering.tile.dtypes import ElemType
 from pto_dynamo.lowering.vector.opinfo import vector_op
 
+
+class TilingError(RuntimeError):
+    """The kernel cannot be tiled (an access pattern the tile loads cannot express)."""
+
 aten = torch.ops.aten
 prims = torch.ops.prims
 TILE_RULES: dict = {}
@@ -420,3 +424,14 @@ def _arange(t, node, _):
     if start != 0:
         val = with_scalar(t, "ADD", val, start)
     _set(t, node, val)
+
+
+# -- gathers ----------------------------------------------------------------------------------
+@tile_rule("gather")
+def _gather(t, node, _):
+    """Rows of the table picked by the per-row index (MGATHER, clamped into the table: the
+    index_checks pass raises on an out-of-range index before the result is used)."""
+    idx = to(t, t.operand(node, node.args[vector_op(node.target).tensor_args[0]]), torch.int32)
+    if idx.form != "row":
+        raise TilingError(f"{node.name}: the gather index must vary along rows only, not as a {idx.form} value")
+    _set(t, node, t.gather(node, idx))

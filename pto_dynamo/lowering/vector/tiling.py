@@ -31,13 +31,9 @@ from pto_dynamo.lowering.tile.region import c_identifier
 from pto_dynamo.lowering.vector.access import Access
 from pto_dynamo.lowering.vector.fusion import KernelPlan
 from pto_dynamo.lowering.vector.opinfo import vector_op
-from pto_dynamo.lowering.vector.tile_rules import TILE_RULES, TileVal, compute_type
+from pto_dynamo.lowering.vector.tile_rules import TILE_RULES, TileVal, TilingError, compute_type
 
 Vec = TileLoc.Vec
-
-
-class TilingError(RuntimeError):
-    """The kernel cannot be tiled (an access pattern the tile loads cannot express)."""
 
 
 def _is(expr, value) -> bool:
@@ -205,6 +201,21 @@ class KernelTiler:
         self.kb.tile(dst, Vec, dtype, self.RP, self.C, self.vr, self.col.vc)
         self.emit("TMOV", dst, cm)
         return TileVal(dst, "full", dtype=dtype)
+
+    def gather(self, node: Node, idx: TileVal) -> TileVal:
+        """The full tile of table rows idx (a row value) over the current column window."""
+        table = self.plan.tables[node.name]
+        meta = self.metas[table.buffer]
+        storage = elem_type(meta.dtype)
+        gm = self.param(table.buffer)
+        row_stride, col_stride = (self._expr(st) for st in table.strides)
+        raw = self.tile("full", storage, base=node.name)
+        view = GmView(gm, self._expr(table.offset) + self.col.c0 * col_stride, self._expr(meta.shape[0]),
+                      self.col.vc, row_stride)
+        self.emit("MGATHER", raw.name, view, idx.vec, coalesce="Row", oob="Clamp")
+        want = compute_type(meta.dtype)
+        val = raw if storage == want else self.convert(raw, want)
+        return replace(val, boolean=meta.dtype == torch.bool)
 
     def convert(self, src: TileVal, dtype, round: str = "CAST_RINT") -> TileVal:
         dst = self.tile(src.form, dtype, base="cvt")
