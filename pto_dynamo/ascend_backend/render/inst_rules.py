@@ -5,7 +5,7 @@ are registered per opcode with `@render_rule`; tests check that every opcode has
 """
 from __future__ import annotations
 
-from pto_dynamo.ascend_backend.render.cpp import cpp_type
+from pto_dynamo.ascend_backend.render.cpp import cexpr, cpp_type
 from pto_dynamo.lowering.tile.ir import TileInst
 from pto_dynamo.lowering.tile.specs import lookup_rule, make_rule_registry, ops_of_family
 
@@ -82,10 +82,14 @@ def _load(inst: TileInst, ctx) -> list[str]:
 def _store(inst: TileInst, ctx) -> list[str]:
     """`TSTORE(gm, tile)`; with attr stream=True the CPU target's cache-hint form
     `TSTORE(gm, tile, StoreHint::Stream)` (docs/device_abi.md: streaming stores for outputs that are
-    not read again soon)."""
+    not read again soon); with attr stream_bytes=<bytes of the whole tensor> the hint is decided at
+    run time (streaming when the tensor is at least kStreamTensorBytes)."""
     decl_line, gm = ctx.global_view(inst.outs[0])
     if inst.attr("stream", False):
         return [decl_line, _call("TSTORE", gm, inst.ins[0], "StoreHint::Stream")]
+    if inst.attr("stream_bytes") is not None:          # stream when the whole tensor is large
+        hint = f"({cexpr(inst.attr('stream_bytes'))}) >= kStreamTensorBytes ? StoreHint::Stream : StoreHint::Cache"
+        return [decl_line, _call("TSTORE", gm, inst.ins[0], hint)]
     return [decl_line, _call("TSTORE", gm, inst.ins[0])]
 
 

@@ -170,7 +170,7 @@ class KernelTiler:
         if form == "full" and not _is(col_stride, 1):
             raw = self._load_transposed(value, storage, gm, off, row_stride, col_stride)
         elif form == "full":
-            self.emit("TLOAD", raw.name, self.kb.view(gm, off, self.vr, self.col.vc, row_stride))
+            self.emit("TLOAD", raw.name, self.kb.view(gm, off, self.vr, self.col.vc, row_stride), prefetch_next=True)
         elif form == "col":
             if not _is(col_stride, 1):
                 raise TilingError(f"{value}: a per-column operand needs unit column stride, has {col_stride}")
@@ -238,7 +238,8 @@ class KernelTiler:
             self.emit("TMOV", cm, src)
             self.emit("TSTORE", GmView(gm, off, self.vr, self.col.vc, 1, col_stride, dn=True), cm)
         elif val.form == "full":
-            self.emit("TSTORE", self.kb.view(gm, off, self.vr, self.col.vc, row_stride), out.name)
+            self.emit("TSTORE", self.kb.view(gm, off, self.vr, self.col.vc, row_stride), out.name,
+                      stream_bytes=self._expr(_numel(meta) * elem_type(meta.dtype).itemsize))
         elif val.form == "col":
             self.emit("TSTORE", self.kb.view(gm, off, 1, self.col.vc, row_stride), out.name)
         else:
@@ -368,6 +369,10 @@ class KernelTiler:
         acc = replace(self.tile("row", compute_type(dtype), base=node.name + "_acc"), boolean=dtype == torch.bool)
         self.emit("TEXPANDS", acc.vec, _identity(vector_op(node.target).reduce, dtype))
         return acc
+
+
+def _numel(meta):
+    return math.prod(meta.shape)
 
 
 def _identity(kind: str, dtype: torch.dtype):

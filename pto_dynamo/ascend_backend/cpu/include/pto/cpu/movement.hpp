@@ -229,6 +229,10 @@ PTO_INST RecordEvent TLOAD(Dst& dst, G& gm, LoadHint hint) {
 // Whether a TSTORE may bypass the caches (see stream_copy_bytes): Cache is the ISA's plain
 // TSTORE; Stream asks for streaming stores, taken for contiguous rows of >= kStreamMinBytes.
 enum class StoreHint : int { Cache = 0, Stream = 1 };
+// A tensor at least this large is streamed by the renderer's size-conditional hint (TSTORE attr
+// stream_bytes): it does not fit the caches of one core, so keeping it there only costs the
+// read-for-ownership of every line; smaller outputs stay cached for the kernel that reads them.
+constexpr int64_t kStreamTensorBytes = int64_t(2) << 20;
 
 namespace detail {
 template <AtomicType Atomic, typename Src, typename G> PTO_INLINE void tstore(G& gm, Src& src, StoreHint hint = StoreHint::Cache) {
