@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from pto_dynamo.cache_dir import CacheDirError, cache_root
-from pto_dynamo.disk_cache import ENTRY_FORMAT, load_entry
+from pto_dynamo.disk_cache import ENTRY_FORMAT
 
 SCRIPT = textwrap.dedent("""
     import json, torch, pto_dynamo

@@ -56,6 +56,7 @@ CASES = {
     "arange_rows": (lambda x: x * torch.arange(x.shape[0]).unsqueeze(1), lambda: [torch.randn(5, 37)]),
     "arange_float_step": (lambda x: x + torch.arange(0.5, 19.0, 0.5), lambda: [torch.randn(5, 37)]),
     "full": (lambda x: x + torch.full((5, 37), 2.5), lambda: [torch.randn(5, 37)]),
+    "arange_outer_dim": (lambda x: x * torch.arange(x.shape[0]).view(-1, 1, 1), lambda: [torch.randn(3, 5, 37)]),
     "causal_mask_where": (_causal_where, lambda: [torch.randn(9, 9)]),
     "safe_softmax": (_safe_softmax, lambda: [torch.where(torch.rand(6, 40) > 0.3, torch.randn(6, 40),
                                                          torch.tensor(float("-inf")))]),
@@ -84,6 +85,19 @@ def test_causal_mask_dynamic_tokens_one_compile(fresh):
         torch.testing.assert_close(compiled(x), _causal_where(x))
     s = fresh.stats()
     assert s["signatures_compiled"] == 1 and s["graphs_received"] == 1, s
+    assert all(n == 0 for n in s["host_nodes"].values()), s
+    assert all(n == 0 for n in s["fallback_regions"].values()), s
+
+
+def test_fill_with_a_dynamic_size(fresh):
+    fn = lambda x: x + torch.full_like(x, x.shape[0]) + torch.arange(x.shape[0]).unsqueeze(1)   # noqa: E731
+    compiled = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)
+    for T in [3, 40]:
+        x = torch.randn(T, 20)
+        fresh.mark_dynamic(x, 0, name="T")
+        torch.testing.assert_close(compiled(x), fn(x))
+    s = fresh.stats()
+    assert s["signatures_compiled"] == 1, s
     assert all(n == 0 for n in s["host_nodes"].values()), s
     assert all(n == 0 for n in s["fallback_regions"].values()), s
 

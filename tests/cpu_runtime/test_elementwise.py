@@ -1,7 +1,6 @@
 """Element-wise PTO instructions, activations and casts on the CPU target, against torch."""
 from __future__ import annotations
 
-import math
 
 import pytest
 import torch

@@ -1,7 +1,6 @@
 """The precompiled umbrella header (compiler.py): built once per toolchain, used, never a failure."""
 from __future__ import annotations
 
-import os
 import subprocess
 import threading
 from pathlib import Path

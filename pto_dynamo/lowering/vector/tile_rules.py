@@ -16,19 +16,19 @@ from dataclasses import dataclass, replace
 import torch
 
 from pto_dynamo.graph.ir import Ref
-from pto_dynamo.lowering.tile import BF16, F16, F32, I32, I64, U8, ceil_div
+from pto_dynamo.lowering.tile import BF16, F16, F32, I32, I64
 from pto_dynamo.lowering.tile.dtypes import ElemType
 from pto_dynamo.lowering.vector.opinfo import vector_op
-
-
-class TilingError(RuntimeError):
-    """The kernel cannot be tiled (an access pattern the tile loads cannot express)."""
 
 aten = torch.ops.aten
 prims = torch.ops.prims
 TILE_RULES: dict = {}
 COMMUTATIVE = {"ADD", "MUL", "MAX", "MIN"}
 EXPANDABLE = {"ADD", "SUB", "MUL", "DIV", "MAX", "MIN"}
+
+
+class TilingError(RuntimeError):
+    """The kernel cannot be tiled (an access pattern the tile loads cannot express)."""
 
 
 @dataclass(frozen=True)
@@ -95,17 +95,18 @@ def select01(t, mask: str, form: str) -> TileVal:
 
 def fill(t, form: str, dtype: ElemType, value) -> TileVal:
     dst = t.tile(form, dtype)
-    t.emit("TEXPANDS", dst.vec, _scalar_of(dtype, value))
+    t.emit("TEXPANDS", dst.vec, _scalar_of(t, dtype, value))
     return dst
 
 
-def _scalar_of(dtype: ElemType, value):
-    """A scalar operand for a tile of `dtype` (an int for integer tiles; expressions pass)."""
+def _scalar_of(t, dtype: ElemType, value):
+    """A scalar operand for a tile of `dtype`: a float or an int (integer tiles), or an expression
+    over the kernel's dims and loop values."""
     if isinstance(value, bool):
         value = int(value)
     if isinstance(value, (int, float)):
         return float(value) if dtype.is_float else int(value)
-    return value
+    return t._expr(value)
 
 
 def expand(t, v: TileVal) -> TileVal:
@@ -138,8 +139,7 @@ def binary(t, op: str, a: TileVal, b: TileVal) -> TileVal:
 
 def with_scalar(t, op: str, x: TileVal, s) -> TileVal:
     dst = t.tile(x.form, x.dtype)
-    s = _scalar_of(x.dtype, s)
-    t.emit(f"T{op}S", dst.vec, x.vec, s if isinstance(s, (int, float)) else t._expr(s))
+    t.emit(f"T{op}S", dst.vec, x.vec, _scalar_of(t, x.dtype, s))
     return dst
 
 
@@ -333,7 +333,7 @@ def _compare(t, node, _):
         t.emit("TCMP", mask, a.vec, b.vec, mode=mode)
     else:
         mask = t.mask(a.form)
-        t.emit("TCMPS", mask, a.vec, _scalar_of(a.dtype, _num(b)), mode=mode)
+        t.emit("TCMPS", mask, a.vec, _scalar_of(t, a.dtype, _num(b)), mode=mode)
     _set(t, node, select01(t, mask, a.form))
 
 

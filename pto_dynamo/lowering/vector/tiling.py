@@ -75,6 +75,7 @@ class KernelTiler:
         self.row_values: dict[str, TileVal] = {}  # per-row values (live across column tiles)
         self.params: dict[str, str] = {}          # buffer -> kernel tensor parameter name
         self.scalars: dict[str, sympy.Symbol] = {}
+        self.bound: set[str] = {"t"}               # names the kernel binds: lets, loop variables
         self._row_stored: set[str] = set()
 
     def _describe(self) -> str:
@@ -88,12 +89,17 @@ class KernelTiler:
         return f"tl{self.counter}_{c_identifier(base).lstrip('_')[:24]}"
 
     def _expr(self, e):
-        """A domain expression with its DynDims registered as kernel scalars."""
+        """A domain expression with its DynDims registered as kernel scalars (names the kernel
+        binds itself, lets and loop variables, are not parameters)."""
         e = normalize_expr(sympy.sympify(e))
         for s in sorted(e.free_symbols, key=lambda s: s.name):
-            if s.name not in self.scalars:
+            if s.name not in self.scalars and s.name not in self.bound:
                 self.scalars[s.name] = self.kb.scalar(s.name)
         return e
+
+    def let(self, name: str, value):
+        self.bound.add(name)
+        return self.kb.let(name, value)
 
     def tile(self, form: str, dtype=F32, base: str = "t") -> TileVal:
         name = self.fresh(base)
@@ -288,19 +294,19 @@ class KernelTiler:
         with kb.tile_loop("t", count, Distribution.CHUNKED) as t:
             rest = t
             if tile_cols:
-                ct = kb.let("ct", emod(rest, n_col_tiles))
+                ct = self.let("ct", emod(rest, n_col_tiles))
                 rest = floor_div(rest, n_col_tiles)
-            rt = kb.let("rt", emod(rest, n_row_tiles))
+            rt = self.let("rt", emod(rest, n_row_tiles))
             rest = floor_div(rest, n_row_tiles)
             self.outer_idx = []
             for k in reversed(range(len(outer))):
-                self.outer_idx.insert(0, kb.let(f"o{k}", emod(rest, _nonzero(outer[k]))))
+                self.outer_idx.insert(0, self.let(f"o{k}", emod(rest, _nonzero(outer[k]))))
                 rest = floor_div(rest, _nonzero(outer[k]))
-            self.r0 = kb.let("r0", rt * self.R)
-            self.vr = kb.let("vr", emin(self.R, rows - self.r0))
+            self.r0 = self.let("r0", rt * self.R)
+            self.vr = self.let("vr", emin(self.R, rows - self.r0))
             if tile_cols:
-                c0 = kb.let("c0", ct * self.C)
-                self.col = _Col(c0, kb.let("vc", emin(self.C, cols - c0)))
+                c0 = self.let("c0", ct * self.C)
+                self.col = _Col(c0, self.let("vc", emin(self.C, cols - c0)))
                 self._body(self.plan.nodes, final=True)
             elif _is(n_col_tiles, 1):
                 self.col = _Col(0, cols)
@@ -340,9 +346,10 @@ class KernelTiler:
             reductions = [n for n in nodes if depth[n.name] == p and vector_op(n.target).kind == "reduction"]
             needed = _ancestors(reductions, nodes, stop=self.row_values)
             accs = {n.name: self._init_acc(n) for n in reductions}
+            self.bound.add(f"j{p}")
             with self.kb.serial_loop(f"j{p}", 0, n_col_tiles) as j:
-                c0 = self.kb.let(f"c0_{p}", j * self.C)
-                self.col = _Col(c0, self.kb.let(f"vc_{p}", emin(self.C, cols - c0)))
+                c0 = self.let(f"c0_{p}", j * self.C)
+                self.col = _Col(c0, self.let(f"vc_{p}", emin(self.C, cols - c0)))
                 saved = dict(self.values)
                 self._body([n for n in nodes if n.name in needed and n.name not in accs], final=False)
                 self._body(reductions, final=False, reduce_into=accs)
@@ -350,9 +357,10 @@ class KernelTiler:
             for n in reductions:
                 self.row_values[n.name] = accs[n.name]
             self._finish_rows(depth, p)
+        self.bound.add("jf")
         with self.kb.serial_loop("jf", 0, n_col_tiles) as j:
-            c0 = self.kb.let("c0_f", j * self.C)
-            self.col = _Col(c0, self.kb.let("vc_f", emin(self.C, cols - c0)))
+            c0 = self.let("c0_f", j * self.C)
+            self.col = _Col(c0, self.let("vc_f", emin(self.C, cols - c0)))
             self._body(nodes, final=True)
 
     def _finish_rows(self, depth: dict, p: int) -> None:
