@@ -44,3 +44,10 @@ def test_empty_tensors_run_on_the_device(fresh, fn, shapes):
 def test_gelu_both_forms_on_the_device(fresh, dtype, approximate):
     x = torch.linspace(-8, 8, 37 * 300).reshape(37, 300).to(dtype)
     _run_on_device(fresh, lambda x: torch.nn.functional.gelu(x, approximate=approximate), x)
+
+
+@pytest.mark.parametrize("shape,dims", [((3, 2, 1, 2), (0, -1)), ((5, 7, 9), (0, 2)), ((4, 33, 6), (0,))])
+def test_reductions_over_leading_dims(fresh, shape, dims):
+    # the second step of a multi-dim reduction reads its operand with strided columns (DN load)
+    fn = lambda x: x.sum(dims, keepdim=True) * x.amax(dims, keepdim=True) + x.mean(dims, keepdim=True)  # noqa: E731
+    _run_on_device(fresh, fn, torch.randn(*shape))

@@ -172,14 +172,14 @@ class KernelTiler:
         gm = self.param(access.buffer)
         row_stride, col_stride = (self._expr(s) for s in access.strides[-2:])
         off = self._offset(access)
-        raw = self.tile(form, storage, base=value) if (form != "full" or _is(col_stride, 1)) else None
+        raw = self.tile(form, storage, base=value) if _is(col_stride, 1) or form == "row" else None
         if form == "full" and not _is(col_stride, 1):
             raw = self._load_transposed(value, storage, gm, off, row_stride, col_stride)
         elif form == "full":
             self.emit("TLOAD", raw.name, self.kb.view(gm, off, self.vr, self.col.vc, row_stride), prefetch_next=True)
+        elif form == "col" and not _is(col_stride, 1):
+            raw = self._load_strided_row(value, storage, gm, off, col_stride)
         elif form == "col":
-            if not _is(col_stride, 1):
-                raise TilingError(f"{value}: a per-column operand needs unit column stride, has {col_stride}")
             self.emit("TLOAD", raw.name, self.kb.view(gm, off, 1, self.col.vc, row_stride))
         else:
             self.emit("TLOAD", raw.name, self.kb.column_view(gm, off, self.vr, row_stride))
@@ -207,6 +207,18 @@ class KernelTiler:
         self.kb.tile(dst, Vec, dtype, self.RP, self.C, self.vr, self.col.vc)
         self.emit("TMOV", dst, cm)
         return TileVal(dst, "full", dtype=dtype)
+
+    def _load_strided_row(self, value, dtype, gm, off, col_stride) -> TileVal:
+        """A per-column operand whose elements are `col_stride` apart (e.g. the second step of a
+        multi-dim reduction): a DN load into a [C, 1] ColMajor tile, read as its [1, C] RowMajor
+        alias (the same bytes)."""
+        cm = self.fresh(value + "_dn")
+        self.kb.tile(cm, Vec, dtype, self.C, 1, self.col.vc, 1, Layout.ColMajor)
+        self.emit("TLOAD", cm, self.kb.column_view(gm, off, self.col.vc, col_stride))
+        alias = self.fresh(value + "_row")
+        self.kb.tile(alias, Vec, dtype, 1, self.C, 1, self.col.vc)
+        self.emit("TRESHAPE", alias, cm)
+        return TileVal(alias, "col", dtype=dtype)
 
     def gather(self, node: Node, idx: TileVal) -> TileVal:
         """The full tile of table rows idx (a row value) over the current column window."""
