@@ -51,3 +51,26 @@ def test_reductions_over_leading_dims(fresh, shape, dims):
     # the second step of a multi-dim reduction reads its operand with strided columns (DN load)
     fn = lambda x: x.sum(dims, keepdim=True) * x.amax(dims, keepdim=True) + x.mean(dims, keepdim=True)  # noqa: E731
     _run_on_device(fresh, fn, torch.randn(*shape))
+
+
+def _rope_interleaved(x, c, s):
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    return torch.stack([x1 * c - x2 * s, x1 * s + x2 * c], -1).flatten(-2)
+
+
+@pytest.mark.parametrize("fn,shapes", [
+    (lambda x: x[..., ::2] * 2 + x[..., 1::2], [(5, 3, 32)]),
+    (lambda x: x[:, ::2].sum(-1), [(7, 40)]),
+    (lambda x, y: x.t() + y[:, ::2], [(8, 5), (5, 16)]),
+], ids=["even_odd_columns", "strided_row_sum", "transposed_and_strided"])
+def test_views_with_no_contiguous_dim_run_a_row_per_tile(fresh, fn, shapes):
+    _run_on_device(fresh, fn, *[torch.randn(s) for s in shapes])
+
+
+def test_interleaved_rope_on_the_device(fresh):
+    args = [torch.randn(6, 4, 16), torch.randn(6, 1, 8), torch.randn(6, 1, 8)]
+    out = torch.compile(_rope_interleaved, backend="pto", fullgraph=True, options=VERIFY)(*args)
+    torch.testing.assert_close(out, _rope_interleaved(*args))
+    s = fresh.stats()
+    assert all(n == 0 for n in s["fallback_regions"].values()), s
+    assert sum(s["host_nodes"].values()) <= 1, s          # at most the free flatten of the output

@@ -309,7 +309,7 @@ def _promoted(t, node) -> torch.dtype:
     """The dtype ATen compares `node`'s operands in (0-d tensors promote by category only)."""
     def probe(a):
         if not isinstance(a, Ref):
-            return a
+            return a if isinstance(a, (bool, int, float)) else 0     # a symbolic size is an int
         meta = t.meta_of(a.name)
         return torch.empty((0,) * meta.rank if meta.rank else (), dtype=meta.dtype, device="meta")
     return torch.result_type(probe(node.args[0]), probe(node.args[1]))

@@ -67,7 +67,7 @@ class KernelTiler:
         # With a transposed (DN) access, full tiles take RP rows so TMOV sees equal capacities.
         accesses = list(plan.loads.values()) + list(plan.stores.values())
         transposed = any(not _is(a.strides[-1], 1) and not _is(a.strides[-1], 0) for a in accesses)
-        self.full_rows = self.RP if transposed else R
+        self.full_rows = self.RP if transposed and R > 1 else R
         self.kb = KernelBuilder(name, graph=graph, pass_name="lowering.vector",
                                 description=self._describe())
         self.counter = 0
@@ -173,12 +173,14 @@ class KernelTiler:
         row_stride, col_stride = (self._expr(s) for s in access.strides[-2:])
         off = self._offset(access)
         raw = self.tile(form, storage, base=value) if _is(col_stride, 1) or form == "row" else None
-        if form == "full" and not _is(col_stride, 1):
+        if form == "full" and not _is(col_stride, 1) and self.R == 1:
+            raw = self._load_strided_row(value, storage, gm, off, col_stride, "full")
+        elif form == "full" and not _is(col_stride, 1):
             raw = self._load_transposed(value, storage, gm, off, row_stride, col_stride)
         elif form == "full":
             self.emit("TLOAD", raw.name, self.kb.view(gm, off, self.vr, self.col.vc, row_stride), prefetch_next=True)
         elif form == "col" and not _is(col_stride, 1):
-            raw = self._load_strided_row(value, storage, gm, off, col_stride)
+            raw = self._load_strided_row(value, storage, gm, off, col_stride, "col")
         elif form == "col":
             self.emit("TLOAD", raw.name, self.kb.view(gm, off, 1, self.col.vc, row_stride))
         else:
@@ -208,17 +210,17 @@ class KernelTiler:
         self.emit("TMOV", dst, cm)
         return TileVal(dst, "full", dtype=dtype)
 
-    def _load_strided_row(self, value, dtype, gm, off, col_stride) -> TileVal:
-        """A per-column operand whose elements are `col_stride` apart (e.g. the second step of a
-        multi-dim reduction): a DN load into a [C, 1] ColMajor tile, read as its [1, C] RowMajor
-        alias (the same bytes)."""
+    def _load_strided_row(self, value, dtype, gm, off, col_stride, form: str) -> TileVal:
+        """One row whose elements are `col_stride` apart (a per-column operand read across a
+        reduced dim, or any operand of a one-row-tile kernel, e.g. `x[..., ::2]`): a DN load into
+        a [C, 1] ColMajor tile, read as its [1, C] RowMajor alias (the same bytes)."""
         cm = self.fresh(value + "_dn")
         self.kb.tile(cm, Vec, dtype, self.C, 1, self.col.vc, 1, Layout.ColMajor)
         self.emit("TLOAD", cm, self.kb.column_view(gm, off, self.col.vc, col_stride))
         alias = self.fresh(value + "_row")
-        self.kb.tile(alias, Vec, dtype, 1, self.C, 1, self.col.vc)
+        self.kb.tile(alias, Vec, dtype, 1, self.C, self.vr if form == "full" else 1, self.col.vc)
         self.emit("TRESHAPE", alias, cm)
-        return TileVal(alias, "col", dtype=dtype)
+        return TileVal(alias, form, dtype=dtype)
 
     def gather(self, node: Node, idx: TileVal) -> TileVal:
         """The full tile of table rows idx (a row value) over the current column window."""
@@ -248,7 +250,12 @@ class KernelTiler:
         row_stride, col_stride = (self._expr(s) for s in access.strides[-2:])
         out = val if elem_type(meta.dtype) == val.dtype else self.convert(val, elem_type(meta.dtype))
         off = self._offset(access)
-        if val.form == "full" and not _is(col_stride, 1):
+        if val.form == "full" and not _is(col_stride, 1) and self.R == 1:
+            cm = self.fresh(value + "_dn")              # one row, elements col_stride apart
+            self.kb.tile(cm, Vec, out.dtype, self.C, 1, self.col.vc, 1, Layout.ColMajor)
+            self.emit("TRESHAPE", cm, out.name)
+            self.emit("TSTORE", self.kb.column_view(gm, off, self.col.vc, col_stride), cm)
+        elif val.form == "full" and not _is(col_stride, 1):
             if not _is(row_stride, 1):
                 raise TilingError(f"{value}: stored with neither rows nor columns contiguous")
             cm = self._colmajor(elem_type(meta.dtype), value)
@@ -441,8 +448,11 @@ def tile_kernel(plan: KernelPlan, metas: dict, name: str, graph: str, capacity: 
     if tile_cols:
         C = min(C, capacity.tile_cols)
     attempts = []
+    # an access with neither unit column nor unit row stride (x[..., ::2]) is read a row at a time
+    strided = any(not _is(a.strides[-1], 1) and not _is(a.strides[-1], 0) and not _is(a.strides[-2], 1)
+                  for a in (*plan.loads.values(), *plan.stores.values()))
     while C >= 16:
-        R = max(1, min(64, capacity.tile_elems // C))
+        R = 1 if strided else max(1, min(64, capacity.tile_elems // C))
         if isinstance(rows, int):
             R = min(R, max(rows, 1))
         while R >= 1:
