@@ -26,16 +26,16 @@ from pto_dynamo.graph.printer import graph_text
 from pto_dynamo.graph.verify import verify_graph
 from pto_dynamo.lowering.index_checks import add_index_checks
 from pto_dynamo.lowering.partition import DeviceRegion, Partition, partition_graph
-# The cpu target tiles within the A2A3 capacities, so the same kernels stay legal for the NPU.
+from pto_dynamo.lowering.reinplace import reinplace_input_mutations
+from pto_dynamo.lowering.simplify import eliminate_common_subexpressions, eliminate_dead_code
+# The cpu target tiles within the A2A3 capacities (CPU_CAPACITY: the same bytes, L1-sized tiles),
+# so the same kernels stay legal for the NPU.
 from pto_dynamo.lowering.tile import CPU_CAPACITY, TileVerificationError, print_program
 from pto_dynamo.lowering.tile.planner import PlanningError
 from pto_dynamo.lowering.vector import claims  # noqa: F401  (registers the vector device claims)
 from pto_dynamo.lowering.vector.fusion import FusionError
 from pto_dynamo.lowering.vector.lower import lower_vector_region
-from pto_dynamo.lowering.vector.tiling import TilingError
-
-from pto_dynamo.lowering.reinplace import reinplace_input_mutations
-from pto_dynamo.lowering.simplify import eliminate_common_subexpressions, eliminate_dead_code
+from pto_dynamo.lowering.vector.tile_rules import TilingError
 from pto_dynamo.options import PtoOptions
 
 # Expected reasons a region cannot be lowered (yet); any other error is a bug that `verify=True` raises
