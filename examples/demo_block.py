@@ -36,6 +36,7 @@ def main() -> int:
                 print(f"  T={T:4d}  max|pto - eager| = {err:.2e}  {status}")
         s = pto_dynamo.stats()
         print(f"  counters: graphs_received={s['graphs_received']} signatures_compiled={s['signatures_compiled']} "
+              f"disk_hits={s['disk_hits']} fallback_regions={s['fallback_regions']} "
               f"native_builds={s['native_builds']} launches={s['launches']} host_nodes={s['host_nodes']}")
     print("demo:", "all token counts match eager" if ok else "MISMATCH")
     return 0 if ok else 1
