@@ -47,3 +47,21 @@ def test_token_embedding_dynamic_tokens_one_compile(fresh):
         torch.testing.assert_close(compiled(i, W), fn(i, W))
     s = fresh.stats()
     assert s["signatures_compiled"] == 1 and all(n == 0 for n in s["host_nodes"].values()), s
+
+
+def test_bad_index_raises_before_an_in_place_update_of_an_input(fresh):
+    # the check runs before the host's index_copy_ (the schedule keeps graph order where free),
+    # so a bad index leaves the cache as eager does: untouched
+    def step(ids, cache, pos):
+        h = F.embedding(ids, W) * 2
+        cache.index_copy_(0, pos, h)
+        return h.sum()
+    compiled = torch.compile(step, backend="pto", fullgraph=True, options=VERIFY)
+    pos = torch.tensor([1, 2])
+    cache, ref = torch.zeros(10, 37), torch.zeros(10, 37)
+    torch.testing.assert_close(compiled(torch.tensor([3, 4]), cache, pos), step(torch.tensor([3, 4]), ref, pos))
+    torch.testing.assert_close(cache, ref)
+    cache = torch.zeros(10, 37)
+    with pytest.raises(RuntimeError, match="index out of range"):
+        compiled(torch.tensor([3, 77]), cache, pos)
+    assert cache.abs().sum() == 0
