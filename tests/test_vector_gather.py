@@ -50,8 +50,8 @@ def test_token_embedding_dynamic_tokens_one_compile(fresh):
 
 
 def test_bad_index_raises_before_an_in_place_update_of_an_input(fresh):
-    # the check runs before the host's index_copy_ (the schedule keeps graph order where free),
-    # so a bad index leaves the cache as eager does: untouched
+    # an in-place update runs after every earlier runtime check (a partition ordering edge), so a
+    # bad index leaves the cache as eager does: untouched
     def step(ids, cache, pos):
         h = F.embedding(ids, W) * 2
         cache.index_copy_(0, pos, h)

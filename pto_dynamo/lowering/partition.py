@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 from pto_dynamo.graph.ir import Graph, Ref
-from pto_dynamo.lowering.effects import is_mutating
+from pto_dynamo.lowering.effects import CHECK_OPS, is_mutating
 from pto_dynamo.lowering.registry import HOST_ONLY, RUNTIME_CHECK, host_reason
 
 
@@ -58,10 +58,12 @@ def ordering_inputs(graph: Graph) -> dict[str, list[str]]:
     """node -> the nodes it must run after: its producers, and the memory-order edges of in-place
     updates: a node reading a buffer (or a view of it) runs after the last in-place update of that
     buffer before it (read after write), and an in-place update runs after every earlier reader and
-    writer of the buffer (write after read / write)."""
+    writer of the buffer (write after read / write) and after every earlier runtime check (a
+    failing check leaves the inputs as eager leaves them)."""
     alias_root: dict[str, str] = {}
     readers: dict[str, list[str]] = {}
     last_writer: dict[str, str] = {}
+    checks: list[str] = []
     out: dict[str, list[str]] = {}
     for node in graph.nodes:
         producers = [p for p in node.inputs() if p in graph.node_by_name]
@@ -70,8 +72,11 @@ def ordering_inputs(graph: Graph) -> dict[str, list[str]]:
         if is_mutating(node) and node.args and isinstance(node.args[0], Ref):
             root = alias_root.get(node.args[0].name, node.args[0].name)
             producers += [r for r in readers.get(root, []) if r in graph.node_by_name]
+            producers += checks
             last_writer[root] = node.name
             alias_root[node.name] = root                # in-place ops return their argument
+        if node.target in CHECK_OPS:
+            checks.append(node.name)
         for r in roots:
             readers.setdefault(r, []).append(node.name)
         if _is_view(node) and isinstance(node.args[0], Ref):
