@@ -6,14 +6,16 @@ outside the table), so this pass adds, before each such op, a check that raises 
     bad = any((idx < 0) | (idx >= size));  _assert_async(!bad, "<op>: index out of range ...")
 
 The comparisons and the `any` are device ops (they fuse into one small kernel); the assert is a
-host runtime check that runs before any user of the gathered value, so a bad index raises instead
-of returning rows of the clamped index.
+host runtime check. It runs before the graph returns and before any later in-place update of an
+input (the partition orders updates after checks), so a bad index raises instead of returning
+rows of the clamped index or writing them into a cache.
 """
 from __future__ import annotations
 
 import torch
 
 from pto_dynamo.graph.ir import Graph, Node, Ref, TensorMeta
+from pto_dynamo.lowering.vector.expand import contiguous_meta
 
 aten = torch.ops.aten
 
@@ -23,11 +25,7 @@ GATHERS = {aten.embedding.default: (0, 1, lambda node: 0),
 
 
 def _bool_meta(shape) -> TensorMeta:
-    stride, acc = [], 1
-    for d in reversed(shape):
-        stride.insert(0, acc)
-        acc = acc * d
-    return TensorMeta(tuple(shape), torch.bool, tuple(stride))
+    return contiguous_meta(tuple(shape), torch.bool)
 
 
 def add_index_checks(graph: Graph) -> Graph:
