@@ -40,6 +40,8 @@ CASES = {
     "any_float_all_dims": (lambda x: x.any(), lambda: [torch.randn(6, 50).relu()]),
     "int64_arith_beyond_2p24": (lambda a, b: a * 3 + b - 7, lambda: [_ints(4, 30), _ints(30, lo=-100, hi=100)]),
     "int64_sum": (lambda a: a.sum(-1), lambda: [_ints(4, 300)]),
+    "int64_scalars_beyond_2p53": (lambda a: ((a + (2**60 + 1)) == 2**60 + 2).int() + a - (2**59 + 3),
+                                  lambda: [torch.tensor([[1, 5, 2**40]])]),
     "bool_sum_to_int64": (lambda a: (a > 0).sum(-1), lambda: [torch.randn(4, 300)]),
     "int32_max": (lambda a: (a + 1).amax(0), lambda: [_ints(4, 30, lo=-1000, hi=1000, dtype=torch.int32)]),
     "int_times_float": (lambda a, x: a * x, lambda: [_ints(4, 30, lo=-5, hi=5), torch.randn(4, 30)]),

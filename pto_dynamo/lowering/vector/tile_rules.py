@@ -176,16 +176,12 @@ def _binary(t, node, _):
             a, b = b, a
         else:
             a = fill_like(t, b, a)
-    _set(t, node, binary(t, op, a, b) if isinstance(b, TileVal) else with_scalar(t, op, a, _num(b)))
+    _set(t, node, binary(t, op, a, b) if isinstance(b, TileVal) else with_scalar(t, op, a, b))
 
 
 def fill_like(t, like: TileVal, value) -> TileVal:
     """A tile of `like`'s form and type filled with a scalar."""
-    return fill(t, like.form, like.dtype, _num(value))
-
-
-def _num(s):
-    return float(s) if isinstance(s, (int, float)) else s
+    return fill(t, like.form, like.dtype, value)
 
 
 _SCALAR = {aten.add.Scalar: "ADD", aten.sub.Scalar: "SUB", aten.mul.Scalar: "MUL", aten.div.Scalar: "DIV"}
@@ -193,7 +189,7 @@ _SCALAR = {aten.add.Scalar: "ADD", aten.sub.Scalar: "SUB", aten.mul.Scalar: "MUL
 
 @tile_rule(*_SCALAR)
 def _scalar(t, node, _):
-    _set(t, node, with_scalar(t, _SCALAR[node.target], _arg(t, node, 0), _num(node.args[1])))
+    _set(t, node, with_scalar(t, _SCALAR[node.target], _arg(t, node, 0), node.args[1]))
 
 
 _UNARY = {aten.exp.default: "TEXP", aten.log.default: "TLOG", aten.sqrt.default: "TSQRT",
@@ -333,7 +329,7 @@ def _compare(t, node, _):
         t.emit("TCMP", mask, a.vec, b.vec, mode=mode)
     else:
         mask = t.mask(a.form)
-        t.emit("TCMPS", mask, a.vec, _scalar_of(t, a.dtype, _num(b)), mode=mode)
+        t.emit("TCMPS", mask, a.vec, _scalar_of(t, a.dtype, b), mode=mode)
     _set(t, node, select01(t, mask, a.form))
 
 
