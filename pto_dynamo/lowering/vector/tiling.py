@@ -198,6 +198,13 @@ class KernelTiler:
         self.kb.tile(name, Vec, dtype, self.RP, self.C, self.vr, self.col.vc, Layout.ColMajor)
         return name
 
+    def _dn_row(self, dtype, base: str) -> str:
+        """A ColMajor [C, 1] tile (one row's C elements, for DN transfers of a strided row), valid
+        [vc, 1]; its bytes are those of a RowMajor [1, C] tile."""
+        name = self.fresh(base + "_dn")
+        self.kb.tile(name, Vec, dtype, self.C, 1, self.col.vc, 1, Layout.ColMajor)
+        return name
+
     def _load_transposed(self, value, dtype, gm, off, row_stride, col_stride) -> TileVal:
         """A full operand whose rows are contiguous in memory (a transposed view): DN load into a
         ColMajor tile, then TMOV to a RowMajor tile."""
@@ -214,8 +221,7 @@ class KernelTiler:
         """One row whose elements are `col_stride` apart (a per-column operand read across a
         reduced dim, or any operand of a one-row-tile kernel, e.g. `x[..., ::2]`): a DN load into
         a [C, 1] ColMajor tile, read as its [1, C] RowMajor alias (the same bytes)."""
-        cm = self.fresh(value + "_dn")
-        self.kb.tile(cm, Vec, dtype, self.C, 1, self.col.vc, 1, Layout.ColMajor)
+        cm = self._dn_row(dtype, value)
         self.emit("TLOAD", cm, self.kb.column_view(gm, off, self.col.vc, col_stride))
         alias = self.fresh(value + "_row")
         self.kb.tile(alias, Vec, dtype, 1, self.C, self.vr if form == "full" else 1, self.col.vc)
@@ -251,8 +257,7 @@ class KernelTiler:
         out = val if elem_type(meta.dtype) == val.dtype else self.convert(val, elem_type(meta.dtype))
         off = self._offset(access)
         if val.form == "full" and not _is(col_stride, 1) and self.R == 1:
-            cm = self.fresh(value + "_dn")              # one row, elements col_stride apart
-            self.kb.tile(cm, Vec, out.dtype, self.C, 1, self.col.vc, 1, Layout.ColMajor)
+            cm = self._dn_row(out.dtype, value)          # one row, elements col_stride apart
             self.emit("TRESHAPE", cm, out.name)
             self.emit("TSTORE", self.kb.column_view(gm, off, self.col.vc, col_stride), cm)
         elif val.form == "full" and not _is(col_stride, 1):
