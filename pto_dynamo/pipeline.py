@@ -33,6 +33,7 @@ from pto_dynamo.lowering.simplify import eliminate_common_subexpressions, elimin
 from pto_dynamo.lowering.tile import CPU_CAPACITY, TileVerificationError, print_program
 from pto_dynamo.lowering.tile.planner import PlanningError
 from pto_dynamo.lowering.vector import claims  # noqa: F401  (registers the vector device claims)
+from pto_dynamo.lowering.cube import claims as cube_claims, expand as cube_expand  # noqa: F401  (cube claims)
 from pto_dynamo.lowering.vector.fusion import FusionError
 from pto_dynamo.lowering.vector.lower import lower_vector_region
 from pto_dynamo.lowering.vector.tile_rules import TilingError

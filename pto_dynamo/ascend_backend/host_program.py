@@ -50,11 +50,14 @@ class HostProgram:
 
 
 def region_scalars(graph: Graph, region: DeviceRegion) -> tuple[str, ...]:
-    """The DynDims a region needs at run time (its nodes' shapes and arguments), sorted by name."""
+    """The DynDims a region needs at run time (its nodes' shapes and arguments, and its inputs'
+    shapes: a matmul's K is in no shape of its result), sorted by name."""
     names: set[str] = set()
     for name in region.nodes:
         node = graph.node_by_name[name]
         names |= free_dim_names(node.args) | free_dim_names(node.kwargs) | _meta_dims(node.meta)
+    for name in region.inputs:
+        names |= _meta_dims(graph.meta_of(name))
     return tuple(sorted(names))
 
 

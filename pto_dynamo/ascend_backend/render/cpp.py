@@ -87,16 +87,18 @@ def tile_type(d: TileDecl) -> str:
         return f"TileRight<{et}, {d.rows}, {d.cols}, DYNAMIC, DYNAMIC>"
     if d.loc is TileLoc.Acc:
         return f"TileAcc<{et}, {d.rows}, {d.cols}, DYNAMIC, DYNAMIC>"
-    if d.loc is TileLoc.Mat:   # Nz: column-major boxes of row-major 512-byte fractals
-        return (f"Tile<TileType::Mat, {et}, {d.rows}, {d.cols}, BLayout::ColMajor, DYNAMIC, DYNAMIC, "
-                f"SLayout::RowMajor, 512>")
+    if d.loc is TileLoc.Mat:   # Nz: column-major boxes of row-major 512-byte fractals; Zn: the transpose
+        boxes = "BLayout::ColMajor" if d.layout is Layout.RowMajor else "BLayout::RowMajor"
+        inner = "SLayout::RowMajor" if d.layout is Layout.RowMajor else "SLayout::ColMajor"
+        return f"Tile<TileType::Mat, {et}, {d.rows}, {d.cols}, {boxes}, DYNAMIC, DYNAMIC, {inner}, 512>"
     layout = "BLayout::RowMajor" if d.layout is Layout.RowMajor else "BLayout::ColMajor"
     return f"Tile<TileType::Vec, {et}, {d.rows}, {d.cols}, {layout}, DYNAMIC, DYNAMIC>"
 
 
 def tile_alias(d: TileDecl) -> str:
-    """A readable alias name for a tile type: `VecF32_16x64`, `VecF32_16x1c` (ColMajor)."""
-    suffix = "c" if d.layout is Layout.ColMajor and d.loc is TileLoc.Vec else ""
+    """A readable alias name for a tile type: `VecF32_16x64`, `VecF32_16x1c` (ColMajor), `MatF32_128x64zn`
+    (a Zn Mat tile)."""
+    suffix = {TileLoc.Vec: "c", TileLoc.Mat: "zn"}.get(d.loc, "") if d.layout is Layout.ColMajor else ""
     return f"{d.loc.name}{d.dtype.name.upper()}_{d.rows}x{d.cols}{suffix}"
 
 

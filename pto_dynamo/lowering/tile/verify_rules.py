@@ -97,6 +97,11 @@ def _check_view_matches(ctx, tile, view: GmView, verb: str) -> None:
         if tile.layout is not want:
             ctx.error(f"{verb}: {'an ND (row-major)' if view.is_nd else 'a DN (column-major)'} view needs a "
                       f"{want.value} Vec tile; {tile.name} is {tile.layout.value}")
+    if tile.loc is TileLoc.Mat:     # ND -> Nz (RowMajor), DN -> Zn (ColMajor)
+        want = Layout.RowMajor if view.is_nd else Layout.ColMajor
+        if tile.layout is not want:
+            ctx.error(f"{verb}: {'an ND' if view.is_nd else 'a DN'} view moves to a "
+                      f"{'Nz (RowMajor)' if view.is_nd else 'Zn (ColMajor)'} Mat tile; {tile.name} is {tile.layout.value}")
     if view.is_nd and view.col_stride != 1:
         ctx.error(f"{verb}: an ND view needs unit column stride, has {fmt_expr(view.col_stride)}")
 

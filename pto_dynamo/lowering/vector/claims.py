@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from pto_dynamo.graph.ir import Graph, Node, Ref, TensorMeta
-from pto_dynamo.lowering.registry import device_rule
+from pto_dynamo.lowering.registry import device_rule, host_reason
 from pto_dynamo.lowering.vector.opinfo import EXACT_ANY, EXACT_BOOL, EXACT_INT, VECTOR_OPS
 
 aten = torch.ops.aten
@@ -86,6 +86,8 @@ def _feeds_device(node: Node, graph: Graph) -> bool:
         u = graph.node_by_name[user]
         info = VECTOR_OPS.get(u.target)
         if info is None:
+            if host_reason(u, graph) is None:              # another lowering (a matmul) reads it
+                return True
             continue
         if info.kind == "view" and _feeds_device(u, graph):
             return True

@@ -15,7 +15,9 @@ and broadcast values. The rule, applied to the nodes in order:
   gather     (embedding, index_select) starts a kernel over its output; its index operand is
              loaded per row, the table stays in memory for MGATHER;
   cat        gives the result its own buffer; each part is a copy placed as a pointwise node
-             (fusing with the kernel that computes it) that stores into its slice.
+             (fusing with the kernel that computes it) that stores into its slice;
+  matmul     (mm, bmm) is a cube kernel of its own (`KernelPlan.matmul`): it reads its operands
+             in place from their buffers, through their strides, and stores its result.
 
 A node never joins a kernel that one of its other operands depends on (no cycles). A value read
 outside its kernel is stored: to the region output buffer the host program allocated, or to a
@@ -31,6 +33,7 @@ import torch
 
 from pto_dynamo.graph.dims import Dim
 from pto_dynamo.graph.ir import Graph, Node, Ref, TensorMeta
+from pto_dynamo.lowering.cube.ops import MATMUL_OPS, MatmulPlan, Operand, batched
 from pto_dynamo.lowering.vector.access import Access, BufferView, access_for
 from pto_dynamo.lowering.vector.expand import expand_nodes
 from pto_dynamo.lowering.vector.opinfo import vector_op
@@ -53,6 +56,7 @@ class KernelPlan:
     stores: value -> Access, for every value written to a buffer
     uses:   (node, operand) -> the dmap the node reads the operand with
     tables: gather node -> Access of the table it picks rows from (strides: row, column)
+    matmul: for a cube kernel, the matmul it computes (its only node)
     """
 
     index: int
@@ -63,6 +67,7 @@ class KernelPlan:
     stores: dict[str, Access] = field(default_factory=dict)
     uses: dict[tuple, tuple] = field(default_factory=dict)
     tables: dict[str, Access] = field(default_factory=dict)
+    matmul: MatmulPlan | None = None
 
     @property
     def rank(self) -> int:
@@ -203,6 +208,9 @@ class _Fuser:
     # -- node kinds --------------------------------------------------------------------------
     def place(self, node: Node) -> None:
         self.metas[node.name] = node.meta
+        if node.target in MATMUL_OPS:
+            self._place_matmul(node)
+            return
         info = vector_op(node.target)
         if node.target is operator.getitem or info is None:
             raise FusionError(f"vector lowering: no rule for {node.target} (node {node.name})")
@@ -220,7 +228,7 @@ class _Fuser:
     def _place_pointwise(self, node: Node) -> None:
         operands = [r.name for r in _tensor_operands(node)]
         candidates = [self.kernel_of[u] for u in operands if u in self.kernel_of]
-        if not candidates and self.kernels:
+        if not candidates and self.kernels and self.kernels[-1].matmul is None:
             candidates = [self.kernels[-1].index]          # sibling fusion with the latest kernel
         for ki in dict.fromkeys(reversed(candidates)):
             k = self.kernels[ki]
@@ -326,6 +334,26 @@ class _Fuser:
         k.tables[node.name] = Access(table.buffer, table.offset, tuple(table.meta.stride))
         self._commit(k, node, out, {idx: use}, [idx])
         self.deps[node.name] |= self.deps[node.args[0].name]
+
+    def _place_matmul(self, node: Node) -> None:
+        """mm / bmm: a cube kernel over (batch, M, N) that reads both operands in place from
+        their buffers (a transposed operand through its strides) and stores its own result."""
+        a, b = node.args[0].name, node.args[1].name
+        va, vb = self.materialize(a), self.materialize(b)
+        meta = node.meta
+        out = BufferView(node.name, meta, meta.offset)
+        self.buffers[node.name] = out
+        if node.name not in self.region_outputs:
+            self.workspaces.append(node.name)
+        k = self._new_kernel(batched(meta.shape, 1))
+        ops = [Operand(v.buffer, v.offset, batched(v.meta.stride, 0)) for v in (va, vb, out)]
+        am, bm = self.metas[a], self.metas[b]
+        k.matmul = MatmulPlan(*ops, batch=k.domain[0], M=am.shape[-2], N=bm.shape[-1], K=am.shape[-1])
+        k.nodes.append(node)
+        for name, op in ((a, ops[0]), (b, ops[1])):
+            k.loads[(name, "cube")] = Access(op.buffer, op.offset, op.strides)
+        k.stores[node.name] = Access(node.name, ops[2].offset, ops[2].strides)
+        self.deps[node.name] = self.deps[a] | self.deps[b] | {k.index}
 
     def _place_view(self, node: Node) -> None:
         src = node.args[0].name

@@ -6,6 +6,7 @@ import sympy
 
 from pto_dynamo.graph.ir import Graph, TensorMeta
 from pto_dynamo.lowering.partition import DeviceRegion as PartitionRegion
+from pto_dynamo.lowering.cube.tiling import tile_matmul
 from pto_dynamo.lowering.tile import DeviceRegion, Launch, RegionTensor, Workspace, elem_type, sym
 from pto_dynamo.lowering.tile.capacity import TargetCapacity
 from pto_dynamo.lowering.tile.region import c_identifier
@@ -28,8 +29,14 @@ def lower_vector_region(graph: Graph, region: PartitionRegion, scalar_names: tup
     plan = plan_region(graph, list(region.nodes), region.inputs, region.outputs)
     launches = []
     for k in plan.kernels:
-        program, tiler = tile_kernel(k, plan.values, kernel_name(k.name_parts(), k.index), label, capacity)
-        tensors = tuple(c_identifier(buf) for buf in tiler.params)
+        if k.matmul is not None:
+            op = k.nodes[0]
+            program, buffers = tile_matmul(k.matmul, plan.values, f"pto_cube_{op.target.__name__.split('.')[0]}_{k.index}",
+                                           label, capacity, f"{op.name} = {op.target.__name__.split('.')[0]}")
+        else:
+            program, tiler = tile_kernel(k, plan.values, kernel_name(k.name_parts(), k.index), label, capacity)
+            buffers = list(tiler.params)
+        tensors = tuple(c_identifier(buf) for buf in buffers)
         launches.append(Launch(program, tensors, tuple(program.scalars)))
     tensors = tuple(RegionTensor(c_identifier(n), elem_type(plan.buffers[n].dtype), plan.buffers[n].shape)
                     for n in region.inputs) + \

@@ -1,15 +1,66 @@
 // pto_dynamo CPU target: TMATMUL, TMATMUL_ACC, TMATMUL_BIAS (pto_isa.md §3.6).
 //
 // M = left.GetValidRow(), K = left.GetValidCol(), N = right.GetValidCol(); accumulation in the
-// accumulator type (fp32 for half/bf16/float inputs, int32 for int8). L0 tiles are stored
-// row-major on the CPU, so C(i, :) += A(i, k) * B(k, :) runs along contiguous rows. The kernel is
-// register-blocked: 4 rows x 32 columns of C live in registers across the whole K loop.
+// accumulator type (fp32 for half/bf16/float inputs, int32 for int8). On the CPU the Left and Acc
+// tiles are stored row-major and the Right tile (Zn) column-major (tile.hpp), so both operands run
+// along K contiguously.
+//
+// The body of one TMATMUL is one tile-sized product; the K loop, the output tiles and their
+// distribution over blocks stay in the tile program. Kernels, chosen per call:
+//   f32 x f32   MKL's sgemm_ on the tile. libtorch_cpu exports it and the kernel library lives in
+//               the torch process, so it is looked up there (dlopen RTLD_NOLOAD + dlsym) once per
+//               library. Blocks run inside the launch's OpenMP parallel region, where MKL runs
+//               single-threaded (the SPMD blocks are the parallelism).
+//               PTO_CPU_BLAS=0, or a process without libtorch_cpu, uses the generic kernel.
+//   bf16 x bf16 with AVX512_BF16: vdpbf16ps kernels (bf16_matmul below).
+//   otherwise   the generic kernel: register-blocked when Right is row-stored, dot products when
+//               it is column-stored.
 #pragma once
+#include <dlfcn.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include "pto/cpu/tile.hpp"
 
 #pragma GCC visibility push(hidden)
 
 namespace pto::detail {
+// ---- BLAS from the hosting process ---------------------------------------------------------------
+using sgemm_fn = void (*)(const char*, const char*, const int*, const int*, const int*, const float*, const float*,
+                          const int*, const float*, const int*, const float*, float*, const int*);
+struct HostBlas {
+  sgemm_fn sgemm = nullptr;
+};
+inline const HostBlas& host_blas() {
+  static const HostBlas blas = [] {
+    HostBlas b;
+    const char* env = std::getenv("PTO_CPU_BLAS");
+    if (env && env[0] == '0') return b;
+    void* h = dlopen("libtorch_cpu.so", RTLD_NOW | RTLD_NOLOAD);
+    if (h == nullptr) return b;
+    b.sgemm = reinterpret_cast<sgemm_fn>(dlsym(h, "sgemm_"));
+    return b;
+  }();
+  return blas;
+}
+
+// c (row-major, ldc) = [cin +] a (row-major, lda) @ b, b (k, n) at b[k * bsk + n * bsn] with
+// bsk == 1 or bsn == 1. Returns false when no BLAS is available.
+PTO_INLINE bool sgemm_tile(float* c, std::ptrdiff_t ldc, bool accumulate, const float* a, std::ptrdiff_t lda,
+                           const float* b, std::ptrdiff_t bsk, std::ptrdiff_t bsn, int M, int N, int K) {
+  const HostBlas& blas = host_blas();
+  if (blas.sgemm == nullptr) return false;
+  // Row-major C = A B is column-major C^T = B^T A^T.
+  const bool b_cols = bsk == 1;                         // B column-stored: B^T is B read transposed
+  const char* tb = b_cols ? "T" : "N";
+  const int ldb = int(b_cols ? bsn : bsk), la = int(lda), lc = int(ldc);
+  const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
+  blas.sgemm(tb, "N", &N, &M, &K, &one, b, &ldb, a, &la, &beta, c, &lc);
+  return true;
+}
+
+// ---- generic kernels -------------------------------------------------------------------------------
+// Right row-stored: 4 rows x 32 columns of C in registers across the whole K loop.
 template <int MR, int NR, bool Full, typename CT, typename AT, typename BT>
 PTO_INLINE void mm_block(CT* __restrict__ c, std::ptrdiff_t ldc, const CT* __restrict__ cin, std::ptrdiff_t ldcin,
                          const AT* __restrict__ a, std::ptrdiff_t lda, const BT* __restrict__ b, std::ptrdiff_t ldb,
@@ -37,18 +88,10 @@ PTO_INLINE void mm_block(CT* __restrict__ c, std::ptrdiff_t ldc, const CT* __res
   }
 }
 
-template <typename Acc, typename Left, typename Right>
-PTO_INLINE void matmul(Acc& acc, const typename Acc::DType* cin, Left& left, Right& right) {
-  static_assert(Left::Rows == Acc::Rows && Left::Cols == Right::Rows && Right::Cols == Acc::Cols,
-                "TMATMUL: Left::Rows == Acc::Rows, Left::Cols == Right::Rows, Right::Cols == Acc::Cols");
-  using CT = typename Acc::DType;
-  static_assert(Acc::ColStride == 1 && Left::ColStride == 1 && Right::ColStride == 1, "L0 tiles are row-major on the CPU");
-  const int M = left.GetValidRow(), K = left.GetValidCol(), N = right.GetValidCol();
+template <typename CT, typename AT, typename BT>
+PTO_INLINE void matmul_rows(CT* c, std::ptrdiff_t ldc, const CT* cin, const AT* a, std::ptrdiff_t lda, const BT* b,
+                            std::ptrdiff_t ldb, int M, int N, int K) {
   constexpr int MR = 4, NR = 32;
-  CT* c = acc.data();
-  const auto* a = left.data();
-  const auto* b = right.data();
-  constexpr std::ptrdiff_t ldc = Acc::RowStride, lda = Left::RowStride, ldb = Right::RowStride;
   int j = 0;
   for (; j + NR <= N; j += NR) {
     int i = 0;
@@ -71,6 +114,173 @@ PTO_INLINE void matmul(Acc& acc, const typename Acc::DType* cin, Left& left, Rig
       for (int jj = 0; jj < nr; ++jj) c[i * ldc + j + jj] = row[jj];
     }
   }
+}
+
+// Right column-stored: C(i, j) is the dot product of row i of A and column j of B.
+template <typename CT, typename AT, typename BT>
+PTO_INLINE void matmul_dots(CT* c, std::ptrdiff_t ldc, const CT* cin, const AT* a, std::ptrdiff_t lda, const BT* b,
+                            std::ptrdiff_t ldb, int M, int N, int K) {
+  for (int i = 0; i < M; ++i) {
+    const AT* arow = a + i * lda;
+    for (int j = 0; j < N; ++j) {
+      const BT* bcol = b + std::ptrdiff_t(j) * ldb;
+      CT s = 0;
+#pragma omp simd reduction(+ : s)
+      for (int k = 0; k < K; ++k) s += static_cast<CT>(to_c(arow[k])) * static_cast<CT>(to_c(bcol[k]));
+      c[i * ldc + j] = (cin ? cin[i * ldc + j] : CT(0)) + s;
+    }
+  }
+}
+
+#if defined(__AVX512BF16__)
+// ---- bf16 x bf16 -> f32 with vdpbf16ps ------------------------------------------------------------
+// vdpbf16ps adds, per f32 lane, the products of one pair of consecutive bf16 values of each
+// operand, so both operands are read as K-pairs (32-bit words). Zero-masked loads and zero padding
+// make odd K and ragged tails exact.
+using u16 = uint16_t;
+
+PTO_INLINE __m512i load_k32(const u16* p, int n) {  // up to 32 bf16 values, zeros past n
+  return n >= 32 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi16(__mmask32((uint64_t(1) << n) - 1), p);
+}
+
+// Few rows (decode): dot products reading A's rows and B's columns in place, 4 columns at a time.
+PTO_INLINE void bf16_dots(float* c, std::ptrdiff_t ldc, const float* cin, const u16* a, std::ptrdiff_t lda,
+                          const u16* b, std::ptrdiff_t ldb, int M, int N, int K) {
+  for (int i = 0; i < M; ++i) {
+    const u16* arow = a + i * lda;
+    int j = 0;
+    for (; j < N; j += 4) {
+      const int jr = N - j < 4 ? N - j : 4;
+      __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+      const u16* bc = b + std::ptrdiff_t(j) * ldb;
+      for (int k = 0; k < K; k += 32) {
+        const int n = K - k;
+        const __m512bh va = (__m512bh)load_k32(arow + k, n);
+        for (int jj = 0; jj < 4; ++jj)
+          if (jj < jr) acc[jj] = _mm512_dpbf16_ps(acc[jj], va, (__m512bh)load_k32(bc + jj * ldb + k, n));
+      }
+      for (int jj = 0; jj < jr; ++jj)
+        c[i * ldc + j + jj] = (cin ? cin[i * ldc + j + jj] : 0.0f) + _mm512_reduce_add_ps(acc[jj]);
+    }
+  }
+}
+
+// A panel of 32 columns of B as K-pairs: word (kp, n) at panel[kp * 32 + n], zero past N and K.
+PTO_INLINE void bf16_pack_panel(uint32_t* __restrict__ panel, const u16* __restrict__ b, std::ptrdiff_t ldb, int K,
+                                int nr) {
+  const int KP = (K + 1) / 2;
+  for (int n = 0; n < 32; ++n) {
+    if (n >= nr) {
+      for (int kp = 0; kp < KP; ++kp) panel[kp * 32 + n] = 0;
+      continue;
+    }
+    const u16* col = b + std::ptrdiff_t(n) * ldb;
+    for (int kp = 0; kp < K / 2; ++kp) {
+      uint32_t w;
+      std::memcpy(&w, col + 2 * kp, 4);
+      panel[kp * 32 + n] = w;
+    }
+    if (K & 1) panel[(KP - 1) * 32 + n] = col[K - 1];
+  }
+}
+
+// MR rows x 32 columns of C in registers over the whole K loop.
+template <int MR>
+PTO_INLINE void bf16_block(float* c, std::ptrdiff_t ldc, const float* cin, const u16* a, std::ptrdiff_t lda,
+                           const uint32_t* panel, int K, int nr) {
+  const __mmask16 m0 = nr >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << nr) - 1);
+  const __mmask16 m1 = nr >= 32 ? __mmask16(0xFFFF) : nr <= 16 ? __mmask16(0) : __mmask16((1u << (nr - 16)) - 1);
+  __m512 acc0[MR], acc1[MR];
+  for (int i = 0; i < MR; ++i) {
+    acc0[i] = cin ? _mm512_maskz_loadu_ps(m0, cin + i * ldc) : _mm512_setzero_ps();
+    acc1[i] = cin ? _mm512_maskz_loadu_ps(m1, cin + i * ldc + 16) : _mm512_setzero_ps();
+  }
+  const int KP = K / 2;
+  for (int kp = 0; kp < KP; ++kp) {
+    const __m512bh b0 = (__m512bh)_mm512_load_si512(panel + kp * 32);
+    const __m512bh b1 = (__m512bh)_mm512_load_si512(panel + kp * 32 + 16);
+    for (int i = 0; i < MR; ++i) {
+      uint32_t w;
+      std::memcpy(&w, a + i * lda + 2 * kp, 4);
+      const __m512bh av = (__m512bh)_mm512_set1_epi32(int(w));
+      acc0[i] = _mm512_dpbf16_ps(acc0[i], av, b0);
+      acc1[i] = _mm512_dpbf16_ps(acc1[i], av, b1);
+    }
+  }
+  if (K & 1) {  // the last, unpaired k: its A word carries a zero upper half
+    const __m512bh b0 = (__m512bh)_mm512_load_si512(panel + KP * 32);
+    const __m512bh b1 = (__m512bh)_mm512_load_si512(panel + KP * 32 + 16);
+    for (int i = 0; i < MR; ++i) {
+      const __m512bh av = (__m512bh)_mm512_set1_epi32(int(uint32_t(a[i * lda + K - 1])));
+      acc0[i] = _mm512_dpbf16_ps(acc0[i], av, b0);
+      acc1[i] = _mm512_dpbf16_ps(acc1[i], av, b1);
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    _mm512_mask_storeu_ps(c + i * ldc, m0, acc0[i]);
+    _mm512_mask_storeu_ps(c + i * ldc + 16, m1, acc1[i]);
+  }
+}
+
+PTO_INLINE uint32_t* bf16_panel_buffer(int K) {  // per thread, grown on demand, 64-byte aligned
+  static thread_local uint32_t* buf = nullptr;
+  static thread_local std::size_t words = 0;
+  const std::size_t need = std::size_t((K + 1) / 2 + 1) * 32;
+  if (need > words) {
+    std::free(buf);
+    buf = static_cast<uint32_t*>(std::aligned_alloc(64, need * 4));
+    if (!buf) fail("out of memory for a matmul panel", __FILE__, __LINE__);
+    words = need;
+  }
+  return buf;
+}
+
+PTO_INLINE void bf16_matmul(float* c, std::ptrdiff_t ldc, const float* cin, const u16* a, std::ptrdiff_t lda,
+                            const u16* b, std::ptrdiff_t ldb, int M, int N, int K) {
+  if (M <= 2) return bf16_dots(c, ldc, cin, a, lda, b, ldb, M, N, K);
+  constexpr int MR = 12;
+  uint32_t* panel = bf16_panel_buffer(K);
+  for (int j = 0; j < N; j += 32) {
+    const int nr = N - j < 32 ? N - j : 32;
+    bf16_pack_panel(panel, b + std::ptrdiff_t(j) * ldb, ldb, K, nr);
+    int i = 0;
+    auto at = [&](int r) { return std::ptrdiff_t(r) * ldc + j; };
+    for (; i + MR <= M; i += MR) bf16_block<MR>(c + at(i), ldc, cin ? cin + at(i) : nullptr, a + i * lda, lda, panel, K, nr);
+    for (; i + 4 <= M; i += 4) bf16_block<4>(c + at(i), ldc, cin ? cin + at(i) : nullptr, a + i * lda, lda, panel, K, nr);
+    for (; i < M; ++i) bf16_block<1>(c + at(i), ldc, cin ? cin + at(i) : nullptr, a + i * lda, lda, panel, K, nr);
+  }
+}
+#endif
+
+template <typename Acc, typename Left, typename Right>
+PTO_INLINE void matmul(Acc& acc, const typename Acc::DType* cin, Left& left, Right& right) {
+  static_assert(Left::Rows == Acc::Rows && Left::Cols == Right::Rows && Right::Cols == Acc::Cols,
+                "TMATMUL: Left::Rows == Acc::Rows, Left::Cols == Right::Rows, Right::Cols == Acc::Cols");
+  static_assert(Acc::ColStride == 1 && Left::ColStride == 1, "TMATMUL: Left and Acc tiles are row-stored on the CPU");
+  using CT = typename Acc::DType;
+  using AT = typename Left::DType;
+  using BT = typename Right::DType;
+  const int M = left.GetValidRow(), K = left.GetValidCol(), N = right.GetValidCol();
+  if (M <= 0 || N <= 0) return;
+  CT* c = acc.data();
+  const AT* a = left.data();
+  const BT* b = right.data();
+  constexpr std::ptrdiff_t ldc = Acc::RowStride, lda = Left::RowStride;
+  if (cin != nullptr && cin != c)
+    for (int i = 0; i < M; ++i) std::memcpy(c + i * ldc, cin + i * ldc, std::size_t(N) * sizeof(CT));
+  const CT* acc_in = cin ? c : nullptr;
+  if constexpr (std::is_same_v<CT, float> && std::is_same_v<AT, float> && std::is_same_v<BT, float>) {
+    if (sgemm_tile(c, ldc, acc_in != nullptr, a, lda, b, Right::RowStride, Right::ColStride, M, N, K)) return;
+  }
+#if defined(__AVX512BF16__)
+  if constexpr (std::is_same_v<CT, float> && std::is_same_v<AT, bfloat16_t> && std::is_same_v<BT, bfloat16_t> &&
+                Right::isColumnStored) {
+    return bf16_matmul(c, ldc, acc_in, reinterpret_cast<const uint16_t*>(a), lda,
+                       reinterpret_cast<const uint16_t*>(b), Right::ColStride, M, N, K);
+  }
+#endif
+  if constexpr (Right::isColumnStored) matmul_dots(c, ldc, acc_in, a, lda, b, Right::ColStride, M, N, K);
+  else matmul_rows(c, ldc, acc_in, a, lda, b, Right::RowStride, M, N, K);
 }
 }  // namespace pto::detail
 

@@ -193,7 +193,10 @@ template <typename Dst, typename G> PTO_INLINE void tload(Dst& dst, G& gm, LoadH
   using GT = std::remove_const_t<typename G::DType>;
   static_assert(sizeof(DT) == sizeof(GT), "TLOAD: tile and GM element sizes must match (no conversion)");
   const int vr = dst.GetValidRow(), vc = dst.GetValidCol();
-  pad_outside_valid(dst, vr, vc);
+  // The pad fill is the simulator's courtesy to vector code; a Mat tile is only ever read over
+  // valid regions (TMOV/TEXTRACT to L0, TMATMUL), and filling it would cost a decode step (one
+  // valid row of a 128-row tile) a whole tile of stores per K step.
+  if constexpr (Dst::Loc != TileType::Mat) pad_outside_valid(dst, vr, vc);
   const GT* base = gm.data();
   if constexpr (G::layout == Layout::ND && Dst::ColStride == 1) {
     // PrefetchNext on a 2-D row-contiguous view: the next tile is the vr rows after this one.
@@ -295,6 +298,17 @@ template <detail::TileT Dst, detail::TileT Src, typename... E>
 PTO_INST RecordEvent TEXTRACT(Dst& dst, Src& src, uint16_t row = 0, uint16_t col = 0, E&...) {
   using DT = typename Dst::DType;
   const int vr = dst.GetValidRow(), vc = dst.GetValidCol();
+  if constexpr (std::is_same_v<DT, typename Src::DType> && Dst::isColumnStored == Src::isColumnStored) {
+    // one storage order and no conversion: contiguous lines (rows, or columns of Zn tiles)
+    constexpr bool by_col = Dst::isColumnStored;
+    const int lines = by_col ? vc : vr, len = by_col ? vr : vc;
+    for (int l = 0; l < lines; ++l) {
+      DT* d = dst.data() + (by_col ? Dst::offset(0, l) : Dst::offset(l, 0));
+      const DT* s = src.data() + (by_col ? Src::offset(row, col + l) : Src::offset(row + l, col));
+      std::memcpy(d, s, std::size_t(len) * sizeof(DT));
+    }
+    return {};
+  }
   for (int r = 0; r < vr; ++r) {
     DT* d = dst.data() + Dst::offset(r, 0);
     const typename Src::DType* s = src.data() + Src::offset(r + row, col);

@@ -3,9 +3,12 @@
 //
 // Storage on the CPU: an unboxed row-major tile stores (r, c) at r*Cols + c and an unboxed
 // column-major tile at c*Rows + r, exactly as the device, so TRESHAPE of an R x 1 ColMajor tile to
-// a 1 x R row vector aliases the same elements. Boxed (fractal) tiles (Mat/Left/Right/Acc) are
-// stored row-major, r*Cols + c: their layout is the CPU's own business and every instruction
-// reads them through RowStride/ColStride. Aliasing between tiles of one layout class behaves.
+// a 1 x R row vector aliases the same elements. Boxed (fractal) tiles (Mat/Left/Right/Acc) keep
+// their layout the CPU's own business and every instruction reads them through
+// RowStride/ColStride: Nz and Zz boxes (Left, Acc, an Nz Mat) are stored row-major, r*Cols + c,
+// and Zn boxes (Right, a Zn Mat) column-major, c*Rows + r, so that a DN global view (the
+// transpose of a row-major weight) loads into a Zn Mat tile, moves to a Right tile and feeds the
+// matmul kernel with unit-stride copies only. Aliasing between tiles of one layout class behaves.
 #pragma once
 #include "pto/cpu/state.hpp"
 
@@ -57,8 +60,9 @@ struct Tile : detail::ValidRowHolder<RowValid_>, detail::ValidColHolder<ColValid
   static constexpr int InnerCols =
       !isBoxed ? 1 : SFractalSize_ == 1024 ? 16 : SFractal_ == SLayout::RowMajor ? 32 / int(sizeof(Element_)) : 16;
   // CPU storage strides in elements (see the file comment).
-  static constexpr int RowStride = (!isBoxed && !isRowMajor) ? 1 : Cols_;
-  static constexpr int ColStride = (!isBoxed && !isRowMajor) ? Rows_ : 1;
+  static constexpr bool isColumnStored = isBoxed ? SFractal_ == SLayout::ColMajor : !isRowMajor;
+  static constexpr int RowStride = isColumnStored ? 1 : Cols_;
+  static constexpr int ColStride = isColumnStored ? Rows_ : 1;
   static constexpr std::size_t Bytes = std::size_t(Rows_) * Cols_ * sizeof(Element_);
 
   static_assert(Rows_ > 0 && Cols_ > 0, "Tile capacity must be positive");

@@ -1,0 +1,1 @@
+"""Cube lowering: the matmul family as tiled TMATMUL kernels (claims, expansion, tiling)."""

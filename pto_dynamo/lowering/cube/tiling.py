@@ -1,0 +1,151 @@
+"""Tile a batched matmul into a cube TileProgram.
+
+    for t in tiles(batch x ceil(M/Mt) x ceil(N/Nt)), chunked over blocks:     (SPMD)
+        acc[Mt, Nt] (Acc, f32)
+        for k0 in 0, Kt, 2 Kt, ... < K:                                         (K loop)
+            TLOAD  ma[Mt, Kt] (Mat)  <- a window   ND -> Nz, or DN -> Zn for a transposed a
+            TLOAD  mb[Kt, Nt] (Mat)  <- b window   ND -> Nz, or DN -> Zn for a transposed b
+            TMOV   la (Left) <- ma;  TMOV rb (Right) <- mb
+            TMATMUL acc, la, rb        (first K step)   /  TMATMUL_ACC acc, acc, la, rb
+        TSTORE c window <- acc        (f32 -> the result dtype)
+
+The first K step is peeled so that it starts the accumulator. Tile sizes come from the target's
+capacities (Left, Right, Acc, Mat); the sizes, strides and offsets are runtime scalars, so one
+source serves every M (the token count). Ragged M/N/K tails are valid regions.
+"""
+from __future__ import annotations
+
+import sympy
+
+from pto_dynamo.lowering.cube.ops import MatmulPlan, Operand
+from pto_dynamo.lowering.tile import elem_type
+from pto_dynamo.lowering.tile.builder import KernelBuilder
+from pto_dynamo.lowering.tile.capacity import TargetCapacity
+from pto_dynamo.lowering.tile.dtypes import F32, ElemType
+from pto_dynamo.lowering.tile.expr import ceil_div, emin, emod, floor_div
+from pto_dynamo.lowering.tile.ir import Distribution, Layout, TileLoc, TileProgram
+from pto_dynamo.lowering.tile.region import c_identifier
+from pto_dynamo.lowering.vector.tiling import normalize_expr
+
+
+class CubeTilingError(RuntimeError):
+    """No tile shape fits the target's cube memories."""
+
+
+def _is_one(e) -> bool:
+    e = sympy.sympify(e)
+    return e.is_Integer and int(e) == 1
+
+
+def tile_shape(itemsize: int, capacity: TargetCapacity, M=None) -> tuple[int, int, int]:
+    """(Mt, Nt, Kt): the largest output tile (then the longest K step) whose Left, Right, Acc
+    and both Mat tiles fit the target. A static M smaller than a tile shrinks Mt to it."""
+    left, right = capacity.capacity(TileLoc.Left), capacity.capacity(TileLoc.Right)
+    acc, mat = capacity.capacity(TileLoc.Acc), capacity.capacity(TileLoc.Mat)
+    sizes = (512, 256, 128, 64, 32, 16)
+    best = None
+    for mt in sizes:
+        if isinstance(M, int) and mt >= 2 * max(M, 16):
+            continue                                   # a static M needs no bigger tile
+        for nt in sizes:
+            for kt in sizes:
+                fits = (mt * kt * itemsize <= left and kt * nt * itemsize <= right and mt * nt * 4 <= acc
+                        and (mt * kt + kt * nt) * itemsize <= mat)
+                key = (mt * nt, kt, nt)
+                if fits and (best is None or key > best[0]):
+                    best = (key, (mt, nt, kt))
+    if best is None:
+        raise CubeTilingError(f"target {capacity.name}: no matmul tile of {itemsize}-byte elements fits")
+    return best[1]
+
+
+class _Params:
+    """Tensor parameters (one per buffer) and scalar parameters (free symbols) of the kernel."""
+
+    def __init__(self, kb: KernelBuilder, metas: dict, outputs: set[str]):
+        self.kb, self.metas, self.outputs = kb, metas, outputs
+        self.tensors: dict[str, str] = {}
+        self.scalars: dict[str, sympy.Symbol] = {}
+        self.bound: set[str] = set()
+
+    def expr(self, e):
+        e = normalize_expr(sympy.sympify(e))
+        for s in sorted(e.free_symbols, key=lambda s: s.name):
+            if s.name not in self.scalars and s.name not in self.bound:
+                self.scalars[s.name] = self.kb.scalar(s.name)
+        return e
+
+    def let(self, name: str, value):
+        self.bound.add(name)
+        return self.kb.let(name, value)
+
+    def tensor(self, buffer: str) -> str:
+        if buffer not in self.tensors:
+            meta = self.metas[buffer]
+            name = c_identifier(buffer)
+            self.tensors[buffer] = name
+            self.kb.tensor(name, elem_type(meta.dtype), tuple(self.expr(s) for s in meta.shape),
+                           tuple(self.expr(s) for s in meta.stride), output=buffer in self.outputs)
+        return self.tensors[buffer]
+
+
+def tile_matmul(mm: MatmulPlan, metas: dict, name: str, graph: str, capacity: TargetCapacity,
+                description: str) -> tuple[TileProgram, list[str]]:
+    """The planned, verified TileProgram of `mm` and the buffers of its tensor parameters in order."""
+    dtype: ElemType = elem_type(metas[mm.a.buffer].dtype)
+    kb = KernelBuilder(name, graph=graph, pass_name="cube", description=description, kind="cube")
+    p = _Params(kb, metas, {mm.c.buffer})
+    for op in (mm.a, mm.b, mm.c):
+        p.tensor(op.buffer)
+    batch, M, N, K = (p.expr(e) for e in (mm.batch, mm.M, mm.N, mm.K))
+    Mt, Nt, Kt = tile_shape(dtype.itemsize, capacity, mm.M if isinstance(mm.M, int) else None)
+    tn = ceil_div(N, Nt)
+    per_batch = ceil_div(M, Mt) * tn
+    with kb.tile_loop("t", batch * per_batch, Distribution.CHUNKED) as t:
+        bi = p.let("bi", floor_div(t, per_batch))
+        r = p.let("r", emod(t, per_batch))
+        m0 = p.let("m0", floor_div(r, tn) * Mt)
+        n0 = p.let("n0", emod(r, tn) * Nt)
+        vm = p.let("vm", emin(Mt, M - m0))
+        vn = p.let("vn", emin(Nt, N - n0))
+        kb.tile("acc", TileLoc.Acc, F32, Mt, Nt, vm, vn)
+
+        def k_step(k0, first: bool):
+            vk = p.let("vk0" if first else "vk", emin(Kt, K - k0))
+            sfx = "0" if first else ""
+            ma = _load(kb, p, f"ma{sfx}", mm.a, dtype, bi, m0, k0, vm, vk, Mt, Kt)
+            mb = _load(kb, p, f"mb{sfx}", mm.b, dtype, bi, k0, n0, vk, vn, Kt, Nt)
+            kb.tile(f"la{sfx}", TileLoc.Left, dtype, Mt, Kt, vm, vk)
+            kb.tile(f"rb{sfx}", TileLoc.Right, dtype, Kt, Nt, vk, vn)
+            kb.emit("TMOV", f"la{sfx}", ma)
+            kb.emit("TMOV", f"rb{sfx}", mb)
+            if first:
+                kb.emit("TMATMUL", "acc", f"la{sfx}", f"rb{sfx}")
+            else:
+                kb.emit("TMATMUL_ACC", "acc", "acc", f"la{sfx}", f"rb{sfx}")
+
+        k_step(sympy.Integer(0), True)
+        with kb.serial_loop("k0", Kt, K, Kt) as k0:
+            p.bound.add("k0")
+            k_step(k0, False)
+        c = mm.c
+        off = p.expr(c.offset) + bi * p.expr(c.strides[0]) + m0 * p.expr(c.strides[1]) + n0
+        kb.emit("TSTORE", kb.view(p.tensor(c.buffer), off, vm, vn, p.expr(c.strides[1])), "acc")
+    return kb.build(capacity), list(p.tensors)
+
+
+def _load(kb: KernelBuilder, p: _Params, tile: str, op: Operand, dtype: ElemType, bi, r0, c0, vr, vc,
+          rows: int, cols: int) -> str:
+    """TLOAD the (r0, c0) window of operand `op` of batch bi into a Mat tile: ND when its column
+    stride is 1 (an Nz tile), else DN (a Zn tile: the operand is a transpose)."""
+    sb, sr, sc = (p.expr(s) for s in op.strides)
+    off = p.expr(op.offset) + bi * sb + r0 * sr + c0 * sc
+    nd = _is_one(op.strides[2])
+    kb.tile(tile, TileLoc.Mat, dtype, rows, cols, vr, vc, Layout.RowMajor if nd else Layout.ColMajor)
+    if nd:
+        view = kb.view(p.tensor(op.buffer), off, vr, vc, sr)
+    else:
+        view = kb.view(p.tensor(op.buffer), off, vr, vc, 1, sc)
+        view = type(view)(view.tensor, view.offset, view.rows, view.cols, view.row_stride, view.col_stride, dn=True)
+    kb.emit("TLOAD", tile, view)
+    return tile
