@@ -39,7 +39,15 @@ A2A3_CAPACITY = TargetCapacity(
     alignment=32,
 )
 
-# The cpu target: A2A3's capacities (its kernels stay valid A2A3 tile programs) with tiles sized
-# for a CPU core's L1 data cache (8 KiB of f32: a kernel's few live tiles stay in L1 between
-# instructions, where 64 KiB tiles stream through L2 on every instruction).
-CPU_CAPACITY = TargetCapacity("cpu", A2A3_CAPACITY.bytes_per_loc, alignment=32, tile_elems=2048, tile_cols=2048)
+# The cpu target. Vector memory: A2A3's unified buffer (vector kernels stay valid A2A3 tile
+# programs) with tiles sized for a CPU core's L1 data cache (8 KiB of f32: a kernel's few live
+# tiles stay in L1 between instructions, where 64 KiB tiles stream through L2 on every
+# instruction). Cube memories: 4x A2A3's, so that one TMATMUL is a product large enough for a
+# CPU's GEMM kernel (256 x 512 x 128 f32 tiles instead of 128 x 256 x 64: bigger tiles cut the
+# per-K-step copies and per-call overhead that dominated decode shapes); the header's arenas
+# (cpu/include/pto/cpu/state.hpp) have these sizes.
+CPU_CAPACITY = TargetCapacity(
+    "cpu",
+    ((TileLoc.Vec, 192 * KiB), (TileLoc.Mat, 2048 * KiB), (TileLoc.Left, 256 * KiB),
+     (TileLoc.Right, 256 * KiB), (TileLoc.Acc, 512 * KiB)),
+    alignment=32, tile_elems=2048, tile_cols=2048)

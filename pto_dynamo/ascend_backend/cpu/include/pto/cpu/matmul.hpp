@@ -7,7 +7,8 @@
 //
 // The body of one TMATMUL is one tile-sized product; the K loop, the output tiles and their
 // distribution over blocks stay in the tile program. Kernels, chosen per call:
-//   f32 x f32   MKL's sgemm_ on the tile. libtorch_cpu exports it and the kernel library lives in
+//   f32 x f32   up to 2 rows against a column-stored Right (decode): AVX-512 dot products;
+//               otherwise MKL's sgemm_ on the tile. libtorch_cpu exports it and the kernel library lives in
 //               the torch process, so it is looked up there (dlopen RTLD_NOLOAD + dlsym) once per
 //               library. Blocks run inside the launch's OpenMP parallel region, where MKL runs
 //               single-threaded (the SPMD blocks are the parallelism).
@@ -131,6 +132,31 @@ PTO_INLINE void matmul_dots(CT* c, std::ptrdiff_t ldc, const CT* cin, const AT* 
     }
   }
 }
+
+#if defined(__AVX512F__)
+// Few rows of f32 (decode) against a column-stored B: dot products reading A's rows and B's
+// columns in place, 4 columns at a time (a BLAS call per tile costs more than the tile's math).
+PTO_INLINE void f32_dots(float* c, std::ptrdiff_t ldc, const float* cin, const float* a, std::ptrdiff_t lda,
+                         const float* b, std::ptrdiff_t ldb, int M, int N, int K) {
+  for (int i = 0; i < M; ++i) {
+    const float* arow = a + i * lda;
+    for (int j = 0; j < N; j += 4) {
+      const int jr = N - j < 4 ? N - j : 4;
+      __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+      const float* bc = b + std::ptrdiff_t(j) * ldb;
+      for (int k = 0; k < K; k += 16) {
+        const int n = K - k;
+        const __mmask16 m = n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1);
+        const __m512 va = _mm512_maskz_loadu_ps(m, arow + k);
+        for (int jj = 0; jj < 4; ++jj)
+          if (jj < jr) acc[jj] = _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, bc + jj * ldb + k), acc[jj]);
+      }
+      for (int jj = 0; jj < jr; ++jj)
+        c[i * ldc + j + jj] = (cin ? cin[i * ldc + j + jj] : 0.0f) + _mm512_reduce_add_ps(acc[jj]);
+    }
+  }
+}
+#endif
 
 #if defined(__AVX512BF16__)
 // ---- bf16 x bf16 -> f32 with vdpbf16ps ------------------------------------------------------------
@@ -270,6 +296,11 @@ PTO_INLINE void matmul(Acc& acc, const typename Acc::DType* cin, Left& left, Rig
     for (int i = 0; i < M; ++i) std::memcpy(c + i * ldc, cin + i * ldc, std::size_t(N) * sizeof(CT));
   const CT* acc_in = cin ? c : nullptr;
   if constexpr (std::is_same_v<CT, float> && std::is_same_v<AT, float> && std::is_same_v<BT, float>) {
+#if defined(__AVX512F__)
+    if constexpr (Right::isColumnStored) {
+      if (M <= 2) return f32_dots(c, ldc, acc_in, a, lda, b, Right::ColStride, M, N, K);
+    }
+#endif
     if (sgemm_tile(c, ldc, acc_in != nullptr, a, lda, b, Right::RowStride, Right::ColStride, M, N, K)) return;
   }
 #if defined(__AVX512BF16__)

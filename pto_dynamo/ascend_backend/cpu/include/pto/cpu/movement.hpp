@@ -198,6 +198,19 @@ template <typename Dst, typename G> PTO_INLINE void tload(Dst& dst, G& gm, LoadH
   // valid row of a 128-row tile) a whole tile of stores per K step.
   if constexpr (Dst::Loc != TileType::Mat) pad_outside_valid(dst, vr, vc);
   const GT* base = gm.data();
+  if constexpr (G::layout == Layout::DN && Dst::RowStride == 1) {
+    // A column-contiguous window (a transposed matmul operand): each column is a separate DRAM
+    // stream, and a plain copy keeps too few misses in flight (a copy of a [128, 512] f32 window
+    // of a 64 MiB weight ran at 6 GB/s). Prefetching the column 8 ahead (into L2) while copying
+    // this one doubles that; prefetching the next tile instead measured slower.
+    if (gm.GetShape(0) * gm.GetShape(1) * gm.GetShape(2) == 1 && gm.GetStride(3) == 1) {
+      PTO_CHECK(gm.GetShape(3) == vr && gm.GetShape(4) == vc,
+                "TLOAD (DN): GM dim 3 must equal the tile's valid rows and dims 0,1,2,4 multiply to its valid cols");
+      const int64_t ld = gm.GetStride(4);
+      for (int c = 0; c < vc; ++c) copy_prefetch(dst.data() + Dst::offset(0, c), base + c * ld, base + (c + 8) * ld, vr);
+      return;
+    }
+  }
   if constexpr (G::layout == Layout::ND && Dst::ColStride == 1) {
     // PrefetchNext on a 2-D row-contiguous view: the next tile is the vr rows after this one.
     if (hint == LoadHint::PrefetchNext && gm.GetShape(0) * gm.GetShape(1) * gm.GetShape(2) == 1 &&
