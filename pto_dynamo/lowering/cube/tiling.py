@@ -22,7 +22,7 @@ from pto_dynamo.lowering.tile import elem_type
 from pto_dynamo.lowering.tile.builder import KernelBuilder
 from pto_dynamo.lowering.tile.capacity import TargetCapacity
 from pto_dynamo.lowering.tile.dtypes import F32, ElemType
-from pto_dynamo.lowering.tile.expr import ceil_div, emin, emod, floor_div
+from pto_dynamo.lowering.tile.expr import ceil_div, emax, emin, emod, floor_div
 from pto_dynamo.lowering.tile.ir import Distribution, Layout, TileLoc, TileProgram
 from pto_dynamo.lowering.tile.region import c_identifier
 from pto_dynamo.lowering.vector.tiling import normalize_expr
@@ -101,11 +101,13 @@ def tile_matmul(mm: MatmulPlan, metas: dict, name: str, graph: str, capacity: Ta
     Mt, Nt, Kt = tile_shape(dtype.itemsize, capacity, mm.M if isinstance(mm.M, int) else None)
     tn = ceil_div(N, Nt)
     per_batch = ceil_div(M, Mt) * tn
+    # divisors >= 1, so that an empty result (no tile) still has well-formed index arithmetic
+    tn_div, per_batch_div = emax(tn, 1), emax(per_batch, 1)
     with kb.tile_loop("t", batch * per_batch, Distribution.CHUNKED) as t:
-        bi = p.let("bi", floor_div(t, per_batch))
-        r = p.let("r", emod(t, per_batch))
-        m0 = p.let("m0", floor_div(r, tn) * Mt)
-        n0 = p.let("n0", emod(r, tn) * Nt)
+        bi = p.let("bi", floor_div(t, per_batch_div))
+        r = p.let("r", emod(t, per_batch_div))
+        m0 = p.let("m0", floor_div(r, tn_div) * Mt)
+        n0 = p.let("n0", emod(r, tn_div) * Nt)
         vm = p.let("vm", emin(Mt, M - m0))
         vn = p.let("vn", emin(Nt, N - n0))
         kb.tile("acc", TileLoc.Acc, F32, Mt, Nt, vm, vn)

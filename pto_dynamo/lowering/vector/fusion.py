@@ -337,8 +337,12 @@ class _Fuser:
 
     def _place_matmul(self, node: Node) -> None:
         """mm / bmm: a cube kernel over (batch, M, N) that reads both operands in place from
-        their buffers (a transposed operand through its strides) and stores its own result."""
+        their buffers (a transposed operand through its strides) and stores its own result. An
+        empty K makes it `full(0)`."""
         a, b = node.args[0].name, node.args[1].name
+        if _shape_eq(self.metas[a].shape[-1], 0):          # K = 0: a product of zeros
+            self._place_pointwise(Node(node.name, aten.full.default, (tuple(node.meta.shape), 0.0), (), node.meta))
+            return
         va, vb = self.materialize(a), self.materialize(b)
         meta = node.meta
         out = BufferView(node.name, meta, meta.offset)

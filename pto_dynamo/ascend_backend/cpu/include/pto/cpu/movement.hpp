@@ -321,6 +321,18 @@ PTO_INST RecordEvent TEXTRACT(Dst& dst, Src& src, uint16_t row = 0, uint16_t col
       std::memcpy(d, s, std::size_t(len) * sizeof(DT));
     }
     return {};
+  } else if constexpr (std::is_same_v<DT, typename Src::DType>) {
+    // one element type, the other storage order (an Nz Mat tile into a column-stored Right: a
+    // row-major matmul operand): a transpose in 16 x 16 blocks, bits copied as they are
+    constexpr int B = 16;
+    for (int r0 = 0; r0 < vr; r0 += B)
+      for (int c0 = 0; c0 < vc; c0 += B) {
+        const int r1 = r0 + B < vr ? r0 + B : vr, c1 = c0 + B < vc ? c0 + B : vc;
+        for (int r = r0; r < r1; ++r)
+          for (int c = c0; c < c1; ++c)
+            dst.data()[Dst::offset(r, c)] = std::bit_cast<DT>(src.data()[Src::offset(r + row, c + col)]);
+      }
+    return {};
   }
   for (int r = 0; r < vr; ++r) {
     DT* d = dst.data() + Dst::offset(r, 0);
