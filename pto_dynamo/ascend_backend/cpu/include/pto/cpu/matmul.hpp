@@ -14,8 +14,7 @@
 //               single-threaded (the SPMD blocks are the parallelism).
 //               PTO_CPU_BLAS=0, or a process without libtorch_cpu, uses the generic kernel.
 //   bf16 x bf16 with AVX512_BF16: vdpbf16ps kernels (bf16_matmul below).
-//   otherwise   the generic kernel: register-blocked when Right is row-stored, dot products when
-//               it is column-stored.
+//   otherwise   the generic kernel: dot products of A's rows and B's columns.
 #pragma once
 #include <dlfcn.h>
 #if defined(__AVX512F__)
@@ -45,78 +44,21 @@ inline const HostBlas& host_blas() {
   return blas;
 }
 
-// c (row-major, ldc) = [cin +] a (row-major, lda) @ b, b (k, n) at b[k * bsk + n * bsn] with
-// bsk == 1 or bsn == 1. Returns false when no BLAS is available.
+// c (row-major, ldc) = [c +] a (row-major, lda) @ b, b column-stored: (k, n) at b[n * ldb + k].
+// Returns false when no BLAS is available.
 PTO_INLINE bool sgemm_tile(float* c, std::ptrdiff_t ldc, bool accumulate, const float* a, std::ptrdiff_t lda,
-                           const float* b, std::ptrdiff_t bsk, std::ptrdiff_t bsn, int M, int N, int K) {
+                           const float* b, std::ptrdiff_t ldb, int M, int N, int K) {
   const HostBlas& blas = host_blas();
   if (blas.sgemm == nullptr) return false;
-  // Row-major C = A B is column-major C^T = B^T A^T.
-  const bool b_cols = bsk == 1;                         // B column-stored: B^T is B read transposed
-  const char* tb = b_cols ? "T" : "N";
-  const int ldb = int(b_cols ? bsn : bsk), la = int(lda), lc = int(ldc);
+  // Row-major C = A B is column-major C^T = B^T A^T; the column-stored B is a column-major
+  // K x N matrix, so B^T is it transposed ("T") and A^T is row-major A read as column-major ("N").
+  const int lb = int(ldb), la = int(lda), lc = int(ldc);
   const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
-  blas.sgemm(tb, "N", &N, &M, &K, &one, b, &ldb, a, &la, &beta, c, &lc);
+  blas.sgemm("T", "N", &N, &M, &K, &one, b, &lb, a, &la, &beta, c, &lc);
   return true;
 }
 
-// ---- generic kernels -------------------------------------------------------------------------------
-// Right row-stored: 4 rows x 32 columns of C in registers across the whole K loop.
-template <int MR, int NR, bool Full, typename CT, typename AT, typename BT>
-PTO_INLINE void mm_block(CT* __restrict__ c, std::ptrdiff_t ldc, const CT* __restrict__ cin, std::ptrdiff_t ldcin,
-                         const AT* __restrict__ a, std::ptrdiff_t lda, const BT* __restrict__ b, std::ptrdiff_t ldb,
-                         int K, int nr) {
-  CT acc[MR][NR];
-  for (int i = 0; i < MR; ++i) {
-#pragma omp simd
-    for (int j = 0; j < NR; ++j) acc[i][j] = cin ? cin[i * ldcin + j] : CT(0);
-  }
-  for (int k = 0; k < K; ++k) {
-    const BT* brow = b + std::ptrdiff_t(k) * ldb;
-    for (int i = 0; i < MR; ++i) {
-      const CT aik = static_cast<CT>(to_c(a[i * lda + k]));
-#pragma omp simd
-      for (int j = 0; j < NR; ++j) acc[i][j] += aik * static_cast<CT>(to_c(brow[j]));
-    }
-  }
-  for (int i = 0; i < MR; ++i) {
-    if constexpr (Full) {
-#pragma omp simd
-      for (int j = 0; j < NR; ++j) c[i * ldc + j] = acc[i][j];
-    } else {
-      for (int j = 0; j < nr; ++j) c[i * ldc + j] = acc[i][j];
-    }
-  }
-}
-
-template <typename CT, typename AT, typename BT>
-PTO_INLINE void matmul_rows(CT* c, std::ptrdiff_t ldc, const CT* cin, const AT* a, std::ptrdiff_t lda, const BT* b,
-                            std::ptrdiff_t ldb, int M, int N, int K) {
-  constexpr int MR = 4, NR = 32;
-  int j = 0;
-  for (; j + NR <= N; j += NR) {
-    int i = 0;
-    for (; i + MR <= M; i += MR)
-      mm_block<MR, NR, true>(c + i * ldc + j, ldc, cin ? cin + i * ldc + j : nullptr, ldc, a + i * lda, lda, b + j, ldb, K, NR);
-    for (; i < M; ++i)
-      mm_block<1, NR, true>(c + i * ldc + j, ldc, cin ? cin + i * ldc + j : nullptr, ldc, a + i * lda, lda, b + j, ldb, K, NR);
-  }
-  if (j < N) {  // ragged column tail: a narrower register block over the remaining columns
-    const int nr = N - j;
-    for (int i = 0; i < M; ++i) {
-      CT row[NR];
-      for (int jj = 0; jj < nr; ++jj) row[jj] = cin ? cin[i * ldc + j + jj] : CT(0);
-      for (int k = 0; k < K; ++k) {
-        const CT aik = static_cast<CT>(to_c(a[i * lda + k]));
-        const auto* brow = b + std::ptrdiff_t(k) * ldb + j;
-#pragma omp simd
-        for (int jj = 0; jj < nr; ++jj) row[jj] += aik * static_cast<CT>(to_c(brow[jj]));
-      }
-      for (int jj = 0; jj < nr; ++jj) c[i * ldc + j + jj] = row[jj];
-    }
-  }
-}
-
+// ---- generic kernel ----------------------------------------------------------------------------
 // Right column-stored: C(i, j) is the dot product of row i of A and column j of B.
 template <typename CT, typename AT, typename BT>
 PTO_INLINE void matmul_dots(CT* c, std::ptrdiff_t ldc, const CT* cin, const AT* a, std::ptrdiff_t lda, const BT* b,
@@ -210,9 +152,11 @@ PTO_INLINE void bf16_pack_panel(uint32_t* __restrict__ panel, const u16* __restr
   }
 }
 
-// MR rows x 32 columns of C in registers over the whole K loop.
+// MR rows x 32 columns of C in registers over the whole K loop: per K-pair, one broadcast of each
+// row's A pair feeds two vdpbf16ps. (GCC's loop distribution would split the two accumulator
+// halves into two loops that broadcast every A pair twice; it is switched off here.)
 template <int MR>
-PTO_INLINE void bf16_block(float* c, std::ptrdiff_t ldc, const float* cin, const u16* a, std::ptrdiff_t lda,
+__attribute__((optimize("no-tree-loop-distribution"))) PTO_INLINE void bf16_block(float* c, std::ptrdiff_t ldc, const float* cin, const u16* a, std::ptrdiff_t lda,
                            const uint32_t* panel, int K, int nr) {
   const __mmask16 m0 = nr >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << nr) - 1);
   const __mmask16 m1 = nr >= 32 ? __mmask16(0xFFFF) : nr <= 16 ? __mmask16(0) : __mmask16((1u << (nr - 16)) - 1);
@@ -282,7 +226,8 @@ template <typename Acc, typename Left, typename Right>
 PTO_INLINE void matmul(Acc& acc, const typename Acc::DType* cin, Left& left, Right& right) {
   static_assert(Left::Rows == Acc::Rows && Left::Cols == Right::Rows && Right::Cols == Acc::Cols,
                 "TMATMUL: Left::Rows == Acc::Rows, Left::Cols == Right::Rows, Right::Cols == Acc::Cols");
-  static_assert(Acc::ColStride == 1 && Left::ColStride == 1, "TMATMUL: Left and Acc tiles are row-stored on the CPU");
+  static_assert(Acc::ColStride == 1 && Left::ColStride == 1 && Right::RowStride == 1,
+                "TMATMUL: Left and Acc tiles are row-stored, Right tiles column-stored on the CPU");
   using CT = typename Acc::DType;
   using AT = typename Left::DType;
   using BT = typename Right::DType;
@@ -301,7 +246,7 @@ PTO_INLINE void matmul(Acc& acc, const typename Acc::DType* cin, Left& left, Rig
       if (M <= 2) return f32_dots(c, ldc, acc_in, a, lda, b, Right::ColStride, M, N, K);
     }
 #endif
-    if (sgemm_tile(c, ldc, acc_in != nullptr, a, lda, b, Right::RowStride, Right::ColStride, M, N, K)) return;
+    if (sgemm_tile(c, ldc, acc_in != nullptr, a, lda, b, Right::ColStride, M, N, K)) return;
   }
 #if defined(__AVX512BF16__)
   if constexpr (std::is_same_v<CT, float> && std::is_same_v<AT, bfloat16_t> && std::is_same_v<BT, bfloat16_t> &&
@@ -310,8 +255,7 @@ PTO_INLINE void matmul(Acc& acc, const typename Acc::DType* cin, Left& left, Rig
                        reinterpret_cast<const uint16_t*>(b), Right::ColStride, M, N, K);
   }
 #endif
-  if constexpr (Right::isColumnStored) matmul_dots(c, ldc, acc_in, a, lda, b, Right::ColStride, M, N, K);
-  else matmul_rows(c, ldc, acc_in, a, lda, b, Right::RowStride, M, N, K);
+  matmul_dots(c, ldc, acc_in, a, lda, b, Right::ColStride, M, N, K);
 }
 }  // namespace pto::detail
 

@@ -1,0 +1,83 @@
+"""The matmul family on the device (cube kernels): mm, bmm, addmm, baddbmm, linear and matmul with
+batch broadcasting, in f32, bf16 and f16, with transposed operands read in place, ragged tails
+over several tiles and K steps, a dynamic M, and empty products."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tests.conftest import VERIFY, compiled_graphs
+
+MATMULS = {torch.ops.aten.mm.default, torch.ops.aten.bmm.default, torch.ops.aten.addmm.default,
+           torch.ops.aten.baddbmm.default}
+TOL = {torch.float32: {"rtol": 1e-4, "atol": 1e-4}, torch.bfloat16: {"rtol": 1.6e-2, "atol": 5e-2},
+       torch.float16: {"rtol": 1e-3, "atol": 1e-2}}
+
+# (fn, input shapes): sizes above the cpu target's tiles (f32 256 x 512 x 128, 16-bit
+# 256 x 512 x 256) with ragged tails, so several output tiles and K steps run.
+CASES = {
+    "mm": (lambda a, b: a @ b, [(37, 64), (64, 50)]),
+    "mm_ragged_multi_tile": (lambda a, b: a @ b, [(300, 700), (700, 530)]),
+    "linear_transposed_weight": (lambda x, w: F.linear(x, w), [(45, 300), (70, 300)]),
+    "linear_bias_3d_input": (lambda x, w, b: F.linear(x, w, b).relu(), [(2, 9, 40), (24, 40), (24,)]),
+    "transposed_left": (lambda a, b: a.t() @ b, [(60, 33), (60, 20)]),
+    "bmm": (lambda a, b: torch.bmm(a, b), [(3, 17, 40), (3, 40, 29)]),
+    "bmm_kt_attention_scores": (lambda q, k: q @ k.transpose(-1, -2), [(4, 19, 32), (4, 23, 32)]),
+    "matmul_broadcast_batch": (lambda a, b: (a @ b).contiguous(), [(2, 3, 11, 16), (16, 7)]),
+    "addmm_alpha_beta": (lambda c, a, b: torch.addmm(c, a, b, beta=0.5, alpha=2.0), [(9, 12), (9, 20), (20, 12)]),
+    "baddbmm": (lambda c, a, b: torch.baddbmm(c, a, b), [(2, 5, 6), (2, 5, 7), (2, 7, 6)]),
+    "empty_k": (lambda a, b: a @ b, [(5, 0), (0, 4)]),
+    "empty_m": (lambda a, b: a @ b, [(0, 8), (8, 4)]),
+}
+NO_HOST_NODE = {"mm", "mm_ragged_multi_tile", "transposed_left", "bmm", "addmm_alpha_beta", "baddbmm", "empty_k",
+                "empty_m"}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("name", list(CASES))
+def test_matmul_on_the_device(fresh, name, dtype):
+    fn, shapes = CASES[name]
+    args = [torch.randn(s).to(dtype) for s in shapes]
+    out = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(*args)
+    expected = fn(*args)
+    torch.testing.assert_close(out, expected, **TOL[dtype])
+    s = fresh.stats()
+    assert all(n == 0 for n in s["fallback_regions"].values()), s
+    (c,) = compiled_graphs()
+    host = {c.graph.node_by_name[n].target for n, _ in c.partition.host_reasons}
+    assert not host & MATMULS, host
+    if name in NO_HOST_NODE:     # the others return a view of the product, a free host view
+        assert all(n == 0 for n in s["host_nodes"].values()), s
+
+
+def test_bf16_addmm_rounds_once(fresh):
+    """addmm keeps the product in f32 until the bias is added: eager's single rounding."""
+    x, w, b = torch.randn(33, 64).bfloat16(), torch.randn(48, 64).bfloat16(), torch.randn(48).bfloat16()
+    out = torch.compile(lambda x, w, b: F.linear(x, w, b), backend="pto", fullgraph=True, options=VERIFY)(x, w, b)
+    exact = (x.float() @ w.float().t() + b.float()).bfloat16()
+    assert (out != exact).sum() <= 2, (out.float() - exact.float()).abs().max()
+
+
+def test_dynamic_m_one_compile(fresh):
+    """A token-count M: one compile, one cube kernel, every T (1 uses the decode dot kernel)."""
+    w = torch.randn(96, 200)
+    fn = torch.compile(lambda x, w: F.linear(x, w), backend="pto", fullgraph=True, options=VERIFY)
+    for T in [1, 2, 7, 300]:
+        x = torch.randn(T, 200)
+        fresh.mark_dynamic(x, 0, name="T")
+        torch.testing.assert_close(fn(x, w), F.linear(x, w), rtol=1e-4, atol=1e-4)
+    s = fresh.stats()
+    assert s["graphs_received"] == 1 and s["signatures_compiled"] == 1, s
+    assert all(n == 0 for n in s["host_nodes"].values()) and s["host_nodes"], s
+    assert all(n == 0 for n in s["fallback_regions"].values()), s
+    assert s["launches"] == 4, s                                  # one cube kernel per call
+    (c,) = compiled_graphs()
+    assert [k for k in c.kernels_of(0)] and all(k.startswith("pto_cube_mm") for k in c.kernels_of(0)), c.kernels_of(0)
+
+
+def test_operand_without_unit_stride_stays_on_the_host(fresh):
+    fn = torch.compile(lambda a, b: a[:, ::2] @ b[::2, ::2], backend="pto", fullgraph=True, options=VERIFY)
+    a, b = torch.randn(6, 10), torch.randn(10, 8)
+    torch.testing.assert_close(fn(a, b), a[:, ::2] @ b[::2, ::2])
+    (c,) = compiled_graphs()
+    reasons = dict(c.partition.host_reasons)
+    assert any("no unit stride" in r for r in reasons.values()), reasons
