@@ -13,11 +13,20 @@ def test_explain_transformer_block(fresh, capsys):
         torch.testing.assert_close(report.result, block(x))
     text = capsys.readouterr().out
     assert "T <- " in text and "L['x']" in text
-    assert "aten.mm.default" in text and "no device rule for aten.mm.default" in text
-    assert "kernels: pto_vec_" in text
+    assert "kernels: pto_vec_" in text and "pto_cube_mm_" in text
+    assert " 0 ops on the host" in text
     assert report.counters["graphs_received"] == 1
     (g,) = report.graphs
-    assert len(g.host_nodes) == g.compiled.partition.host_op_count > 0     # runtime checks listed apart
+    assert len(g.host_nodes) == g.compiled.partition.host_op_count == 0     # runtime checks listed apart
+
+
+def test_explain_lists_host_ops_with_reasons(fresh, capsys):
+    x = torch.randn(6, 10)
+    report = fresh.explain(lambda x: torch.topk(x.exp(), 3).values * 2, x)
+    text = capsys.readouterr().out
+    assert "aten.topk.default" in text and "no device rule for aten.topk.default" in text
+    (g,) = report.graphs
+    assert len(g.host_nodes) == g.compiled.partition.host_op_count > 0
     assert all(reason for _, _, reason in report.host_nodes)
 
 

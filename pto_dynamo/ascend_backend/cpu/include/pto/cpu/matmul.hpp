@@ -134,9 +134,24 @@ PTO_INLINE void bf16_dots(float* c, std::ptrdiff_t ldc, const float* cin, const 
 }
 
 // A panel of 32 columns of B as K-pairs: word (kp, n) at panel[kp * 32 + n], zero past N and K.
+// Full panels gather 16 columns' words of one K-pair per instruction; the rest goes word by word.
 PTO_INLINE void bf16_pack_panel(uint32_t* __restrict__ panel, const u16* __restrict__ b, std::ptrdiff_t ldb, int K,
                                 int nr) {
   const int KP = (K + 1) / 2;
+  if (nr == 32 && ldb % 2 == 0 && ldb / 2 < (int64_t(1) << 26) && (reinterpret_cast<uintptr_t>(b) & 3) == 0) {
+    const auto* words = reinterpret_cast<const int*>(b);
+    const int ldw = int(ldb / 2);
+    const __m512i lo = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                          _mm512_set1_epi32(ldw));
+    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(16 * ldw));
+    for (int kp = 0; kp < K / 2; ++kp) {
+      _mm512_store_si512(panel + kp * 32, _mm512_i32gather_epi32(lo, words + kp, 4));
+      _mm512_store_si512(panel + kp * 32 + 16, _mm512_i32gather_epi32(hi, words + kp, 4));
+    }
+    if (K & 1)
+      for (int n = 0; n < 32; ++n) panel[(KP - 1) * 32 + n] = b[std::ptrdiff_t(n) * ldb + K - 1];
+    return;
+  }
   for (int n = 0; n < 32; ++n) {
     if (n >= nr) {
       for (int kp = 0; kp < KP; ++kp) panel[kp * 32 + n] = 0;
