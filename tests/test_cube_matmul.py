@@ -74,6 +74,20 @@ def test_dynamic_m_one_compile(fresh):
     assert [k for k in c.kernels_of(0)] and all(k.startswith("pto_cube_mm") for k in c.kernels_of(0)), c.kernels_of(0)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_every_row_count_of_the_small_m_kernels(fresh, dtype):
+    """M from 1 to 13 (the decode dot kernels and their row-block tails) and 40 (packed), odd K."""
+    w = torch.randn(37, 71).to(dtype)
+    fn = torch.compile(lambda x, w: F.linear(x, w), backend="pto", fullgraph=True, options=VERIFY)
+    for T in [*range(1, 14), 40]:
+        x = torch.randn(T, 71).to(dtype)
+        fresh.mark_dynamic(x, 0, name="T")
+        expected = (x.float() @ w.float().t()).to(dtype)
+        torch.testing.assert_close(fn(x, w), expected, **TOL[dtype])
+    s = fresh.stats()
+    assert s["signatures_compiled"] == 1 and all(n == 0 for n in s["fallback_regions"].values()), s
+
+
 def test_operand_without_unit_stride_stays_on_the_host(fresh):
     fn = torch.compile(lambda a, b: a[:, ::2] @ b[::2, ::2], backend="pto", fullgraph=True, options=VERIFY)
     a, b = torch.randn(6, 10), torch.randn(10, 8)

@@ -111,26 +111,40 @@ PTO_INLINE __m512i load_k32(const u16* p, int n) {  // up to 32 bf16 values, zer
   return n >= 32 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi16(__mmask32((uint64_t(1) << n) - 1), p);
 }
 
-// Few rows (decode): dot products reading A's rows and B's columns in place, 4 columns at a time.
+// Few rows (decode): dot products reading A's rows and B's columns in place, a block of up to 4
+// rows x 4 columns at a time (16 accumulators; every loaded vector feeds 4 vdpbf16ps).
+template <int MR>
+PTO_INLINE void bf16_dots_rows(float* c, std::ptrdiff_t ldc, const float* cin, const u16* a, std::ptrdiff_t lda,
+                               const u16* b, std::ptrdiff_t ldb, int N, int K) {
+  for (int j = 0; j < N; j += 4) {
+    const int jr = N - j < 4 ? N - j : 4;
+    __m512 acc[MR][4];
+    for (int i = 0; i < MR; ++i)
+      for (int jj = 0; jj < 4; ++jj) acc[i][jj] = _mm512_setzero_ps();
+    const u16* bc = b + std::ptrdiff_t(j) * ldb;
+    for (int k = 0; k < K; k += 32) {
+      const int n = K - k;
+      __m512bh vb[4];
+      for (int jj = 0; jj < 4; ++jj)
+        vb[jj] = (__m512bh)(jj < jr ? load_k32(bc + jj * ldb + k, n) : _mm512_setzero_si512());
+      for (int i = 0; i < MR; ++i) {
+        const __m512bh va = (__m512bh)load_k32(a + i * lda + k, n);
+        for (int jj = 0; jj < 4; ++jj) acc[i][jj] = _mm512_dpbf16_ps(acc[i][jj], va, vb[jj]);
+      }
+    }
+    for (int i = 0; i < MR; ++i)
+      for (int jj = 0; jj < jr; ++jj)
+        c[i * ldc + j + jj] = (cin ? cin[i * ldc + j + jj] : 0.0f) + _mm512_reduce_add_ps(acc[i][jj]);
+  }
+}
+
 PTO_INLINE void bf16_dots(float* c, std::ptrdiff_t ldc, const float* cin, const u16* a, std::ptrdiff_t lda,
                           const u16* b, std::ptrdiff_t ldb, int M, int N, int K) {
-  for (int i = 0; i < M; ++i) {
-    const u16* arow = a + i * lda;
-    int j = 0;
-    for (; j < N; j += 4) {
-      const int jr = N - j < 4 ? N - j : 4;
-      __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-      const u16* bc = b + std::ptrdiff_t(j) * ldb;
-      for (int k = 0; k < K; k += 32) {
-        const int n = K - k;
-        const __m512bh va = (__m512bh)load_k32(arow + k, n);
-        for (int jj = 0; jj < 4; ++jj)
-          if (jj < jr) acc[jj] = _mm512_dpbf16_ps(acc[jj], va, (__m512bh)load_k32(bc + jj * ldb + k, n));
-      }
-      for (int jj = 0; jj < jr; ++jj)
-        c[i * ldc + j + jj] = (cin ? cin[i * ldc + j + jj] : 0.0f) + _mm512_reduce_add_ps(acc[jj]);
-    }
-  }
+  int i = 0;
+  auto cin_at = [&](int r) { return cin ? cin + r * ldc : nullptr; };
+  for (; i + 4 <= M; i += 4) bf16_dots_rows<4>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
+  for (; i + 2 <= M; i += 2) bf16_dots_rows<2>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
+  for (; i < M; ++i) bf16_dots_rows<1>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
 }
 
 // A panel of 32 columns of B as K-pairs: word (kp, n) at panel[kp * 32 + n], zero past N and K.
@@ -220,9 +234,15 @@ PTO_INLINE uint32_t* bf16_panel_buffer(int K) {  // per thread, grown on demand,
   return buf;
 }
 
+#ifndef PTO_BF16_DOT_ROWS
+#define PTO_BF16_DOT_ROWS 8
+#endif
+// Up to this many rows the dot kernel beats packing B (packing costs the same for 1 row or 256).
+constexpr int kBf16DotRows = PTO_BF16_DOT_ROWS;
+
 PTO_INLINE void bf16_matmul(float* c, std::ptrdiff_t ldc, const float* cin, const u16* a, std::ptrdiff_t lda,
                             const u16* b, std::ptrdiff_t ldb, int M, int N, int K) {
-  if (M <= 2) return bf16_dots(c, ldc, cin, a, lda, b, ldb, M, N, K);
+  if (M <= kBf16DotRows) return bf16_dots(c, ldc, cin, a, lda, b, ldb, M, N, K);
   constexpr int MR = 12;
   uint32_t* panel = bf16_panel_buffer(K);
   for (int j = 0; j < N; j += 32) {
