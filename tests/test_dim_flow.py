@@ -10,12 +10,12 @@ from tests.conftest import VERIFY, compiled_graphs
 SIZES = [1, 2, 5, 33, 130]
 
 
-def _run_dynamic(fresh, fn, make_inputs, sizes=SIZES):
+def _run_dynamic(fresh, fn, make_inputs, sizes=SIZES, **tol):
     cf = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)
     for n in sizes:
         args = make_inputs(n)
         fresh.mark_dynamic(args[0], 0, name="T")
-        torch.testing.assert_close(cf(*args), fn(*args))
+        torch.testing.assert_close(cf(*args), fn(*args), **tol)
     s = fresh.stats()
     assert s["graphs_received"] == 1 and s["signatures_compiled"] == 1, s
     (compiled,) = compiled_graphs()
@@ -44,7 +44,8 @@ def test_slices_and_derived_dims(fresh):
         n = x.shape[0]
         blocks = (n + 127) // 128
         return x[: n - 1].sum(0) * blocks, x[:n].mean(), torch.zeros(blocks, 2) + n - 1
-    _run_dynamic(fresh, f, lambda n: (torch.randn(n, 3),), sizes=[2, 5, 129, 300])
+    # a column sum of up to 299 f32 rows: summation order differs from eager's by ~1e-5
+    _run_dynamic(fresh, f, lambda n: (torch.randn(n, 3),), sizes=[2, 5, 129, 300], rtol=1e-5, atol=1e-4)
 
 
 def test_local_passed_into_submodule(fresh):

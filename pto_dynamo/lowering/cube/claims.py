@@ -30,6 +30,8 @@ def check_matmul_node(node: Node, graph: Graph) -> str | None:
         return "result is not a single tensor"
     if meta.dtype not in FLOATS:
         return f"{_name(meta.dtype)} matmul (the cube lowering takes f32/bf16/f16)"
+    if not _is_one(meta.stride[-1]):
+        return f"result with strides {tuple(meta.stride)} (the cube kernel stores rows of unit stride)"
     first = 1 if node.target in EXPANDED_OPS else 0
     if node.target in EXPANDED_OPS:
         bias = graph.meta_of(node.args[0].name) if isinstance(node.args[0], Ref) else None

@@ -2,10 +2,9 @@
 
     addmm(bias, a, b, beta, alpha)   -> alpha * mm(a, b) + beta * bias    (beta = 0 ignores bias)
 
-computed in f32 (the cube kernel stores its accumulator as f32) and rounded once to the result
-dtype, as eager's fused addmm does.
-The matmul runs as a cube kernel, the scaling and the bias add as a vector kernel over its
-result (a fused epilogue is the mixed-kernel lowering's job).
+The matmul runs as a cube kernel that stores its f32 accumulator; the scaling and the bias add run
+as a vector kernel over that product, rounded once to the result dtype as eager's fused addmm
+does. (Fusing the epilogue into the matmul kernel is the mixed-kernel lowering's job.)
 """
 from __future__ import annotations
 

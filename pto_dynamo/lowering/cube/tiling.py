@@ -23,7 +23,7 @@ from pto_dynamo.lowering.tile.builder import KernelBuilder
 from pto_dynamo.lowering.tile.capacity import TargetCapacity
 from pto_dynamo.lowering.tile.dtypes import F32, ElemType
 from pto_dynamo.lowering.tile.expr import ceil_div, emax, emin, emod, floor_div
-from pto_dynamo.lowering.tile.ir import Distribution, Layout, TileLoc, TileProgram
+from pto_dynamo.lowering.tile.ir import Distribution, GmView, Layout, TileLoc, TileProgram
 from pto_dynamo.lowering.tile.region import c_identifier
 from pto_dynamo.lowering.vector.tiling import normalize_expr
 
@@ -144,10 +144,7 @@ def _load(kb: KernelBuilder, p: _Params, tile: str, op: Operand, dtype: ElemType
     off = p.expr(op.offset) + bi * sb + r0 * sr + c0 * sc
     nd = _is_one(op.strides[2])
     kb.tile(tile, TileLoc.Mat, dtype, rows, cols, vr, vc, Layout.RowMajor if nd else Layout.ColMajor)
-    if nd:
-        view = kb.view(p.tensor(op.buffer), off, vr, vc, sr)
-    else:
-        view = kb.view(p.tensor(op.buffer), off, vr, vc, 1, sc)
-        view = type(view)(view.tensor, view.offset, view.rows, view.cols, view.row_stride, view.col_stride, dn=True)
+    tensor = p.tensor(op.buffer)
+    view = kb.view(tensor, off, vr, vc, sr) if nd else GmView(tensor, off, vr, vc, 1, sc, dn=True)
     kb.emit("TLOAD", tile, view)
     return tile

@@ -29,10 +29,10 @@ def lower_vector_region(graph: Graph, region: PartitionRegion, scalar_names: tup
     plan = plan_region(graph, list(region.nodes), region.inputs, region.outputs)
     launches = []
     for k in plan.kernels:
-        if k.matmul is not None:
-            op = k.nodes[0]
-            program, buffers = tile_matmul(k.matmul, plan.values, f"pto_cube_{op.target.__name__.split('.')[0]}_{k.index}",
-                                           label, capacity, f"{op.name} = {op.target.__name__.split('.')[0]}")
+        if k.matmul is not None:                           # a cube kernel: pto_cube_mm_<i>, pto_cube_bmm_<i>
+            op, what = k.nodes[0], k.nodes[0].target.__name__.split(".")[0]
+            program, buffers = tile_matmul(k.matmul, plan.values, f"pto_cube_{what}_{k.index}", label, capacity,
+                                           f"{op.name} = {what}")
         else:
             program, tiler = tile_kernel(k, plan.values, kernel_name(k.name_parts(), k.index), label, capacity)
             buffers = list(tiler.params)

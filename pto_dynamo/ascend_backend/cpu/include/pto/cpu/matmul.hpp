@@ -76,6 +76,27 @@ PTO_INLINE void matmul_dots(CT* c, std::ptrdiff_t ldc, const CT* cin, const AT* 
 }
 
 #if defined(__AVX512F__)
+// The sums of 4 vectors as the 4 lanes of one: an unpack tree within 128-bit lanes, then two
+// cross-lane folds (13 instructions where 4 separate reductions take about 32).
+PTO_INLINE __m128 reduce4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+  const __m512 s01 = _mm512_add_ps(_mm512_unpacklo_ps(a0, a1), _mm512_unpackhi_ps(a0, a1));
+  const __m512 s23 = _mm512_add_ps(_mm512_unpacklo_ps(a2, a3), _mm512_unpackhi_ps(a2, a3));
+  const __m512d d01 = _mm512_castps_pd(s01), d23 = _mm512_castps_pd(s23);
+  const __m512 t = _mm512_add_ps(_mm512_castpd_ps(_mm512_unpacklo_pd(d01, d23)),
+                                 _mm512_castpd_ps(_mm512_unpackhi_pd(d01, d23)));
+  const __m512 u = _mm512_add_ps(t, _mm512_shuffle_f32x4(t, t, _MM_SHUFFLE(1, 0, 3, 2)));
+  const __m512 v = _mm512_add_ps(u, _mm512_shuffle_f32x4(u, u, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm512_castps512_ps128(v);
+}
+
+// c[0..jr) = [cin +] the 4 sums (jr <= 4 columns of one row).
+PTO_INLINE void store_sums4(float* c, const float* cin, int jr, __m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+  const __mmask8 m = __mmask8((1u << jr) - 1);
+  __m128 s = reduce4(a0, a1, a2, a3);
+  if (cin) s = _mm_add_ps(s, _mm_maskz_loadu_ps(m, cin));
+  _mm_mask_storeu_ps(c, m, s);
+}
+
 // Few rows of f32 (decode) against a column-stored B: dot products reading A's rows and B's
 // columns in place, 4 columns at a time (a BLAS call per tile costs more than the tile's math).
 PTO_INLINE void f32_dots(float* c, std::ptrdiff_t ldc, const float* cin, const float* a, std::ptrdiff_t lda,
@@ -93,8 +114,7 @@ PTO_INLINE void f32_dots(float* c, std::ptrdiff_t ldc, const float* cin, const f
         for (int jj = 0; jj < 4; ++jj)
           if (jj < jr) acc[jj] = _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, bc + jj * ldb + k), acc[jj]);
       }
-      for (int jj = 0; jj < jr; ++jj)
-        c[i * ldc + j + jj] = (cin ? cin[i * ldc + j + jj] : 0.0f) + _mm512_reduce_add_ps(acc[jj]);
+      store_sums4(c + i * ldc + j, cin ? cin + i * ldc + j : nullptr, jr, acc[0], acc[1], acc[2], acc[3]);
     }
   }
 }
@@ -133,8 +153,7 @@ PTO_INLINE void bf16_dots_rows(float* c, std::ptrdiff_t ldc, const float* cin, c
       }
     }
     for (int i = 0; i < MR; ++i)
-      for (int jj = 0; jj < jr; ++jj)
-        c[i * ldc + j + jj] = (cin ? cin[i * ldc + j + jj] : 0.0f) + _mm512_reduce_add_ps(acc[i][jj]);
+      store_sums4(c + i * ldc + j, cin ? cin + i * ldc + j : nullptr, jr, acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
   }
 }
 
