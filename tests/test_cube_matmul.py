@@ -17,6 +17,7 @@ TOL = {torch.float32: {"rtol": 1e-4, "atol": 1e-4}, torch.bfloat16: {"rtol": 1.6
 CASES = {
     "mm": (lambda a, b: a @ b, [(37, 64), (64, 50)]),
     "mm_ragged_multi_tile": (lambda a, b: a @ b, [(300, 700), (700, 530)]),
+    "linear_odd_k_ragged_packed": (lambda x, w: F.linear(x, w), [(260, 301), (75, 301)]),
     "linear_transposed_weight": (lambda x, w: F.linear(x, w), [(45, 300), (70, 300)]),
     "linear_bias_3d_input": (lambda x, w, b: F.linear(x, w, b).relu(), [(2, 9, 40), (24, 40), (24,)]),
     "transposed_left": (lambda a, b: a.t() @ b, [(60, 33), (60, 20)]),

@@ -7,13 +7,14 @@
 //
 // The body of one TMATMUL is one tile-sized product; the K loop, the output tiles and their
 // distribution over blocks stay in the tile program. Kernels, chosen per call:
-//   f32 x f32   up to 2 rows against a column-stored Right (decode): AVX-512 dot products;
-//               otherwise MKL's sgemm_ on the tile. libtorch_cpu exports it and the kernel library lives in
+//   f32 x f32   up to kF32DotRows rows (decode): AVX-512 dot products; otherwise MKL's sgemm_
+//               on the tile. libtorch_cpu exports it and the kernel library lives in
 //               the torch process, so it is looked up there (dlopen RTLD_NOLOAD + dlsym) once per
 //               library. Blocks run inside the launch's OpenMP parallel region, where MKL runs
 //               single-threaded (the SPMD blocks are the parallelism).
 //               PTO_CPU_BLAS=0, or a process without libtorch_cpu, uses the generic kernel.
-//   bf16 x bf16 with AVX512_BF16: vdpbf16ps kernels (bf16_matmul below).
+//   bf16 x bf16 with AVX512_BF16: vdpbf16ps kernels (bf16_matmul below): dot products up to
+//               kBf16DotRows rows, a packed register-blocked kernel above.
 //   otherwise   the generic kernel: dot products of A's rows and B's columns.
 #pragma once
 #include <dlfcn.h>
@@ -98,25 +99,39 @@ PTO_INLINE void store_sums4(float* c, const float* cin, int jr, __m512 a0, __m51
 }
 
 // Few rows of f32 (decode) against a column-stored B: dot products reading A's rows and B's
-// columns in place, 4 columns at a time (a BLAS call per tile costs more than the tile's math).
+// columns in place, blocks of up to 4 rows x 4 columns (16 accumulators; every loaded vector feeds
+// 4 FMAs). A BLAS call per tile costs more than the math at these sizes.
+template <int MR>
+PTO_INLINE void f32_dots_rows(float* c, std::ptrdiff_t ldc, const float* cin, const float* a, std::ptrdiff_t lda,
+                              const float* b, std::ptrdiff_t ldb, int N, int K) {
+  for (int j = 0; j < N; j += 4) {
+    const int jr = N - j < 4 ? N - j : 4;
+    __m512 acc[MR][4];
+    for (int i = 0; i < MR; ++i)
+      for (int jj = 0; jj < 4; ++jj) acc[i][jj] = _mm512_setzero_ps();
+    const float* bc = b + std::ptrdiff_t(j) * ldb;
+    for (int k = 0; k < K; k += 16) {
+      const int n = K - k;
+      const __mmask16 m = n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1);
+      __m512 vb[4];
+      for (int jj = 0; jj < 4; ++jj) vb[jj] = jj < jr ? _mm512_maskz_loadu_ps(m, bc + jj * ldb + k) : _mm512_setzero_ps();
+      for (int i = 0; i < MR; ++i) {
+        const __m512 va = _mm512_maskz_loadu_ps(m, a + i * lda + k);
+        for (int jj = 0; jj < 4; ++jj) acc[i][jj] = _mm512_fmadd_ps(va, vb[jj], acc[i][jj]);
+      }
+    }
+    for (int i = 0; i < MR; ++i)
+      store_sums4(c + i * ldc + j, cin ? cin + i * ldc + j : nullptr, jr, acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
+  }
+}
+
 PTO_INLINE void f32_dots(float* c, std::ptrdiff_t ldc, const float* cin, const float* a, std::ptrdiff_t lda,
                          const float* b, std::ptrdiff_t ldb, int M, int N, int K) {
-  for (int i = 0; i < M; ++i) {
-    const float* arow = a + i * lda;
-    for (int j = 0; j < N; j += 4) {
-      const int jr = N - j < 4 ? N - j : 4;
-      __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
-      const float* bc = b + std::ptrdiff_t(j) * ldb;
-      for (int k = 0; k < K; k += 16) {
-        const int n = K - k;
-        const __mmask16 m = n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1);
-        const __m512 va = _mm512_maskz_loadu_ps(m, arow + k);
-        for (int jj = 0; jj < 4; ++jj)
-          if (jj < jr) acc[jj] = _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, bc + jj * ldb + k), acc[jj]);
-      }
-      store_sums4(c + i * ldc + j, cin ? cin + i * ldc + j : nullptr, jr, acc[0], acc[1], acc[2], acc[3]);
-    }
-  }
+  int i = 0;
+  auto cin_at = [&](int r) { return cin ? cin + r * ldc : nullptr; };
+  for (; i + 4 <= M; i += 4) f32_dots_rows<4>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
+  for (; i + 2 <= M; i += 2) f32_dots_rows<2>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
+  for (; i < M; ++i) f32_dots_rows<1>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
 }
 #endif
 
@@ -166,32 +181,50 @@ PTO_INLINE void bf16_dots(float* c, std::ptrdiff_t ldc, const float* cin, const 
   for (; i < M; ++i) bf16_dots_rows<1>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
 }
 
+// r[i] (16 words each) -> r[j] = (r[0][j], ..., r[15][j]): a 16 x 16 transpose of 32-bit words
+// (unpacks within 128-bit lanes, then lane shuffles).
+PTO_INLINE void transpose16x16(__m512i r[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int g = 0; g < 16; g += 4) {             // u[g + q], lane j: rows g..g+3, word 4j + q
+    u[g] = _mm512_unpacklo_epi64(t[g], t[g + 2]);
+    u[g + 1] = _mm512_unpackhi_epi64(t[g], t[g + 2]);
+    u[g + 2] = _mm512_unpacklo_epi64(t[g + 1], t[g + 3]);
+    u[g + 3] = _mm512_unpackhi_epi64(t[g + 1], t[g + 3]);
+  }
+  for (int q = 0; q < 4; ++q) {
+    const __m512i a = _mm512_shuffle_i32x4(u[q], u[4 + q], 0x88), b = _mm512_shuffle_i32x4(u[q], u[4 + q], 0xDD);
+    const __m512i c = _mm512_shuffle_i32x4(u[8 + q], u[12 + q], 0x88), d = _mm512_shuffle_i32x4(u[8 + q], u[12 + q], 0xDD);
+    r[q] = _mm512_shuffle_i32x4(a, c, 0x88);
+    r[4 + q] = _mm512_shuffle_i32x4(b, d, 0x88);
+    r[8 + q] = _mm512_shuffle_i32x4(a, c, 0xDD);
+    r[12 + q] = _mm512_shuffle_i32x4(b, d, 0xDD);
+  }
+}
+
 // A panel of 32 columns of B as K-pairs: word (kp, n) at panel[kp * 32 + n], zero past N and K.
-// Full panels gather 16 columns' words of one K-pair per instruction; the rest goes word by word.
+// Blocks of 16 columns x 16 K-pairs move as 16 x 16 word transposes; the edges word by word.
 PTO_INLINE void bf16_pack_panel(uint32_t* __restrict__ panel, const u16* __restrict__ b, std::ptrdiff_t ldb, int K,
                                 int nr) {
-  const int KP = (K + 1) / 2;
-  if (nr == 32 && ldb % 2 == 0 && ldb / 2 < (int64_t(1) << 26) && (reinterpret_cast<uintptr_t>(b) & 3) == 0) {
-    const auto* words = reinterpret_cast<const int*>(b);
-    const int ldw = int(ldb / 2);
-    const __m512i lo = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                          _mm512_set1_epi32(ldw));
-    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(16 * ldw));
-    for (int kp = 0; kp < K / 2; ++kp) {
-      _mm512_store_si512(panel + kp * 32, _mm512_i32gather_epi32(lo, words + kp, 4));
-      _mm512_store_si512(panel + kp * 32 + 16, _mm512_i32gather_epi32(hi, words + kp, 4));
+  const int KP = (K + 1) / 2, full_kp = K / 2, vec_kp = full_kp / 16 * 16;
+  const int vec_cols = nr / 16 * 16;
+  for (int n0 = 0; n0 < vec_cols; n0 += 16)
+    for (int kp0 = 0; kp0 < vec_kp; kp0 += 16) {
+      __m512i r[16];
+      for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_si512(b + std::ptrdiff_t(n0 + i) * ldb + 2 * kp0);
+      transpose16x16(r);
+      for (int j = 0; j < 16; ++j) _mm512_store_si512(panel + (kp0 + j) * 32 + n0, r[j]);
     }
-    if (K & 1)
-      for (int n = 0; n < 32; ++n) panel[(KP - 1) * 32 + n] = b[std::ptrdiff_t(n) * ldb + K - 1];
-    return;
-  }
   for (int n = 0; n < 32; ++n) {
     if (n >= nr) {
       for (int kp = 0; kp < KP; ++kp) panel[kp * 32 + n] = 0;
       continue;
     }
     const u16* col = b + std::ptrdiff_t(n) * ldb;
-    for (int kp = 0; kp < K / 2; ++kp) {
+    for (int kp = n < vec_cols ? vec_kp : 0; kp < full_kp; ++kp) {
       uint32_t w;
       std::memcpy(&w, col + 2 * kp, 4);
       panel[kp * 32 + n] = w;
@@ -254,9 +287,11 @@ PTO_INLINE uint32_t* bf16_panel_buffer(int K) {  // per thread, grown on demand,
 }
 
 #ifndef PTO_BF16_DOT_ROWS
-#define PTO_BF16_DOT_ROWS 8
+#define PTO_BF16_DOT_ROWS 128
 #endif
-// Up to this many rows the dot kernel beats packing B (packing costs the same for 1 row or 256).
+// Up to this many rows the dot kernel beats packing B, whose cost is the same for 1 row or 256
+// (linear [T, 4096] x [4096, 4096]^T, 1 thread: 1.4-1.7x faster at 16-64 rows, even at 128, 10%
+// slower at 256).
 constexpr int kBf16DotRows = PTO_BF16_DOT_ROWS;
 
 PTO_INLINE void bf16_matmul(float* c, std::ptrdiff_t ldc, const float* cin, const u16* a, std::ptrdiff_t lda,
@@ -275,6 +310,14 @@ PTO_INLINE void bf16_matmul(float* c, std::ptrdiff_t ldc, const float* cin, cons
   }
 }
 #endif
+
+#ifndef PTO_F32_DOT_ROWS
+#define PTO_F32_DOT_ROWS 4
+#endif
+// Up to this many f32 rows the dot kernel runs instead of sgemm_ (linear [T, 4096] x [4096, 4096]^T,
+// 1 thread: on par with sgemm_ at 16 rows, behind it at 64; ahead at 1-2, where a BLAS call per
+// tile costs more than the math).
+constexpr int kF32DotRows = PTO_F32_DOT_ROWS;
 
 template <typename Acc, typename Left, typename Right>
 PTO_INLINE void matmul(Acc& acc, const typename Acc::DType* cin, Left& left, Right& right) {
@@ -297,7 +340,7 @@ PTO_INLINE void matmul(Acc& acc, const typename Acc::DType* cin, Left& left, Rig
   if constexpr (std::is_same_v<CT, float> && std::is_same_v<AT, float> && std::is_same_v<BT, float>) {
 #if defined(__AVX512F__)
     if constexpr (Right::isColumnStored) {
-      if (M <= 2) return f32_dots(c, ldc, acc_in, a, lda, b, Right::ColStride, M, N, K);
+      if (M <= kF32DotRows) return f32_dots(c, ldc, acc_in, a, lda, b, Right::ColStride, M, N, K);
     }
 #endif
     if (sgemm_tile(c, ldc, acc_in != nullptr, a, lda, b, Right::ColStride, M, N, K)) return;
