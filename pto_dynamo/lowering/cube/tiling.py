@@ -116,7 +116,7 @@ def tile_matmul(mm: MatmulPlan, metas: dict, name: str, graph: str, capacity: Ta
             vk = p.let("vk0" if first else "vk", emin(Kt, K - k0))
             sfx = "0" if first else ""
             ma = _load(kb, p, f"ma{sfx}", mm.a, dtype, bi, m0, k0, vm, vk, Mt, Kt)
-            mb = _load(kb, p, f"mb{sfx}", mm.b, dtype, bi, k0, n0, vk, vn, Kt, Nt)
+            mb = _load(kb, p, f"mb{sfx}", mm.b, dtype, bi, k0, n0, vk, vn, Kt, Nt, prefetch_next=True)
             kb.tile(f"la{sfx}", TileLoc.Left, dtype, Mt, Kt, vm, vk)
             kb.tile(f"rb{sfx}", TileLoc.Right, dtype, Kt, Nt, vk, vn)
             kb.emit("TMOV", f"la{sfx}", ma)
@@ -137,14 +137,16 @@ def tile_matmul(mm: MatmulPlan, metas: dict, name: str, graph: str, capacity: Ta
 
 
 def _load(kb: KernelBuilder, p: _Params, tile: str, op: Operand, dtype: ElemType, bi, r0, c0, vr, vc,
-          rows: int, cols: int) -> str:
+          rows: int, cols: int, prefetch_next: bool = False) -> str:
     """TLOAD the (r0, c0) window of operand `op` of batch bi into a Mat tile: ND when its column
-    stride is 1 (an Nz tile), else DN (a Zn tile: the operand is a transpose)."""
+    stride is 1 (an Nz tile), else DN (a Zn tile: the operand is a transpose). `prefetch_next`:
+    the next K step's window follows this one along the tile's rows (the cpu target prefetches it
+    during the TMATMUL that follows, docs/device_abi.md)."""
     sb, sr, sc = (p.expr(s) for s in op.strides)
     off = p.expr(op.offset) + bi * sb + r0 * sr + c0 * sc
     nd = _is_one(op.strides[2])
     kb.tile(tile, TileLoc.Mat, dtype, rows, cols, vr, vc, Layout.RowMajor if nd else Layout.ColMajor)
     tensor = p.tensor(op.buffer)
     view = kb.view(tensor, off, vr, vc, sr) if nd else GmView(tensor, off, vr, vc, 1, sc, dn=True)
-    kb.emit("TLOAD", tile, view)
+    kb.emit("TLOAD", tile, view, **({"prefetch_next": True} if prefetch_next else {}))
     return tile

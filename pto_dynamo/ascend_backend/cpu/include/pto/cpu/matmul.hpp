@@ -104,6 +104,9 @@ PTO_INLINE void store_sums4(float* c, const float* cin, int jr, __m512 a0, __m51
 template <int MR>
 PTO_INLINE void f32_dots_rows(float* c, std::ptrdiff_t ldc, const float* cin, const float* a, std::ptrdiff_t lda,
                               const float* b, std::ptrdiff_t ldb, int N, int K) {
+  cpu::DeferredPrefetch& pf = cpu::t_deferred_prefetch;   // the next K step's window, spread over the loop
+  const int64_t iters = int64_t((N + 3) / 4) * ((K + 15) / 16);
+  const int64_t per_iter = iters > 0 ? (pf.remaining() + iters - 1) / iters : 0;
   for (int j = 0; j < N; j += 4) {
     const int jr = N - j < 4 ? N - j : 4;
     __m512 acc[MR][4];
@@ -111,6 +114,7 @@ PTO_INLINE void f32_dots_rows(float* c, std::ptrdiff_t ldc, const float* cin, co
       for (int jj = 0; jj < 4; ++jj) acc[i][jj] = _mm512_setzero_ps();
     const float* bc = b + std::ptrdiff_t(j) * ldb;
     for (int k = 0; k < K; k += 16) {
+      pf.step(per_iter);
       const int n = K - k;
       const __mmask16 m = n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1);
       __m512 vb[4];
@@ -151,6 +155,9 @@ PTO_INLINE __m512i load_k32(const u16* p, int n) {  // up to 32 bf16 values, zer
 template <int MR>
 PTO_INLINE void bf16_dots_rows(float* c, std::ptrdiff_t ldc, const float* cin, const u16* a, std::ptrdiff_t lda,
                                const u16* b, std::ptrdiff_t ldb, int N, int K) {
+  cpu::DeferredPrefetch& pf = cpu::t_deferred_prefetch;   // the next K step's window, spread over the loop
+  const int64_t iters = int64_t((N + 3) / 4) * ((K + 31) / 32);
+  const int64_t per_iter = iters > 0 ? (pf.remaining() + iters - 1) / iters : 0;
   for (int j = 0; j < N; j += 4) {
     const int jr = N - j < 4 ? N - j : 4;
     __m512 acc[MR][4];
@@ -158,6 +165,7 @@ PTO_INLINE void bf16_dots_rows(float* c, std::ptrdiff_t ldc, const float* cin, c
       for (int jj = 0; jj < 4; ++jj) acc[i][jj] = _mm512_setzero_ps();
     const u16* bc = b + std::ptrdiff_t(j) * ldb;
     for (int k = 0; k < K; k += 32) {
+      pf.step(per_iter);
       const int n = K - k;
       __m512bh vb[4];
       for (int jj = 0; jj < 4; ++jj)

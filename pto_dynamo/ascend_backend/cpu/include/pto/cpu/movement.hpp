@@ -142,6 +142,31 @@ PTO_INLINE void copy_prefetch(D* __restrict__ d, const S* __restrict__ s, const 
   for (; i < n; ++i) d[i] = std::bit_cast<D>(s[i]);
 }
 
+}  // namespace pto::detail
+
+namespace pto::cpu {
+// A GM window (columns of `col_bytes` bytes, `ld_bytes` apart) whose cache lines the next compute
+// instruction prefetches a few at a time while it runs (TLOAD PrefetchNext of a DN view sets it).
+struct DeferredPrefetch {
+  const char* col = nullptr;                       // the current column
+  int64_t ld_bytes = 0, lines_per_col = 0, line = 0, cols_left = 0;
+  PTO_INLINE void set(const char* b, int64_t ld, int64_t col_bytes, int64_t cols) {
+    col = b; ld_bytes = ld; lines_per_col = (col_bytes + 63) / 64; line = 0; cols_left = cols;
+  }
+  PTO_INLINE int64_t remaining() const { return cols_left > 0 ? cols_left * lines_per_col - line : 0; }
+  // Prefetch (into L2) up to n more lines of the window. A compute loop calls this with a few
+  // lines per iteration: a burst of prefetches stalls once the core's miss buffers are full.
+  PTO_INLINE void step(int64_t n) {
+    for (; n > 0 && cols_left > 0; --n) {
+      __builtin_prefetch(col + line * 64, 0, 2);
+      if (++line == lines_per_col) { line = 0; col += ld_bytes; --cols_left; }
+    }
+  }
+};
+inline thread_local DeferredPrefetch t_deferred_prefetch;
+}  // namespace pto::cpu
+
+namespace pto::detail {
 template <typename G, typename Body> PTO_INLINE void walk_gm(const G& g, int vr, int vc, Body body) {
   const int64_t s0 = g.GetShape(0), s1 = g.GetShape(1), s2 = g.GetShape(2), s3 = g.GetShape(3), s4 = g.GetShape(4);
   const int64_t t0 = g.GetStride(0), t1 = g.GetStride(1), t2 = g.GetStride(2), t3 = g.GetStride(3), t4 = g.GetStride(4);
@@ -202,11 +227,17 @@ template <typename Dst, typename G> PTO_INLINE void tload(Dst& dst, G& gm, LoadH
     // A column-contiguous window (a transposed matmul operand): each column is a separate DRAM
     // stream, and a plain copy keeps too few misses in flight (a copy of a [128, 512] f32 window
     // of a 64 MiB weight ran at 6 GB/s). Prefetching the column 8 ahead (into L2) while copying
-    // this one doubles that; prefetching the next tile instead measured slower.
+    // this one doubles that; prefetching the next tile during the copy measured slower.
+    // PrefetchNext defers the next tile (the vr elements after this window in every column: the
+    // next K step) to the next TMATMUL, which spreads its prefetches over its compute
+    // (DeferredPrefetch), so DRAM works while the core computes.
     if (gm.GetShape(0) * gm.GetShape(1) * gm.GetShape(2) == 1 && gm.GetStride(3) == 1) {
       PTO_CHECK(gm.GetShape(3) == vr && gm.GetShape(4) == vc,
                 "TLOAD (DN): GM dim 3 must equal the tile's valid rows and dims 0,1,2,4 multiply to its valid cols");
       const int64_t ld = gm.GetStride(4);
+      if (hint == LoadHint::PrefetchNext)
+        cpu::t_deferred_prefetch.set(reinterpret_cast<const char*>(base + vr), ld * int64_t(sizeof(GT)),
+                                     int64_t(vr) * int64_t(sizeof(GT)), vc);
       for (int c = 0; c < vc; ++c) copy_prefetch(dst.data() + Dst::offset(0, c), base + c * ld, base + (c + 8) * ld, vr);
       return;
     }
