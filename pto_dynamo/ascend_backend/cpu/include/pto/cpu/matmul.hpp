@@ -101,12 +101,13 @@ PTO_INLINE void store_sums4(float* c, const float* cin, int jr, __m512 a0, __m51
 // Few rows of f32 (decode) against a column-stored B: dot products reading A's rows and B's
 // columns in place, blocks of up to 4 rows x 4 columns (16 accumulators; every loaded vector feeds
 // 4 FMAs). A BLAS call per tile costs more than the math at these sizes.
-template <int MR>
+template <int MR, bool Prefetch>
 PTO_INLINE void f32_dots_rows(float* c, std::ptrdiff_t ldc, const float* cin, const float* a, std::ptrdiff_t lda,
                               const float* b, std::ptrdiff_t ldb, int N, int K) {
-  cpu::DeferredPrefetch& pf = cpu::t_deferred_prefetch;   // the next K step's window, spread over the loop
+  // Prefetch: the next K step's window (DeferredPrefetch), spread over this loop
+  cpu::DeferredPrefetch& pf = cpu::t_deferred_prefetch;
   const int64_t iters = int64_t((N + 3) / 4) * ((K + 15) / 16);
-  const int64_t per_iter = iters > 0 ? (pf.remaining() + iters - 1) / iters : 0;
+  const int64_t per_iter = Prefetch && iters > 0 ? (pf.remaining() + iters - 1) / iters : 0;
   for (int j = 0; j < N; j += 4) {
     const int jr = N - j < 4 ? N - j : 4;
     __m512 acc[MR][4];
@@ -114,7 +115,7 @@ PTO_INLINE void f32_dots_rows(float* c, std::ptrdiff_t ldc, const float* cin, co
       for (int jj = 0; jj < 4; ++jj) acc[i][jj] = _mm512_setzero_ps();
     const float* bc = b + std::ptrdiff_t(j) * ldb;
     for (int k = 0; k < K; k += 16) {
-      pf.step(per_iter);
+      if constexpr (Prefetch) pf.step(per_iter);
       const int n = K - k;
       const __mmask16 m = n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1);
       __m512 vb[4];
@@ -133,9 +134,15 @@ PTO_INLINE void f32_dots(float* c, std::ptrdiff_t ldc, const float* cin, const f
                          const float* b, std::ptrdiff_t ldb, int M, int N, int K) {
   int i = 0;
   auto cin_at = [&](int r) { return cin ? cin + r * ldc : nullptr; };
-  for (; i + 4 <= M; i += 4) f32_dots_rows<4>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
-  for (; i + 2 <= M; i += 2) f32_dots_rows<2>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
-  for (; i < M; ++i) f32_dots_rows<1>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
+  if (M <= 4) {   // one pass over B: it also prefetches the next K step's window
+    if (M == 4) return f32_dots_rows<4, true>(c, ldc, cin, a, lda, b, ldb, N, K);
+    if (M == 3) return f32_dots_rows<3, true>(c, ldc, cin, a, lda, b, ldb, N, K);
+    if (M == 2) return f32_dots_rows<2, true>(c, ldc, cin, a, lda, b, ldb, N, K);
+    return f32_dots_rows<1, true>(c, ldc, cin, a, lda, b, ldb, N, K);
+  }
+  for (; i + 4 <= M; i += 4) f32_dots_rows<4, false>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
+  for (; i + 2 <= M; i += 2) f32_dots_rows<2, false>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
+  for (; i < M; ++i) f32_dots_rows<1, false>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
 }
 #endif
 
@@ -152,12 +159,13 @@ PTO_INLINE __m512i load_k32(const u16* p, int n) {  // up to 32 bf16 values, zer
 
 // Few rows (decode): dot products reading A's rows and B's columns in place, a block of up to 4
 // rows x 4 columns at a time (16 accumulators; every loaded vector feeds 4 vdpbf16ps).
-template <int MR>
+template <int MR, bool Prefetch>
 PTO_INLINE void bf16_dots_rows(float* c, std::ptrdiff_t ldc, const float* cin, const u16* a, std::ptrdiff_t lda,
                                const u16* b, std::ptrdiff_t ldb, int N, int K) {
-  cpu::DeferredPrefetch& pf = cpu::t_deferred_prefetch;   // the next K step's window, spread over the loop
+  // Prefetch: the next K step's window (DeferredPrefetch), spread over this loop
+  cpu::DeferredPrefetch& pf = cpu::t_deferred_prefetch;
   const int64_t iters = int64_t((N + 3) / 4) * ((K + 31) / 32);
-  const int64_t per_iter = iters > 0 ? (pf.remaining() + iters - 1) / iters : 0;
+  const int64_t per_iter = Prefetch && iters > 0 ? (pf.remaining() + iters - 1) / iters : 0;
   for (int j = 0; j < N; j += 4) {
     const int jr = N - j < 4 ? N - j : 4;
     __m512 acc[MR][4];
@@ -165,7 +173,7 @@ PTO_INLINE void bf16_dots_rows(float* c, std::ptrdiff_t ldc, const float* cin, c
       for (int jj = 0; jj < 4; ++jj) acc[i][jj] = _mm512_setzero_ps();
     const u16* bc = b + std::ptrdiff_t(j) * ldb;
     for (int k = 0; k < K; k += 32) {
-      pf.step(per_iter);
+      if constexpr (Prefetch) pf.step(per_iter);
       const int n = K - k;
       __m512bh vb[4];
       for (int jj = 0; jj < 4; ++jj)
@@ -184,9 +192,15 @@ PTO_INLINE void bf16_dots(float* c, std::ptrdiff_t ldc, const float* cin, const 
                           const u16* b, std::ptrdiff_t ldb, int M, int N, int K) {
   int i = 0;
   auto cin_at = [&](int r) { return cin ? cin + r * ldc : nullptr; };
-  for (; i + 4 <= M; i += 4) bf16_dots_rows<4>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
-  for (; i + 2 <= M; i += 2) bf16_dots_rows<2>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
-  for (; i < M; ++i) bf16_dots_rows<1>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
+  if (M <= 4) {   // one pass over B: it also prefetches the next K step's window
+    if (M == 4) return bf16_dots_rows<4, true>(c, ldc, cin, a, lda, b, ldb, N, K);
+    if (M == 3) return bf16_dots_rows<3, true>(c, ldc, cin, a, lda, b, ldb, N, K);
+    if (M == 2) return bf16_dots_rows<2, true>(c, ldc, cin, a, lda, b, ldb, N, K);
+    return bf16_dots_rows<1, true>(c, ldc, cin, a, lda, b, ldb, N, K);
+  }
+  for (; i + 4 <= M; i += 4) bf16_dots_rows<4, false>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
+  for (; i + 2 <= M; i += 2) bf16_dots_rows<2, false>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
+  for (; i < M; ++i) bf16_dots_rows<1, false>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
 }
 
 // r[i] (16 words each) -> r[j] = (r[0][j], ..., r[15][j]): a 16 x 16 transpose of 32-bit words
