@@ -104,8 +104,9 @@ PTO_INLINE void store_sums4(float* c, const float* cin, int jr, __m512 a0, __m51
 template <int MR, bool Prefetch>
 PTO_INLINE void f32_dots_rows(float* c, std::ptrdiff_t ldc, const float* cin, const float* a, std::ptrdiff_t lda,
                               const float* b, std::ptrdiff_t ldb, int N, int K) {
-  // Prefetch: the next K step's window (DeferredPrefetch), spread over this loop
-  cpu::DeferredPrefetch& pf = cpu::t_deferred_prefetch;
+  // Prefetch: the next K step's window (DeferredPrefetch), spread over this loop. A local copy:
+  // touching the thread_local inside the loop calls __tls_get_addr, which spills every zmm.
+  cpu::DeferredPrefetch pf = Prefetch ? cpu::t_deferred_prefetch : cpu::DeferredPrefetch{};
   const int64_t iters = int64_t((N + 3) / 4) * ((K + 15) / 16);
   const int64_t per_iter = Prefetch && iters > 0 ? (pf.remaining() + iters - 1) / iters : 0;
   for (int j = 0; j < N; j += 4) {
@@ -128,6 +129,7 @@ PTO_INLINE void f32_dots_rows(float* c, std::ptrdiff_t ldc, const float* cin, co
     for (int i = 0; i < MR; ++i)
       store_sums4(c + i * ldc + j, cin ? cin + i * ldc + j : nullptr, jr, acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
   }
+  if constexpr (Prefetch) cpu::t_deferred_prefetch = pf;
 }
 
 PTO_INLINE void f32_dots(float* c, std::ptrdiff_t ldc, const float* cin, const float* a, std::ptrdiff_t lda,
@@ -162,8 +164,9 @@ PTO_INLINE __m512i load_k32(const u16* p, int n) {  // up to 32 bf16 values, zer
 template <int MR, bool Prefetch>
 PTO_INLINE void bf16_dots_rows(float* c, std::ptrdiff_t ldc, const float* cin, const u16* a, std::ptrdiff_t lda,
                                const u16* b, std::ptrdiff_t ldb, int N, int K) {
-  // Prefetch: the next K step's window (DeferredPrefetch), spread over this loop
-  cpu::DeferredPrefetch& pf = cpu::t_deferred_prefetch;
+  // Prefetch: the next K step's window (DeferredPrefetch), spread over this loop. A local copy:
+  // touching the thread_local inside the loop calls __tls_get_addr, which spills every zmm.
+  cpu::DeferredPrefetch pf = Prefetch ? cpu::t_deferred_prefetch : cpu::DeferredPrefetch{};
   const int64_t iters = int64_t((N + 3) / 4) * ((K + 31) / 32);
   const int64_t per_iter = Prefetch && iters > 0 ? (pf.remaining() + iters - 1) / iters : 0;
   for (int j = 0; j < N; j += 4) {
@@ -186,6 +189,7 @@ PTO_INLINE void bf16_dots_rows(float* c, std::ptrdiff_t ldc, const float* cin, c
     for (int i = 0; i < MR; ++i)
       store_sums4(c + i * ldc + j, cin ? cin + i * ldc + j : nullptr, jr, acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
   }
+  if constexpr (Prefetch) cpu::t_deferred_prefetch = pf;
 }
 
 PTO_INLINE void bf16_dots(float* c, std::ptrdiff_t ldc, const float* cin, const u16* a, std::ptrdiff_t lda,
