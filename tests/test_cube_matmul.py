@@ -96,3 +96,22 @@ def test_operand_without_unit_stride_stays_on_the_host(fresh):
     (c,) = compiled_graphs()
     reasons = dict(c.partition.host_reasons)
     assert any("no unit stride" in r for r in reasons.values()), reasons
+
+
+def test_f32_without_host_blas_uses_the_generic_kernel(tmp_path):
+    """PTO_CPU_BLAS=0 (or a process without libtorch_cpu's sgemm_): the generic dot kernel, same
+    results. A fresh process, since the BLAS lookup happens once per loaded library."""
+    import os
+    import subprocess
+    import sys
+    script = (
+        "import torch, pto_dynamo\n"
+        "a, b = torch.randn(70, 300), torch.randn(90, 300)\n"
+        "f = torch.compile(lambda a, b: a @ b.t(), backend='pto', fullgraph=True)\n"
+        "torch.testing.assert_close(f(a, b), a @ b.t(), rtol=1e-4, atol=1e-4)\n"
+        "s = pto_dynamo.stats()\n"
+        "assert all(n == 0 for n in s['host_nodes'].values()) and s['launches'] == 1, s\n"
+        "print('ok')\n")
+    env = dict(os.environ, PTO_CPU_BLAS="0", PTO_CACHE_DIR=str(tmp_path / "cache"))
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
