@@ -21,7 +21,7 @@
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
-#include "pto/cpu/tile.hpp"
+#include "pto/cpu/movement.hpp"
 
 #pragma GCC visibility push(hidden)
 
@@ -205,30 +205,6 @@ PTO_INLINE void bf16_dots(float* c, std::ptrdiff_t ldc, const float* cin, const 
   for (; i + 4 <= M; i += 4) bf16_dots_rows<4, false>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
   for (; i + 2 <= M; i += 2) bf16_dots_rows<2, false>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
   for (; i < M; ++i) bf16_dots_rows<1, false>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
-}
-
-// r[i] (16 words each) -> r[j] = (r[0][j], ..., r[15][j]): a 16 x 16 transpose of 32-bit words
-// (unpacks within 128-bit lanes, then lane shuffles).
-PTO_INLINE void transpose16x16(__m512i r[16]) {
-  __m512i t[16], u[16];
-  for (int i = 0; i < 16; i += 2) {
-    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
-    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
-  }
-  for (int g = 0; g < 16; g += 4) {             // u[g + q], lane j: rows g..g+3, word 4j + q
-    u[g] = _mm512_unpacklo_epi64(t[g], t[g + 2]);
-    u[g + 1] = _mm512_unpackhi_epi64(t[g], t[g + 2]);
-    u[g + 2] = _mm512_unpacklo_epi64(t[g + 1], t[g + 3]);
-    u[g + 3] = _mm512_unpackhi_epi64(t[g + 1], t[g + 3]);
-  }
-  for (int q = 0; q < 4; ++q) {
-    const __m512i a = _mm512_shuffle_i32x4(u[q], u[4 + q], 0x88), b = _mm512_shuffle_i32x4(u[q], u[4 + q], 0xDD);
-    const __m512i c = _mm512_shuffle_i32x4(u[8 + q], u[12 + q], 0x88), d = _mm512_shuffle_i32x4(u[8 + q], u[12 + q], 0xDD);
-    r[q] = _mm512_shuffle_i32x4(a, c, 0x88);
-    r[4 + q] = _mm512_shuffle_i32x4(b, d, 0x88);
-    r[8 + q] = _mm512_shuffle_i32x4(a, c, 0xDD);
-    r[12 + q] = _mm512_shuffle_i32x4(b, d, 0xDD);
-  }
 }
 
 // A panel of 32 columns of B as K-pairs: word (kp, n) at panel[kp * 32 + n], zero past N and K.

@@ -167,6 +167,71 @@ inline thread_local DeferredPrefetch t_deferred_prefetch;
 }  // namespace pto::cpu
 
 namespace pto::detail {
+#if defined(__AVX512F__)
+// r[i] (16 words each) -> r[j] = (r[0][j], ..., r[15][j]): a 16 x 16 transpose of 32-bit words
+// (unpacks within 128-bit lanes, then lane shuffles).
+PTO_INLINE void transpose16x16(__m512i r[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 16; i += 2) {
+    t[i] = _mm512_unpacklo_epi32(r[i], r[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(r[i], r[i + 1]);
+  }
+  for (int g = 0; g < 16; g += 4) {             // u[g + q], lane j: rows g..g+3, word 4j + q
+    u[g] = _mm512_unpacklo_epi64(t[g], t[g + 2]);
+    u[g + 1] = _mm512_unpackhi_epi64(t[g], t[g + 2]);
+    u[g + 2] = _mm512_unpacklo_epi64(t[g + 1], t[g + 3]);
+    u[g + 3] = _mm512_unpackhi_epi64(t[g + 1], t[g + 3]);
+  }
+  for (int q = 0; q < 4; ++q) {
+    const __m512i a = _mm512_shuffle_i32x4(u[q], u[4 + q], 0x88), b = _mm512_shuffle_i32x4(u[q], u[4 + q], 0xDD);
+    const __m512i c = _mm512_shuffle_i32x4(u[8 + q], u[12 + q], 0x88), d = _mm512_shuffle_i32x4(u[8 + q], u[12 + q], 0xDD);
+    r[q] = _mm512_shuffle_i32x4(a, c, 0x88);
+    r[4 + q] = _mm512_shuffle_i32x4(b, d, 0x88);
+    r[8 + q] = _mm512_shuffle_i32x4(a, c, 0xDD);
+    r[12 + q] = _mm512_shuffle_i32x4(b, d, 0xDD);
+  }
+}
+
+#endif
+
+#if defined(__AVX512BW__)
+// dst (column-stored) = src (row-stored) window at (row, col), 16-bit elements: 32 x 32 blocks.
+// Two source rows interleave into 32-bit words (one word per column: the column's two elements,
+// consecutive in dst), which 16 x 16 word transposes turn into runs down dst's columns.
+template <typename Dst, typename Src>
+PTO_INLINE void transpose_rows_u16(Dst& dst, Src& src, int row, int col, int vr, int vc) {
+  static_assert(sizeof(typename Dst::DType) == 2 && Dst::RowStride == 1 && Src::ColStride == 1);
+  const __m512i idx0 = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+  const __m512i idx1 = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+  const int vr32 = vr / 32 * 32, vc32 = vc / 32 * 32;
+  const auto* sbase = reinterpret_cast<const uint16_t*>(src.data());
+  auto* dbase = reinterpret_cast<uint16_t*>(dst.data());
+  for (int r0 = 0; r0 < vr32; r0 += 32)
+    for (int c0 = 0; c0 < vc32; c0 += 32) {
+      __m512i w0[16], w1[16];                         // words of columns c0..c0+15 / c0+16..c0+31
+      for (int p = 0; p < 16; ++p) {
+        const __m512i x = _mm512_loadu_si512(sbase + Src::offset(row + r0 + 2 * p, col + c0));
+        const __m512i y = _mm512_loadu_si512(sbase + Src::offset(row + r0 + 2 * p + 1, col + c0));
+        const __m512i lo = _mm512_unpacklo_epi16(x, y), hi = _mm512_unpackhi_epi16(x, y);
+        w0[p] = _mm512_permutex2var_epi32(lo, idx0, hi);
+        w1[p] = _mm512_permutex2var_epi32(lo, idx1, hi);
+      }
+      transpose16x16(w0);
+      transpose16x16(w1);
+      for (int c = 0; c < 16; ++c) {
+        _mm512_storeu_si512(dbase + Dst::offset(r0, c0 + c), w0[c]);
+        _mm512_storeu_si512(dbase + Dst::offset(r0, c0 + 16 + c), w1[c]);
+      }
+    }
+  auto scalar = [&](int ra, int rb, int ca, int cb) {
+    for (int r = ra; r < rb; ++r)
+      for (int c = ca; c < cb; ++c) dbase[Dst::offset(r, c)] = sbase[Src::offset(r + row, c + col)];
+  };
+  scalar(0, vr32, vc32, vc);                          // right edge of the full rows
+  scalar(vr32, vr, 0, vc);                            // bottom rows
+}
+#endif
+
 template <typename G, typename Body> PTO_INLINE void walk_gm(const G& g, int vr, int vc, Body body) {
   const int64_t s0 = g.GetShape(0), s1 = g.GetShape(1), s2 = g.GetShape(2), s3 = g.GetShape(3), s4 = g.GetShape(4);
   const int64_t t0 = g.GetStride(0), t1 = g.GetStride(1), t2 = g.GetStride(2), t3 = g.GetStride(3), t4 = g.GetStride(4);
@@ -354,7 +419,13 @@ PTO_INST RecordEvent TEXTRACT(Dst& dst, Src& src, uint16_t row = 0, uint16_t col
     return {};
   } else if constexpr (std::is_same_v<DT, typename Src::DType>) {
     // one element type, the other storage order (an Nz Mat tile into a column-stored Right: a
-    // row-major matmul operand): a transpose in 16 x 16 blocks, bits copied as they are
+    // row-major matmul operand): a transpose, bits copied as they are
+#if defined(__AVX512BW__)
+    if constexpr (sizeof(DT) == 2 && !Src::isColumnStored && Dst::isColumnStored) {
+      detail::transpose_rows_u16(dst, src, row, col, vr, vc);
+      return {};
+    }
+#endif
     constexpr int B = 16;
     for (int r0 = 0; r0 < vr; r0 += B)
       for (int c0 = 0; c0 < vc; c0 += B) {
