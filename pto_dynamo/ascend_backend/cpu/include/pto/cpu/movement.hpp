@@ -191,7 +191,6 @@ PTO_INLINE void transpose16x16(__m512i r[16]) {
     r[12 + q] = _mm512_shuffle_i32x4(b, d, 0xDD);
   }
 }
-
 #endif
 
 #if defined(__AVX512BW__)
