@@ -9,14 +9,10 @@ from __future__ import annotations
 import torch
 
 from pto_dynamo.graph.ir import Graph, Node, Ref, TensorMeta
-from pto_dynamo.lowering.cube.ops import EXPANDED_OPS, MATMUL_OPS
+from pto_dynamo.lowering.cube.ops import EXPANDED_OPS, MATMUL_OPS, is_one
 from pto_dynamo.lowering.registry import device_rule
 
 FLOATS = (torch.float32, torch.bfloat16, torch.float16)
-
-
-def _is_one(e) -> bool:
-    return isinstance(e, int) and e == 1 or getattr(e, "is_Integer", False) and int(e) == 1
 
 
 def _name(dtype) -> str:
@@ -30,7 +26,7 @@ def check_matmul_node(node: Node, graph: Graph) -> str | None:
         return "result is not a single tensor"
     if meta.dtype not in FLOATS:
         return f"{_name(meta.dtype)} matmul (the cube lowering takes f32/bf16/f16)"
-    if not _is_one(meta.stride[-1]):
+    if not is_one(meta.stride[-1]):
         return f"result with strides {tuple(meta.stride)} (the cube kernel stores rows of unit stride)"
     first = 1 if node.target in EXPANDED_OPS else 0
     if node.target in EXPANDED_OPS:
@@ -42,7 +38,7 @@ def check_matmul_node(node: Node, graph: Graph) -> str | None:
         m = graph.meta_of(arg.name) if isinstance(arg, Ref) else None
         if not isinstance(m, TensorMeta) or m.dtype != meta.dtype:
             return f"{what} operand of another dtype than the result"
-        if not (_is_one(m.stride[-1]) or _is_one(m.stride[-2])):
+        if not (is_one(m.stride[-1]) or is_one(m.stride[-2])):
             return f"{what} operand has no unit stride in its matrix dims (strides {tuple(m.stride)})"
     return None
 

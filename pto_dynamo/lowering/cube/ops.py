@@ -43,6 +43,11 @@ class MatmulPlan:
     K: Dim
 
 
+def is_one(stride: Dim) -> bool:
+    """Is this stride the constant 1 (a DynDim or expression is not, whatever its value)?"""
+    return isinstance(stride, int) and stride == 1 or getattr(stride, "is_Integer", False) and int(stride) == 1
+
+
 def batched(shape_or_stride: tuple, fill) -> tuple:
     """(batch, row, col) from a 2-d (mm) or 3-d (bmm) shape or stride tuple."""
     return tuple(shape_or_stride) if len(shape_or_stride) == 3 else (fill, *shape_or_stride)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import sympy
 
-from pto_dynamo.lowering.cube.ops import MatmulPlan, Operand
+from pto_dynamo.lowering.cube.ops import MatmulPlan, Operand, is_one
 from pto_dynamo.lowering.tile import elem_type
 from pto_dynamo.lowering.tile.builder import KernelBuilder
 from pto_dynamo.lowering.tile.capacity import TargetCapacity
@@ -25,16 +25,11 @@ from pto_dynamo.lowering.tile.dtypes import F32, ElemType
 from pto_dynamo.lowering.tile.expr import ceil_div, emax, emin, emod, floor_div
 from pto_dynamo.lowering.tile.ir import Distribution, GmView, Layout, TileLoc, TileProgram
 from pto_dynamo.lowering.tile.region import c_identifier
-from pto_dynamo.lowering.vector.tiling import normalize_expr
+from pto_dynamo.lowering.vector.tiling import kernel_expr
 
 
 class CubeTilingError(RuntimeError):
     """No tile shape fits the target's cube memories."""
-
-
-def _is_one(e) -> bool:
-    e = sympy.sympify(e)
-    return e.is_Integer and int(e) == 1
 
 
 def tile_shape(itemsize: int, capacity: TargetCapacity, M=None) -> tuple[int, int, int]:
@@ -69,11 +64,7 @@ class _Params:
         self.bound: set[str] = set()
 
     def expr(self, e):
-        e = normalize_expr(sympy.sympify(e))
-        for s in sorted(e.free_symbols, key=lambda s: s.name):
-            if s.name not in self.scalars and s.name not in self.bound:
-                self.scalars[s.name] = self.kb.scalar(s.name)
-        return e
+        return kernel_expr(self.kb, self.scalars, self.bound, e)
 
     def let(self, name: str, value):
         self.bound.add(name)
@@ -144,7 +135,7 @@ def _load(kb: KernelBuilder, p: _Params, tile: str, op: Operand, dtype: ElemType
     during the TMATMUL that follows, docs/device_abi.md)."""
     sb, sr, sc = (p.expr(s) for s in op.strides)
     off = p.expr(op.offset) + bi * sb + r0 * sr + c0 * sc
-    nd = _is_one(op.strides[2])
+    nd = is_one(op.strides[2])
     kb.tile(tile, TileLoc.Mat, dtype, rows, cols, vr, vc, Layout.RowMajor if nd else Layout.ColMajor)
     tensor = p.tensor(op.buffer)
     view = kb.view(tensor, off, vr, vc, sr) if nd else GmView(tensor, off, vr, vc, 1, sc, dn=True)

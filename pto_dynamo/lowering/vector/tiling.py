@@ -46,6 +46,16 @@ def normalize_expr(e):
                      lambda x: (sympy.Max if isinstance(x, TorchMax) else sympy.Min)(*x.args))
 
 
+def kernel_expr(kb, scalars: dict, bound: set, e):
+    """`e` as a kernel expression, its free DynDims registered as scalar parameters of `kb` (in
+    `scalars`); names the kernel binds itself (`bound`: lets, loop variables) are not parameters."""
+    e = normalize_expr(sympy.sympify(e))
+    for s in sorted(e.free_symbols, key=lambda s: s.name):
+        if s.name not in scalars and s.name not in bound:
+            scalars[s.name] = kb.scalar(s.name)
+    return e
+
+
 def _round_up(n: int, m: int) -> int:
     return -(-n // m) * m
 
@@ -89,13 +99,7 @@ class KernelTiler:
         return f"tl{self.counter}_{c_identifier(base).lstrip('_')[:24]}"
 
     def _expr(self, e):
-        """A domain expression with its DynDims registered as kernel scalars (names the kernel
-        binds itself, lets and loop variables, are not parameters)."""
-        e = normalize_expr(sympy.sympify(e))
-        for s in sorted(e.free_symbols, key=lambda s: s.name):
-            if s.name not in self.scalars and s.name not in self.bound:
-                self.scalars[s.name] = self.kb.scalar(s.name)
-        return e
+        return kernel_expr(self.kb, self.scalars, self.bound, e)
 
     def let(self, name: str, value):
         self.bound.add(name)

@@ -98,32 +98,33 @@ PTO_INLINE void store_sums4(float* c, const float* cin, int jr, __m512 a0, __m51
   _mm_mask_storeu_ps(c, m, s);
 }
 
-// Few rows of f32 (decode) against a column-stored B: dot products reading A's rows and B's
-// columns in place, blocks of up to 4 rows x 4 columns (16 accumulators; every loaded vector feeds
-// 4 FMAs). A BLAS call per tile costs more than the math at these sizes.
-template <int MR, bool Prefetch>
-PTO_INLINE void f32_dots_rows(float* c, std::ptrdiff_t ldc, const float* cin, const float* a, std::ptrdiff_t lda,
-                              const float* b, std::ptrdiff_t ldb, int N, int K) {
+// Few rows (decode) against a column-stored B: dot products reading A's rows and B's columns in
+// place, blocks of up to 4 rows x 4 columns (16 accumulators; every loaded vector feeds 4
+// multiply-adds); a per-tile GEMM call or packing B costs more than the math at these sizes.
+// `Op` is the element kind (F32Dot, Bf16Dot): kStep K elements per vector, a zero-masked load
+// and the multiply-add into f32 lanes.
+template <typename Op, int MR, bool Prefetch>
+PTO_INLINE void dots_rows(float* c, std::ptrdiff_t ldc, const float* cin, const typename Op::T* a, std::ptrdiff_t lda,
+                          const typename Op::T* b, std::ptrdiff_t ldb, int N, int K) {
   // Prefetch: the next K step's window (DeferredPrefetch), spread over this loop. A local copy:
   // touching the thread_local inside the loop calls __tls_get_addr, which spills every zmm.
   cpu::DeferredPrefetch pf = Prefetch ? cpu::t_deferred_prefetch : cpu::DeferredPrefetch{};
-  const int64_t iters = int64_t((N + 3) / 4) * ((K + 15) / 16);
+  const int64_t iters = int64_t((N + 3) / 4) * ((K + Op::kStep - 1) / Op::kStep);
   const int64_t per_iter = Prefetch && iters > 0 ? (pf.remaining() + iters - 1) / iters : 0;
   for (int j = 0; j < N; j += 4) {
     const int jr = N - j < 4 ? N - j : 4;
     __m512 acc[MR][4];
     for (int i = 0; i < MR; ++i)
       for (int jj = 0; jj < 4; ++jj) acc[i][jj] = _mm512_setzero_ps();
-    const float* bc = b + std::ptrdiff_t(j) * ldb;
-    for (int k = 0; k < K; k += 16) {
+    const typename Op::T* bc = b + std::ptrdiff_t(j) * ldb;
+    for (int k = 0; k < K; k += Op::kStep) {
       if constexpr (Prefetch) pf.step(per_iter);
-      const int n = K - k;
-      const __mmask16 m = n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1);
-      __m512 vb[4];
-      for (int jj = 0; jj < 4; ++jj) vb[jj] = jj < jr ? _mm512_maskz_loadu_ps(m, bc + jj * ldb + k) : _mm512_setzero_ps();
+      const auto m = Op::mask(K - k);
+      typename Op::V vb[4];
+      for (int jj = 0; jj < 4; ++jj) vb[jj] = Op::load(bc + jj * ldb + k, jj < jr ? m : decltype(m)(0));
       for (int i = 0; i < MR; ++i) {
-        const __m512 va = _mm512_maskz_loadu_ps(m, a + i * lda + k);
-        for (int jj = 0; jj < 4; ++jj) acc[i][jj] = _mm512_fmadd_ps(va, vb[jj], acc[i][jj]);
+        const typename Op::V va = Op::load(a + i * lda + k, m);
+        for (int jj = 0; jj < 4; ++jj) acc[i][jj] = Op::madd(acc[i][jj], va, vb[jj]);
       }
     }
     for (int i = 0; i < MR; ++i)
@@ -132,20 +133,30 @@ PTO_INLINE void f32_dots_rows(float* c, std::ptrdiff_t ldc, const float* cin, co
   if constexpr (Prefetch) cpu::t_deferred_prefetch = pf;
 }
 
-PTO_INLINE void f32_dots(float* c, std::ptrdiff_t ldc, const float* cin, const float* a, std::ptrdiff_t lda,
-                         const float* b, std::ptrdiff_t ldb, int M, int N, int K) {
+template <typename Op>
+PTO_INLINE void dots(float* c, std::ptrdiff_t ldc, const float* cin, const typename Op::T* a, std::ptrdiff_t lda,
+                     const typename Op::T* b, std::ptrdiff_t ldb, int M, int N, int K) {
+  if (M <= 4) {   // one pass over B: it also prefetches the next K step's window
+    if (M == 4) return dots_rows<Op, 4, true>(c, ldc, cin, a, lda, b, ldb, N, K);
+    if (M == 3) return dots_rows<Op, 3, true>(c, ldc, cin, a, lda, b, ldb, N, K);
+    if (M == 2) return dots_rows<Op, 2, true>(c, ldc, cin, a, lda, b, ldb, N, K);
+    return dots_rows<Op, 1, true>(c, ldc, cin, a, lda, b, ldb, N, K);
+  }
   int i = 0;
   auto cin_at = [&](int r) { return cin ? cin + r * ldc : nullptr; };
-  if (M <= 4) {   // one pass over B: it also prefetches the next K step's window
-    if (M == 4) return f32_dots_rows<4, true>(c, ldc, cin, a, lda, b, ldb, N, K);
-    if (M == 3) return f32_dots_rows<3, true>(c, ldc, cin, a, lda, b, ldb, N, K);
-    if (M == 2) return f32_dots_rows<2, true>(c, ldc, cin, a, lda, b, ldb, N, K);
-    return f32_dots_rows<1, true>(c, ldc, cin, a, lda, b, ldb, N, K);
-  }
-  for (; i + 4 <= M; i += 4) f32_dots_rows<4, false>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
-  for (; i + 2 <= M; i += 2) f32_dots_rows<2, false>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
-  for (; i < M; ++i) f32_dots_rows<1, false>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
+  for (; i + 4 <= M; i += 4) dots_rows<Op, 4, false>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
+  for (; i + 2 <= M; i += 2) dots_rows<Op, 2, false>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
+  for (; i < M; ++i) dots_rows<Op, 1, false>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
 }
+
+struct F32Dot {
+  using T = float;
+  using V = __m512;
+  static constexpr int kStep = 16;
+  static PTO_INLINE __mmask16 mask(int n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); }
+  static PTO_INLINE V load(const T* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+  static PTO_INLINE __m512 madd(__m512 acc, V a, V b) { return _mm512_fmadd_ps(a, b, acc); }
+};
 #endif
 
 #if defined(__AVX512BF16__)
@@ -155,57 +166,15 @@ PTO_INLINE void f32_dots(float* c, std::ptrdiff_t ldc, const float* cin, const f
 // make odd K and ragged tails exact.
 using u16 = uint16_t;
 
-PTO_INLINE __m512i load_k32(const u16* p, int n) {  // up to 32 bf16 values, zeros past n
-  return n >= 32 ? _mm512_loadu_si512(p) : _mm512_maskz_loadu_epi16(__mmask32((uint64_t(1) << n) - 1), p);
-}
-
-// Few rows (decode): dot products reading A's rows and B's columns in place, a block of up to 4
-// rows x 4 columns at a time (16 accumulators; every loaded vector feeds 4 vdpbf16ps).
-template <int MR, bool Prefetch>
-PTO_INLINE void bf16_dots_rows(float* c, std::ptrdiff_t ldc, const float* cin, const u16* a, std::ptrdiff_t lda,
-                               const u16* b, std::ptrdiff_t ldb, int N, int K) {
-  // Prefetch: the next K step's window (DeferredPrefetch), spread over this loop. A local copy:
-  // touching the thread_local inside the loop calls __tls_get_addr, which spills every zmm.
-  cpu::DeferredPrefetch pf = Prefetch ? cpu::t_deferred_prefetch : cpu::DeferredPrefetch{};
-  const int64_t iters = int64_t((N + 3) / 4) * ((K + 31) / 32);
-  const int64_t per_iter = Prefetch && iters > 0 ? (pf.remaining() + iters - 1) / iters : 0;
-  for (int j = 0; j < N; j += 4) {
-    const int jr = N - j < 4 ? N - j : 4;
-    __m512 acc[MR][4];
-    for (int i = 0; i < MR; ++i)
-      for (int jj = 0; jj < 4; ++jj) acc[i][jj] = _mm512_setzero_ps();
-    const u16* bc = b + std::ptrdiff_t(j) * ldb;
-    for (int k = 0; k < K; k += 32) {
-      if constexpr (Prefetch) pf.step(per_iter);
-      const int n = K - k;
-      __m512bh vb[4];
-      for (int jj = 0; jj < 4; ++jj)
-        vb[jj] = (__m512bh)(jj < jr ? load_k32(bc + jj * ldb + k, n) : _mm512_setzero_si512());
-      for (int i = 0; i < MR; ++i) {
-        const __m512bh va = (__m512bh)load_k32(a + i * lda + k, n);
-        for (int jj = 0; jj < 4; ++jj) acc[i][jj] = _mm512_dpbf16_ps(acc[i][jj], va, vb[jj]);
-      }
-    }
-    for (int i = 0; i < MR; ++i)
-      store_sums4(c + i * ldc + j, cin ? cin + i * ldc + j : nullptr, jr, acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
-  }
-  if constexpr (Prefetch) cpu::t_deferred_prefetch = pf;
-}
-
-PTO_INLINE void bf16_dots(float* c, std::ptrdiff_t ldc, const float* cin, const u16* a, std::ptrdiff_t lda,
-                          const u16* b, std::ptrdiff_t ldb, int M, int N, int K) {
-  int i = 0;
-  auto cin_at = [&](int r) { return cin ? cin + r * ldc : nullptr; };
-  if (M <= 4) {   // one pass over B: it also prefetches the next K step's window
-    if (M == 4) return bf16_dots_rows<4, true>(c, ldc, cin, a, lda, b, ldb, N, K);
-    if (M == 3) return bf16_dots_rows<3, true>(c, ldc, cin, a, lda, b, ldb, N, K);
-    if (M == 2) return bf16_dots_rows<2, true>(c, ldc, cin, a, lda, b, ldb, N, K);
-    return bf16_dots_rows<1, true>(c, ldc, cin, a, lda, b, ldb, N, K);
-  }
-  for (; i + 4 <= M; i += 4) bf16_dots_rows<4, false>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
-  for (; i + 2 <= M; i += 2) bf16_dots_rows<2, false>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
-  for (; i < M; ++i) bf16_dots_rows<1, false>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
-}
+// Bf16Dot: the dot kernels (dots_rows) on bf16, 32 values per vector, one vdpbf16ps per pair.
+struct Bf16Dot {
+  using T = u16;
+  using V = __m512i;
+  static constexpr int kStep = 32;
+  static PTO_INLINE __mmask32 mask(int n) { return n >= 32 ? __mmask32(0xFFFFFFFFu) : __mmask32((uint64_t(1) << n) - 1); }
+  static PTO_INLINE V load(const T* p, __mmask32 m) { return _mm512_maskz_loadu_epi16(m, p); }
+  static PTO_INLINE __m512 madd(__m512 acc, V a, V b) { return _mm512_dpbf16_ps(acc, (__m512bh)a, (__m512bh)b); }
+};
 
 // A panel of 32 columns of B as K-pairs: word (kp, n) at panel[kp * 32 + n], zero past N and K.
 // Blocks of 16 columns x 16 K-pairs move as 16 x 16 word transposes; the edges word by word.
@@ -298,7 +267,7 @@ constexpr int kBf16DotRows = PTO_BF16_DOT_ROWS;
 
 PTO_INLINE void bf16_matmul(float* c, std::ptrdiff_t ldc, const float* cin, const u16* a, std::ptrdiff_t lda,
                             const u16* b, std::ptrdiff_t ldb, int M, int N, int K) {
-  if (M <= kBf16DotRows) return bf16_dots(c, ldc, cin, a, lda, b, ldb, M, N, K);
+  if (M <= kBf16DotRows) return dots<Bf16Dot>(c, ldc, cin, a, lda, b, ldb, M, N, K);
   constexpr int MR = 12;
   uint32_t* panel = bf16_panel_buffer(K);
   for (int j = 0; j < N; j += 32) {
@@ -342,7 +311,7 @@ PTO_INLINE void matmul(Acc& acc, const typename Acc::DType* cin, Left& left, Rig
   if constexpr (std::is_same_v<CT, float> && std::is_same_v<AT, float> && std::is_same_v<BT, float>) {
 #if defined(__AVX512F__)
     if constexpr (Right::isColumnStored) {
-      if (M <= kF32DotRows) return f32_dots(c, ldc, acc_in, a, lda, b, Right::ColStride, M, N, K);
+      if (M <= kF32DotRows) return dots<F32Dot>(c, ldc, acc_in, a, lda, b, Right::ColStride, M, N, K);
     }
 #endif
     if (sgemm_tile(c, ldc, acc_in != nullptr, a, lda, b, Right::ColStride, M, N, K)) return;
