@@ -61,9 +61,19 @@ class RegionCallable:
         ints = (_INT_ARRAYS[k] if k < 33 else ctypes.c_int64 * k)(*scalars)
         launches = self._fn(ptrs, ints, self.block_num if block_num is None else int(block_num))
         if launches < 0:
-            raise RegionError(f"pto cpu: region {self.name} in {self.library.path} returned error code {launches}")
+            raise RegionError(f"pto cpu: region {self.name} in {self.library.path} returned error code {launches}: "
+                              f"{self.last_error() or 'no message'}")
         if launches:
             self._bump("launches", launches)
+
+    def last_error(self) -> str:
+        """The library's last kernel error message (pto_last_error), '' if none."""
+        try:
+            fn = self.library.symbol("pto_last_error")
+        except Exception:
+            return ""
+        fn.restype = ctypes.c_char_p
+        return (fn() or b"").decode(errors="replace")
 
     def __repr__(self) -> str:
         return f"RegionCallable({self.name!r}, block_num={self.block_num}, library={str(self.library.path)!r})"

@@ -116,3 +116,13 @@ def gm_type(t: ElemType, nd: bool) -> str:
     if nd:
         return f"GlobalTensor<{cpp_type(t)}, {GM_SHAPE}, {GM_STRIDE_ND}, Layout::ND>"
     return f"GlobalTensor<{cpp_type(t)}, {GM_SHAPE}, {GM_STRIDE_DN}, Layout::DN>"
+
+
+def pipe_type(pipe) -> str:
+    """The TPipe alias of a mixed kernel's pipe."""
+    return f"Pipe_{pipe.name}"
+
+
+def slot_type(pipe) -> str:
+    """The GlobalTensor alias of one slot of a pipe."""
+    return f"GmSlot_{pipe.name}"

@@ -5,8 +5,8 @@ are registered per opcode with `@render_rule`; tests check that every opcode has
 """
 from __future__ import annotations
 
-from pto_dynamo.ascend_backend.render.cpp import cexpr, cpp_type
-from pto_dynamo.lowering.tile.ir import TileInst
+from pto_dynamo.ascend_backend.render.cpp import cexpr, cpp_type, pipe_type, slot_type
+from pto_dynamo.lowering.tile.ir import Role, TileInst
 from pto_dynamo.lowering.tile.specs import lookup_rule, make_rule_registry, ops_of_family
 
 RENDER_RULES, render_rule = make_rule_registry("render")
@@ -113,3 +113,24 @@ def _select(inst: TileInst, ctx) -> list[str]:
 def _select_scalar(inst: TileInst, ctx) -> list[str]:
     mask, src, s = inst.ins
     return [_call("TSELS", inst.outs[0], mask, src, inst.tmps[0], ctx.scalar(s, ctx.decl(src).dtype))]
+
+
+@render_rule("TALLOC", "TPOP")
+def _pipe_acquire(inst: TileInst, ctx) -> list[str]:
+    """`TALLOC<Pipe, GmSlot, Split>(pipe, slot_gm)` (cube) / `TPOP<...>` (vector): wait for a slot
+    and bind it; the slot's base pointer is what the stage's GmViews of the slot offset from."""
+    pipe = ctx.program.pipe(inst.attr("pipe"))
+    slot = pipe.slot(Role.CUBE if inst.op == "TALLOC" else Role.VECTOR)
+    args = f"{pipe_type(pipe)}, {slot_type(pipe)}, TileSplitAxis::TILE_NO_SPLIT"
+    return [f"{slot_type(pipe)} {slot}_gm;",
+            f"{inst.op}<{args}>({pipe.name}, {slot}_gm);",
+            f"{cpp_type(pipe.dtype)}* const {slot} = {slot}_gm.data();"]
+
+
+@render_rule("TPUSH", "TFREE")
+def _pipe_release(inst: TileInst, ctx) -> list[str]:
+    """`TPUSH<Pipe, GmSlot, Split>(pipe, slot_gm)` (cube commits) / `TFREE<...>` (vector frees)."""
+    pipe = ctx.program.pipe(inst.attr("pipe"))
+    slot = pipe.slot(Role.CUBE if inst.op == "TPUSH" else Role.VECTOR)
+    args = f"{pipe_type(pipe)}, {slot_type(pipe)}, TileSplitAxis::TILE_NO_SPLIT"
+    return [f"{inst.op}<{args}>({pipe.name}, {slot}_gm);"]

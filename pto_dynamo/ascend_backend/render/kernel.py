@@ -19,13 +19,13 @@ import re
 from dataclasses import dataclass, field
 
 from pto_dynamo.ascend_backend.render.cpp import (GM_SHAPE, GM_STRIDE_DN, GM_STRIDE_ND, cexpr, cexpr_float,
-                                                  cpp_type, float_literal, gm_alias, gm_type, tile_alias,
-                                                  tile_type)
+                                                  cpp_type, float_literal, gm_alias, gm_type, pipe_type,
+                                                  slot_type, tile_alias, tile_type)
 from pto_dynamo.ascend_backend.render.inst_rules import render_inst
 from pto_dynamo.ascend_backend.render.sync import inst_pipe, sync_lines
 from pto_dynamo.lowering.tile.dtypes import ElemType
-from pto_dynamo.lowering.tile.ir import (Distribution, FloatImm, GmView, Let, SerialLoop, Stmt, TileDecl,
-                                         TileInst, TileLoop, TileProgram)
+from pto_dynamo.lowering.tile.ir import (Distribution, FloatImm, GmView, Let, Pipe, Role, SerialLoop, Stage, Stmt,
+                                         TileDecl, TileInst, TileLoop, TileProgram)
 from pto_dynamo.lowering.tile.printer import fmt_inst
 from pto_dynamo.lowering.tile.specs import op_spec
 
@@ -74,7 +74,7 @@ class KernelRenderCtx:
 
     def global_view(self, view: GmView) -> tuple[str, str]:
         """(declaration line, variable name) of a GlobalTensor for a window."""
-        param = self.program.param(view.tensor)
+        dtype = self.program.gm_dtype(view.tensor)     # a tensor parameter or a held pipe slot
         n = self.view_count.get(view.tensor, 0)
         self.view_count[view.tensor] = n + 1
         var = f"{view.tensor}_gm{n}"
@@ -83,7 +83,7 @@ class KernelRenderCtx:
             stride = f"GmStrideND({cexpr(view.row_stride)})"
         else:
             stride = f"GmStrideDN({cexpr(view.row_stride)}, {cexpr(view.col_stride)})"
-        alias = gm_alias(param.dtype, view.is_nd)
+        alias = gm_alias(dtype, view.is_nd)
         offset = cexpr(view.offset)
         if not re.fullmatch(r"\w+", offset):
             offset = f"({offset})"
@@ -104,10 +104,23 @@ def render_kernel(program: TileProgram, *, emit_sync: bool = True) -> KernelSour
     lines = [_signature(program) + " {"]
     lines += ["  " + a for a in _aliases(program, decls)]
     lines.append("  const int64_t block_idx = get_block_idx();")
+    for flag, pipe in enumerate(program.pipes):      # hardware flag ids, one per pipe
+        lines += ["  " + line for line in _pipe_lines(pipe, flag)]
     body, _ = _stmts(ctx, program.body, None)
     lines += ["  " + line for line in body]
     lines.append("}")
     return KernelSource(program.name, header, includes, "\n".join(lines) + "\n")
+
+
+def _pipe_lines(pipe: Pipe, flag: int) -> list[str]:
+    """The TPipe of `pipe` over this block's slice of its gm-pipe tensor, and its slot type."""
+    n, ct = pipe.slot_elems, cpp_type(pipe.dtype)
+    return [f"// {pipe.name}: cube -> vector FIFO of {pipe.slot_num} slots x {n} {ct} in this block's slice of "
+            f"{pipe.tensor}",
+            f"using {pipe_type(pipe)} = TPipe<{flag}, Direction::DIR_C2V, {n * pipe.dtype.itemsize}, {pipe.slot_num}>;",
+            f"using {slot_type(pipe)} = GlobalTensor<{ct}, Shape<1, 1, 1, 1, {n}>, Stride<{n}, {n}, {n}, {n}, 1>, "
+            f"Layout::ND>;",
+            f"{pipe_type(pipe)} {pipe.name}({pipe.tensor} + {cexpr(pipe.base)}, 0, 0);"]
 
 
 def _signature(program: TileProgram) -> str:
@@ -131,7 +144,7 @@ def _aliases(program: TileProgram, decls: dict[str, TileDecl]) -> list[str]:
     for s in program.instructions():
         for o in (*s.outs, *s.ins):
             if isinstance(o, GmView):
-                dt = program.param(o.tensor).dtype
+                dt = program.gm_dtype(o.tensor)
                 seen.setdefault(gm_alias(dt, o.is_nd), gm_type(dt, o.is_nd))
     return [f"using {name} = {text};" for name, text in seen.items()]
 
@@ -159,9 +172,29 @@ def _stmts(ctx: KernelRenderCtx, body: tuple[Stmt, ...], pipe: str | None) -> tu
         elif isinstance(s, (TileLoop, SerialLoop)):
             lines, pipe = _loop(ctx, s, pipe)
             out += lines
+        elif isinstance(s, Stage):
+            lines, last = _stage(ctx, s, pipe)
+            out += lines
+            pipe = pipe if last is None else None
         else:
             raise ValueError(f"render: unknown statement {s!r}")
     return out, pipe
+
+
+def _stage(ctx: KernelRenderCtx, s: Stage, pipe: str | None) -> tuple[list[str], str | None]:
+    """`if (PTO_STAGE_CUBE) { ... }`: statements only the cores of the stage's role run."""
+    if s.role is Role.CUBE:
+        out = ["if (PTO_STAGE_CUBE) {  // cube stage (AIC)"]
+    else:
+        out = ["if (PTO_STAGE_VECTOR) {  // vector stage (AIV0, AIV1: rows by subblock_idx)",
+               "  const int64_t subblock_idx = get_subblockid();",
+               "  const int64_t subblock_num = get_subblockdim();"]
+    body, last = _stmts(ctx, s.body, pipe)
+    out += ["  " + line for line in body]
+    if ctx.emit_sync and last is not None:
+        out.append("  pipe_barrier(PIPE_ALL);")
+    out.append("}")
+    return out, last
 
 
 def _loop(ctx: KernelRenderCtx, s, pipe: str | None) -> tuple[list[str], str | None]:

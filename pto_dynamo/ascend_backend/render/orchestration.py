@@ -4,8 +4,10 @@
                                               int32_t block_num)
 
 binds tensors and scalars, carves workspaces for intermediates with sizes evaluated from the
-scalars, launches each kernel once with `block_num` blocks (`PTO_LAUNCH`) and returns the number
-of launches (docs/device_abi.md). `render_translation_unit` puts the region's kernels and its
+scalars, carves the gm-pipe buffer of each mixed kernel (block_num x its per-block bytes, so
+block_num stays a runtime argument), launches each kernel once with `block_num` blocks
+(`PTO_LAUNCH`, `PTO_LAUNCH_MIXED` for mixed kernels) and returns the number of launches, or -1 when
+a mixed kernel raised an error (docs/device_abi.md). `render_translation_unit` puts the region's kernels and its
 orchestration in one source, the unit the CPU target builds.
 """
 from __future__ import annotations
@@ -29,9 +31,16 @@ def render_orchestration(region: DeviceRegion) -> str:
         ct = cpp_type(w.dtype)
         lines.append(f"  auto* {w.name} = static_cast<{ct}*>(pto_workspace({slot}, "
                      f"size_t({cexpr(w.numel)}) * sizeof({ct})));")
+    for i, g in enumerate(region.gm_pipes):
+        ct = cpp_type(g.dtype)
+        lines.append(f"  auto* {g.name} = static_cast<{ct}*>(pto_gm_pipe({len(region.workspaces) + i}, block_num, "
+                     f"int64_t({g.per_block_elems}) * sizeof({ct})));  // gm-pipe: block_num x per-block slice")
     for launch in region.launches:
         args = list(launch.tensors) + [cexpr(e) for e in launch.scalars]
-        lines.append(f"  PTO_LAUNCH({', '.join([launch.kernel.name, 'block_num'] + args)});")
+        if launch.kernel.pipes:
+            lines.append(f"  if (PTO_LAUNCH_MIXED({', '.join([launch.kernel.name, 'block_num'] + args)}) != 0) return -1;")
+        else:
+            lines.append(f"  PTO_LAUNCH({', '.join([launch.kernel.name, 'block_num'] + args)});")
     if not region.scalars:
         lines.append("  (void)scalars;")
     lines.append(f"  return {len(region.launches)};")

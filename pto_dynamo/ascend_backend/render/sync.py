@@ -13,9 +13,10 @@ from pto_dynamo.lowering.tile.specs import op_spec
 
 
 def inst_pipe(inst: TileInst, decls) -> str | None:
-    """The pipe an instruction runs on (None for TRESHAPE, which only binds an address)."""
+    """The pipe an instruction runs on (None for TRESHAPE, which only binds an address, and for
+    the cube <-> vector FIFO instructions)."""
     family = op_spec(inst.op).family
-    if family == "alias":
+    if family in ("alias", "pipe"):      # pipe ops synchronise the cores themselves (TPipe flags)
         return None
     if family == "load":
         return "PIPE_MTE2"

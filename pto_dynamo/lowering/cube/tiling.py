@@ -15,6 +15,10 @@ source serves every M (the token count). Ragged M/N/K tails are valid regions.
 """
 from __future__ import annotations
 
+import contextlib
+from dataclasses import dataclass
+from typing import Iterator
+
 import sympy
 
 from pto_dynamo.lowering.cube.ops import MatmulPlan, Operand, is_one
@@ -32,9 +36,9 @@ class CubeTilingError(RuntimeError):
     """No tile shape fits the target's cube memories."""
 
 
-def tile_shape(itemsize: int, capacity: TargetCapacity, M=None) -> tuple[int, int, int]:
-    """(Mt, Nt, Kt): the largest output tile (then the longest K step) whose Left, Right, Acc
-    and both Mat tiles fit the target. A static M smaller than a tile shrinks Mt to it."""
+def tile_shape(itemsize: int, capacity: TargetCapacity, M=None, accs: int = 1) -> tuple[int, int, int]:
+    """(Mt, Nt, Kt): the largest output tile (then the longest K step) whose Left, Right, `accs`
+    Acc and both Mat tiles fit the target. A static M smaller than a tile shrinks Mt to it."""
     left, right = capacity.capacity(TileLoc.Left), capacity.capacity(TileLoc.Right)
     acc, mat = capacity.capacity(TileLoc.Acc), capacity.capacity(TileLoc.Mat)
     sizes = (512, 256, 128, 64, 32, 16)
@@ -44,7 +48,7 @@ def tile_shape(itemsize: int, capacity: TargetCapacity, M=None) -> tuple[int, in
             continue                                   # a static M needs no bigger tile
         for nt in sizes:
             for kt in sizes:
-                fits = (mt * kt * itemsize <= left and kt * nt * itemsize <= right and mt * nt * 4 <= acc
+                fits = (mt * kt * itemsize <= left and kt * nt * itemsize <= right and mt * nt * 4 * accs <= acc
                         and (mt * kt + kt * nt) * itemsize <= mat)
                 key = (mt * nt, kt, nt)
                 if fits and (best is None or key > best[0]):
@@ -88,43 +92,70 @@ def tile_matmul(mm: MatmulPlan, metas: dict, name: str, graph: str, capacity: Ta
     p = _Params(kb, metas, {mm.c.buffer})
     for op in (mm.a, mm.b, mm.c):
         p.tensor(op.buffer)
-    batch, M, N, K = (p.expr(e) for e in (mm.batch, mm.M, mm.N, mm.K))
-    Mt, Nt, Kt = tile_shape(dtype.itemsize, capacity, mm.M if isinstance(mm.M, int) else None)
+    shape = tile_shape(dtype.itemsize, capacity, mm.M if isinstance(mm.M, int) else None)
+    with output_tiles(p, mm, shape) as tile:
+        accumulate(p, mm, dtype, tile, shape, "acc")
+        c = mm.c
+        off = p.expr(c.offset) + tile.bi * p.expr(c.strides[0]) + tile.m0 * p.expr(c.strides[1]) + tile.n0
+        kb.emit("TSTORE", kb.view(p.tensor(c.buffer), off, tile.vm, tile.vn, p.expr(c.strides[1])), "acc")
+    return kb.build(capacity), list(p.tensors)
+
+
+@dataclass(frozen=True)
+class OutputTile:
+    """The output tile of the current SPMD iteration: batch bi, rows m0 + [0, vm), cols n0 + [0, vn)."""
+
+    bi: sympy.Expr
+    m0: sympy.Expr
+    n0: sympy.Expr
+    vm: sympy.Expr
+    vn: sympy.Expr
+
+
+@contextlib.contextmanager
+def output_tiles(p, mm: MatmulPlan, shape: tuple[int, int, int]) -> Iterator[OutputTile]:
+    """The SPMD loop over batch x M-tiles x N-tiles (chunked over blocks); yields the tile.
+    `p` binds scalars: `.kb`, `.expr(e)`, `.let(name, value)`, `.tensor(buffer)`, `.bound`."""
+    Mt, Nt, _ = shape
+    batch, M, N = (p.expr(e) for e in (mm.batch, mm.M, mm.N))
     tn = ceil_div(N, Nt)
     per_batch = ceil_div(M, Mt) * tn
     # divisors >= 1, so that an empty result (no tile) still has well-formed index arithmetic
     tn_div, per_batch_div = emax(tn, 1), emax(per_batch, 1)
-    with kb.tile_loop("t", batch * per_batch, Distribution.CHUNKED) as t:
+    with p.kb.tile_loop("t", batch * per_batch, Distribution.CHUNKED) as t:
         bi = p.let("bi", floor_div(t, per_batch_div))
         r = p.let("r", emod(t, per_batch_div))
         m0 = p.let("m0", floor_div(r, tn_div) * Mt)
         n0 = p.let("n0", emod(r, tn_div) * Nt)
-        vm = p.let("vm", emin(Mt, M - m0))
-        vn = p.let("vn", emin(Nt, N - n0))
-        kb.tile("acc", TileLoc.Acc, F32, Mt, Nt, vm, vn)
+        yield OutputTile(bi, m0, n0, p.let("vm", emin(Mt, M - m0)), p.let("vn", emin(Nt, N - n0)))
 
-        def k_step(k0, first: bool):
-            vk = p.let("vk0" if first else "vk", emin(Kt, K - k0))
-            sfx = "0" if first else ""
-            ma = _load(kb, p, f"ma{sfx}", mm.a, dtype, bi, m0, k0, vm, vk, Mt, Kt)
-            mb = _load(kb, p, f"mb{sfx}", mm.b, dtype, bi, k0, n0, vk, vn, Kt, Nt, prefetch_next=True)
-            kb.tile(f"la{sfx}", TileLoc.Left, dtype, Mt, Kt, vm, vk)
-            kb.tile(f"rb{sfx}", TileLoc.Right, dtype, Kt, Nt, vk, vn)
-            kb.emit("TMOV", f"la{sfx}", ma)
-            kb.emit("TMOV", f"rb{sfx}", mb)
-            if first:
-                kb.emit("TMATMUL", "acc", f"la{sfx}", f"rb{sfx}")
-            else:
-                kb.emit("TMATMUL_ACC", "acc", "acc", f"la{sfx}", f"rb{sfx}")
 
-        k_step(sympy.Integer(0), True)
-        with kb.serial_loop("k0", Kt, K, Kt) as k0:
-            p.bound.add("k0")
-            k_step(k0, False)
-        c = mm.c
-        off = p.expr(c.offset) + bi * p.expr(c.strides[0]) + m0 * p.expr(c.strides[1]) + n0
-        kb.emit("TSTORE", kb.view(p.tensor(c.buffer), off, vm, vn, p.expr(c.strides[1])), "acc")
-    return kb.build(capacity), list(p.tensors)
+def accumulate(p, mm: MatmulPlan, dtype: ElemType, tile: OutputTile, shape: tuple[int, int, int], acc: str) -> None:
+    """Declare Acc tile `acc` and run the K loop of `mm` for `tile` into it (tile names are
+    suffixed with `acc` when it is not "acc", so two matmuls can share a kernel)."""
+    kb, (Mt, Nt, Kt) = p.kb, shape
+    K = p.expr(mm.K)
+    tag = "" if acc == "acc" else "_" + acc
+    kb.tile(acc, TileLoc.Acc, F32, Mt, Nt, tile.vm, tile.vn)
+
+    def k_step(k0, first: bool):
+        vk = p.let(("vk0" if first else "vk") + tag, emin(Kt, K - k0))
+        sfx = ("0" if first else "") + tag
+        ma = _load(kb, p, f"ma{sfx}", mm.a, dtype, tile.bi, tile.m0, k0, tile.vm, vk, Mt, Kt)
+        mb = _load(kb, p, f"mb{sfx}", mm.b, dtype, tile.bi, k0, tile.n0, vk, tile.vn, Kt, Nt, prefetch_next=True)
+        kb.tile(f"la{sfx}", TileLoc.Left, dtype, Mt, Kt, tile.vm, vk)
+        kb.tile(f"rb{sfx}", TileLoc.Right, dtype, Kt, Nt, vk, tile.vn)
+        kb.emit("TMOV", f"la{sfx}", ma)
+        kb.emit("TMOV", f"rb{sfx}", mb)
+        if first:
+            kb.emit("TMATMUL", acc, f"la{sfx}", f"rb{sfx}")
+        else:
+            kb.emit("TMATMUL_ACC", acc, acc, f"la{sfx}", f"rb{sfx}")
+
+    k_step(sympy.Integer(0), True)
+    with kb.serial_loop("k0" + tag, Kt, K, Kt) as k0:
+        p.bound.add(k0.name)
+        k_step(k0, False)
 
 
 def _load(kb: KernelBuilder, p: _Params, tile: str, op: Operand, dtype: ElemType, bi, r0, c0, vr, vc,

@@ -11,11 +11,11 @@ from pto_dynamo.lowering.tile.dtypes import BF16, F16, F32, I8, I16, I32, I64, U
 from pto_dynamo.lowering.tile.expr import ceil_div, emax, emin, emod, evaluate, floor_div, sym
 from pto_dynamo.lowering.tile.interpreter import InterpreterError, interpret, interpret_region
 from pto_dynamo.lowering.tile.ir import (BLOCK_IDX, BLOCK_NUM, Distribution, FloatImm, GlobalParam, GmView,
-                                         Layout, Let, SerialLoop, TileDecl, TileInst, TileLoc, TileLoop,
-                                         TileProgram)
+                                         Layout, Let, Pipe, Role, SerialLoop, Stage, TileDecl, TileInst, TileLoc,
+                                         TileLoop, TileProgram)
 from pto_dynamo.lowering.tile.planner import PlanningError, plan_tiles
 from pto_dynamo.lowering.tile.printer import print_program
-from pto_dynamo.lowering.tile.region import DeviceRegion, Launch, RegionTensor, Workspace
+from pto_dynamo.lowering.tile.region import DeviceRegion, GmPipeBuffer, Launch, RegionTensor, Workspace
 from pto_dynamo.lowering.tile.specs import OPS, op_spec
 from pto_dynamo.lowering.tile.verifier import TileVerificationError, verify_program
 
@@ -23,7 +23,7 @@ __all__ = [
     "KernelBuilder", "A2A3_CAPACITY", "CPU_CAPACITY", "TargetCapacity", "BF16", "F16", "F32", "I8", "I16", "I32", "I64", "U8",
     "ElemType", "elem_type", "ceil_div", "emax", "emin", "emod", "evaluate", "floor_div", "sym", "InterpreterError",
     "interpret", "interpret_region", "BLOCK_IDX", "BLOCK_NUM", "Distribution", "FloatImm", "GlobalParam",
-    "GmView", "Layout", "Let", "SerialLoop", "TileDecl", "TileInst", "TileLoc", "TileLoop", "TileProgram",
-    "PlanningError", "plan_tiles", "print_program", "DeviceRegion", "Launch", "RegionTensor", "Workspace",
+    "GmView", "Layout", "Let", "Pipe", "Role", "SerialLoop", "Stage", "TileDecl", "TileInst", "TileLoc", "TileLoop", "TileProgram",
+    "PlanningError", "plan_tiles", "print_program", "DeviceRegion", "GmPipeBuffer", "Launch", "RegionTensor", "Workspace",
     "OPS", "op_spec", "TileVerificationError", "verify_program",
 ]

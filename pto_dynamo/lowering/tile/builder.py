@@ -19,9 +19,9 @@ import sympy
 
 from pto_dynamo.lowering.tile.dtypes import ElemType, elem_type
 from pto_dynamo.lowering.tile.expr import ExprLike, as_expr, sym
-from pto_dynamo.lowering.tile.ir import (Distribution, FloatImm, GlobalParam, GmView, Layout, Let,
-                                         SerialLoop, Stmt, TileDecl, TileInst, TileLoc, TileLoop,
-                                         TileProgram)
+from pto_dynamo.lowering.tile.ir import (BLOCK_IDX, Distribution, FloatImm, GlobalParam, GmView, Layout, Let,
+                                         Pipe, Role, SerialLoop, Stage, Stmt, TileDecl, TileInst, TileLoc,
+                                         TileLoop, TileProgram)
 from pto_dynamo.lowering.tile.specs import SCALAR, op_spec
 
 
@@ -34,6 +34,7 @@ class KernelBuilder:
         self.description, self.kind = description, kind
         self._params: list[GlobalParam] = []
         self._scalars: list[sympy.Symbol] = []
+        self._pipes: list[Pipe] = []
         self._stack: list[list[Stmt]] = [[]]
 
     # --- parameters ---------------------------------------------------------------------
@@ -47,6 +48,16 @@ class KernelBuilder:
         """Add a global tensor parameter; returns its name."""
         self._params.append(GlobalParam(name, elem_type(dtype), tuple(shape), tuple(strides), output))
         return name
+
+    def pipe(self, name: str, dtype: ElemType, slot_elems: int, slot_num: int = 2) -> Pipe:
+        """A cube -> vector pipe over its own gm-pipe tensor parameter (`gm_<name>`), sharded per
+        block: block b's slice starts at b * slot_num * slot_elems."""
+        tensor = f"gm_{name}"
+        per_block = slot_elems * slot_num
+        self.tensor(tensor, dtype, (per_block * sym("block_num"),), (1,), output=True)
+        pipe = Pipe(name, tensor, elem_type(dtype), slot_elems, slot_num, BLOCK_IDX * per_block)
+        self._pipes.append(pipe)
+        return pipe
 
     # --- statements ---------------------------------------------------------------------
     def _add(self, stmt: Stmt) -> None:
@@ -110,13 +121,21 @@ class KernelBuilder:
         body = self._stack.pop()
         self._add(SerialLoop(s, as_expr(start), as_expr(stop), step, tuple(body)))
 
+    @contextlib.contextmanager
+    def stage(self, role: Role) -> Iterator[None]:
+        """Statements only the cores of `role` run (a mixed kernel's cube or vector stage)."""
+        self._stack.append([])
+        yield
+        body = self._stack.pop()
+        self._add(Stage(role, tuple(body)))
+
     def build(self, capacity=None, *, verify: bool = True) -> TileProgram:
         """The TileProgram; with a capacity, tiles are planned and the program verified."""
         if len(self._stack) != 1:
             raise RuntimeError("KernelBuilder.build() inside an open loop")
         program = TileProgram(self.name, tuple(self._params), tuple(self._scalars), tuple(self._stack[0]),
                               graph=self.graph, pass_name=self.pass_name, description=self.description,
-                              kind=self.kind)
+                              kind=self.kind, pipes=tuple(self._pipes))
         if capacity is not None:
             from pto_dynamo.lowering.tile.planner import plan_tiles
             from pto_dynamo.lowering.tile.verifier import verify_program

@@ -11,7 +11,11 @@ tensors, exactly as the SPMD launch would, and is the oracle for the renderer te
 - tile storage persists across loop iterations of a block (an arena), and starts as NaN (floats)
   so that reading a never-written element shows up in results;
 - global views are bounds-checked against the tensor's storage (an out-of-bounds window is an IR
-  bug that C++ would not report).
+  bug that C++ would not report), views of a pipe slot against the slot;
+- a mixed kernel runs as the fused cpu mode does: each block plays its cube stage and then its
+  vector stage in program order, as the only vector core (`subblock_num` = 1); pipe slots form a
+  ring in the block's gm-pipe slice and every slot handed out is checked to lie in the block's
+  own slice (interp_pipes.py).
 Per-opcode behaviour lives in interp_rules.py, registered with `@interp_rule`.
 """
 from __future__ import annotations
@@ -21,11 +25,12 @@ from typing import Mapping, Sequence
 
 import torch
 
-from pto_dynamo.lowering.tile import interp_rules  # noqa: F401  (registers the per-op rules)
+from pto_dynamo.lowering.tile import interp_pipes, interp_rules  # noqa: F401  (registers the per-op rules)
 from pto_dynamo.lowering.tile.dtypes import compute_dtype
 from pto_dynamo.lowering.tile.expr import evaluate, evaluate_float
-from pto_dynamo.lowering.tile.ir import (BLOCK_IDX, BLOCK_NUM, Distribution, FloatImm, GmView, Layout, Let,
-                                         SerialLoop, Stmt, TileDecl, TileInst, TileLoc, TileLoop, TileProgram)
+from pto_dynamo.lowering.tile.ir import (BLOCK_IDX, BLOCK_NUM, SUBBLOCK_IDX, SUBBLOCK_NUM, Distribution, FloatImm,
+                                         GmView, Layout, Let, Role, SerialLoop, Stage, Stmt, TileDecl, TileInst,
+                                         TileLoc, TileLoop, TileProgram)
 from pto_dynamo.lowering.tile.printer import fmt_inst
 from pto_dynamo.lowering.tile.region import DeviceRegion
 from pto_dynamo.lowering.tile.specs import INTERP_RULES, lookup_rule
@@ -62,6 +67,8 @@ class Machine:
     tensors: Mapping[str, torch.Tensor]
     env: dict[str, int]
     tiles: dict[str, TileState] = field(default_factory=dict)
+    pipes: dict[str, "interp_pipes.PipeState"] = field(default_factory=dict)
+    slot_elems: dict[str, int] = field(default_factory=dict)    # held slot name -> its length
 
     # --- tiles ------------------------------------------------------------------------
     def state(self, name: str) -> TileState:
@@ -100,12 +107,15 @@ class Machine:
 
     def view(self, v: GmView) -> torch.Tensor:
         """The torch view of a global window, bounds-checked."""
-        t = self.tensors[v.tensor]
+        t = self.tensors.get(v.tensor)
+        if t is None:
+            raise InterpreterError(f"kernel {self.program.name}: view of {v.tensor}, which is not bound here "
+                                   f"(a pipe slot outside TALLOC..TPUSH / TPOP..TFREE?)")
         off, rows, cols, rs, cs = (evaluate(e, self.env) for e in v.exprs())
         if rows == 0 or cols == 0:
             return t.as_strided((rows, cols), (rs, cs), t.storage_offset())
         last = off + (rows - 1) * rs + (cols - 1) * cs
-        avail = t.untyped_storage().nbytes() // t.element_size() - t.storage_offset()
+        avail = self.slot_elems.get(v.tensor, t.untyped_storage().nbytes() // t.element_size() - t.storage_offset())
         if off < 0 or last >= avail:
             raise InterpreterError(
                 f"kernel {self.program.name}: view of {v.tensor} at offset {off}, {rows}x{cols}, strides ({rs}, {cs}) "
@@ -140,6 +150,12 @@ def _run(m: Machine, body: Sequence[Stmt]) -> None:
         elif isinstance(s, SerialLoop):
             r = range(evaluate(s.start, m.env), evaluate(s.stop, m.env), s.step)
             _run_loop(m, s.var.name, r, s.body)
+        elif isinstance(s, Stage):
+            outer = dict(m.env)
+            if s.role is Role.VECTOR:
+                m.env.update({SUBBLOCK_IDX.name: 0, SUBBLOCK_NUM.name: 1})
+            _run(m, s.body)
+            m.env = outer
         else:
             raise InterpreterError(f"unknown statement {s!r}")
 
@@ -191,7 +207,9 @@ def interpret(program: TileProgram, tensors, scalars, block_num: int) -> None:
     for b in range(block_num):
         env = dict(base_env)
         env[BLOCK_IDX.name] = b
-        _run(Machine(program, by_name, env), program.body)
+        m = Machine(program, dict(by_name), env)
+        _run(m, program.body)
+        interp_pipes.check_drained(m)
 
 
 def interpret_region(region: DeviceRegion, tensors: Sequence[torch.Tensor], scalars: Sequence[int],
@@ -207,6 +225,8 @@ def interpret_region(region: DeviceRegion, tensors: Sequence[torch.Tensor], scal
     for w in region.workspaces:
         buf = torch.empty(evaluate(w.numel, env), dtype=w.dtype.torch_dtype)
         buffers[w.name] = buf.fill_(float("nan") if w.dtype.is_float else 0)
+    for g in region.gm_pipes:
+        buffers[g.name] = torch.full((block_num * g.per_block_elems,), float("nan"), dtype=g.dtype.torch_dtype)
     for launch in region.launches:
         interpret(launch.kernel, [buffers[n] for n in launch.tensors],
                   [evaluate(e, env) for e in launch.scalars], block_num)

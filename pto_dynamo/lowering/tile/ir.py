@@ -8,7 +8,15 @@ one PTO instruction. Tile placement (the `TASSIGN` byte offset of each tile) is 
 `planner.plan_tiles` and stored in `TileProgram.placement`.
 
 Scalars available to every expression: the kernel's scalar parameters, `block_idx`, `block_num`,
-loop variables and `Let` names in scope.
+loop variables and `Let` names in scope; inside a vector `Stage`, also `subblock_idx` and
+`subblock_num` (which vector core of the cluster runs it, and how many share the work).
+
+A mixed kernel (cube and vector work in one kernel, DESIGN.md "Lowering to tiles") splits its body
+into `Stage`s: a cube stage runs on the cluster's cube core, a vector stage on its vector cores.
+They exchange tiles through a `Pipe`: a ring of `slot_num` slots in this block's slice of a gm-pipe
+tensor parameter. The cube stage `TALLOC`s a slot, `TSTORE`s into it and `TPUSH`es it; the vector
+stage `TPOP`s it, `TLOAD`s from it and `TFREE`s it. While a slot is held, GmViews name it by the
+pipe's slot name (`Pipe.slot(role)`) instead of a tensor parameter.
 """
 from __future__ import annotations
 
@@ -23,6 +31,8 @@ from pto_dynamo.lowering.tile.expr import Expr, as_expr, sym
 
 BLOCK_IDX = sym("block_idx")
 BLOCK_NUM = sym("block_num")
+SUBBLOCK_IDX = sym("subblock_idx")
+SUBBLOCK_NUM = sym("subblock_num")
 
 
 class TileLoc(enum.Enum):
@@ -202,7 +212,51 @@ class SerialLoop:
         object.__setattr__(self, "stop", as_expr(self.stop))
 
 
-Stmt = Union[TileDecl, TileInst, Let, TileLoop, SerialLoop]
+class Role(enum.Enum):
+    """The core of an A2A3 cluster a Stage runs on."""
+
+    CUBE = "cube"       # AIC: Mat/Left/Right/Acc tiles, TMATMUL
+    VECTOR = "vector"   # AIV0 and AIV1: Vec tiles; each takes its share of rows by subblock_idx
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Statements only the cores of `role` run (the others skip them)."""
+
+    role: Role
+    body: tuple["Stmt", ...]
+
+
+@dataclass(frozen=True)
+class Pipe:
+    """A cube -> vector FIFO (`TPipe`, DIR_C2V) over this block's slice of gm-pipe tensor `tensor`.
+
+    The slice starts `base` elements into the tensor and holds `slot_num` slots of `slot_elems`
+    elements. Sharding: `base` must be `block_idx * per_block_elems` (or any other placement in
+    which no two blocks' slices overlap); the verifier proves it and the cpu runtime checks every
+    slot it hands out against the block's own slice.
+    """
+
+    name: str
+    tensor: str
+    dtype: ElemType
+    slot_elems: int
+    slot_num: int
+    base: Expr
+
+    def __post_init__(self):
+        object.__setattr__(self, "base", as_expr(self.base))
+
+    @property
+    def per_block_elems(self) -> int:
+        return self.slot_elems * self.slot_num
+
+    def slot(self, role: Role) -> str:
+        """The name GmViews use for the slot this pipe's `role` side currently holds."""
+        return f"{self.name}_slot_{'c' if role is Role.CUBE else 'v'}"
+
+
+Stmt = Union[TileDecl, TileInst, Let, TileLoop, SerialLoop, Stage]
 
 
 @dataclass(frozen=True)
@@ -227,12 +281,28 @@ class TileProgram:
     pass_name: str = "tile"
     description: str = ""
     kind: str = "vector"
+    pipes: tuple[Pipe, ...] = ()
 
     def param(self, name: str) -> GlobalParam:
         for p in self.params:
             if p.name == name:
                 return p
         raise KeyError(f"tile IR: kernel {self.name} has no tensor parameter {name!r}")
+
+    def pipe(self, name: str) -> Pipe:
+        for p in self.pipes:
+            if p.name == name:
+                return p
+        raise KeyError(f"tile IR: kernel {self.name} has no pipe {name!r}")
+
+    def slots(self) -> dict[str, tuple[Pipe, Role]]:
+        """Slot name -> (its pipe, the role that holds it)."""
+        return {p.slot(r): (p, r) for p in self.pipes for r in Role}
+
+    def gm_dtype(self, name: str) -> ElemType:
+        """Element type of a GmView's tensor: a tensor parameter or a pipe slot."""
+        slot = self.slots().get(name)
+        return slot[0].dtype if slot else self.param(name).dtype
 
     def offsets(self) -> dict[str, int]:
         return dict(self.placement)
@@ -262,9 +332,13 @@ def alias_map(body: tuple["Stmt", ...]) -> dict[str, str]:
     return out
 
 
+def children(s: Stmt) -> tuple[Stmt, ...]:
+    """The statements nested in `s` (a loop's or a stage's body), else ()."""
+    return s.body if isinstance(s, (TileLoop, SerialLoop, Stage)) else ()
+
+
 def walk(body: tuple[Stmt, ...]) -> Iterator[Stmt]:
-    """Every statement of `body`, depth first, loops before their bodies."""
+    """Every statement of `body`, depth first, loops and stages before their bodies."""
     for s in body:
         yield s
-        if isinstance(s, (TileLoop, SerialLoop)):
-            yield from walk(s.body)
+        yield from walk(children(s))

@@ -11,7 +11,7 @@ import dataclasses
 from collections import defaultdict
 
 from pto_dynamo.lowering.tile.capacity import TargetCapacity
-from pto_dynamo.lowering.tile.ir import (SerialLoop, Stmt, TileDecl, TileInst, TileLoop, TileProgram,
+from pto_dynamo.lowering.tile.ir import (SerialLoop, Stage, Stmt, TileDecl, TileInst, TileLoop, TileProgram,
                                          alias_map)
 
 
@@ -49,7 +49,9 @@ def live_ranges(body: tuple[Stmt, ...]) -> dict[str, tuple[int, int]]:
             for n in names:
                 r = ranges.setdefault(n, [pos, pos])
                 r[1] = max(r[1], pos)
-            if isinstance(s, (TileLoop, SerialLoop)):
+            if isinstance(s, Stage):      # straight-line code of one core: no live-range widening
+                visit(s.body, enclosing)
+            elif isinstance(s, (TileLoop, SerialLoop)):
                 inner: set[str] = set()
                 start = pos
                 visit(s.body, enclosing + [(start, inner)])

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from pto_dynamo.lowering.tile.expr import ExprLike, PyExprPrinter
-from pto_dynamo.lowering.tile.ir import (FloatImm, GmView, Let, Operand, SerialLoop, Stmt, TileDecl,
+from pto_dynamo.lowering.tile.ir import (FloatImm, GmView, Let, Operand, SerialLoop, Stage, Stmt, TileDecl,
                                          TileInst, TileLoop, TileProgram)
 
 
@@ -82,6 +82,9 @@ def _lines(body: tuple[Stmt, ...], indent: str, offsets: dict[str, int]) -> list
         elif isinstance(s, SerialLoop):
             step = f", {s.step}" if s.step != 1 else ""
             out.append(f"{indent}for {s.var.name} in range({fmt_expr(s.start)}, {fmt_expr(s.stop)}{step}):")
+            out += _lines(s.body, indent + "  ", offsets)
+        elif isinstance(s, Stage):
+            out.append(f"{indent}{s.role.value} stage:")
             out += _lines(s.body, indent + "  ", offsets)
         else:
             out.append(f"{indent}<unknown statement {s!r}>")

@@ -43,6 +43,17 @@ class Workspace:
 
 
 @dataclass(frozen=True)
+class GmPipeBuffer:
+    """The gm-pipe buffer of a mixed kernel's pipe: `block_num x per_block_elems` elements, carved
+    at run time with the launch's block_num (no rebuild when it changes); block b's slice starts
+    at b x per_block_elems."""
+
+    name: str
+    dtype: ElemType
+    per_block_elems: int
+
+
+@dataclass(frozen=True)
 class Launch:
     """Run `kernel` once with block_num blocks: its tensor parameters bound to region tensors or
     workspaces (`tensors`, by name, in parameter order), its scalars to expressions over the
@@ -66,6 +77,7 @@ class DeviceRegion:
     scalars: tuple[sympy.Symbol, ...]
     launches: tuple[Launch, ...]
     workspaces: tuple[Workspace, ...] = ()
+    gm_pipes: tuple[GmPipeBuffer, ...] = ()
 
     @property
     def name(self) -> str:
@@ -81,7 +93,7 @@ class DeviceRegion:
 
     def validate(self) -> None:
         """Raise ValueError if launches bind unknown buffers, the wrong arity or unbound scalars."""
-        buffers = {t.name for t in self.tensors} | {w.name for w in self.workspaces}
+        buffers = {t.name for t in self.tensors} | {w.name for w in self.workspaces} | {g.name for g in self.gm_pipes}
         scalars = {s.name for s in self.scalars}
         for i, launch in enumerate(self.launches):
             k = launch.kernel
@@ -92,6 +104,12 @@ class DeviceRegion:
             unknown = [n for n in launch.tensors if n not in buffers]
             if unknown:
                 raise ValueError(f"{where}: unknown buffer(s) {unknown}; region has {sorted(buffers)}")
+            for pipe in k.pipes:                 # a gm-pipe tensor binds a gm-pipe buffer of its size
+                bound = dict(zip((p.name for p in k.params), launch.tensors)).get(pipe.tensor)
+                gm = next((g for g in self.gm_pipes if g.name == bound), None)
+                if gm is None or gm.per_block_elems != pipe.per_block_elems or gm.dtype != pipe.dtype:
+                    raise ValueError(f"{where}: pipe {pipe.name} needs a gm-pipe buffer of {pipe.per_block_elems} "
+                                     f"{pipe.dtype} per block; {pipe.tensor} is bound to {bound!r}")
             for e in launch.scalars:
                 if free_names(e) - scalars:
                     raise ValueError(f"{where}: scalar {e} uses symbols outside the region's scalars {sorted(scalars)}")
@@ -107,9 +125,13 @@ def c_identifier(text: str) -> str:
 
 
 def single_kernel_region(kernel: TileProgram, graph: str | None = None, index: int = 0) -> DeviceRegion:
-    """A region that launches one kernel: tensors are the kernel's inputs then its outputs,
-    scalars are the kernel's scalars (handy for tests and hand-built programs)."""
+    """A region that launches one kernel: tensors are the kernel's inputs then its outputs (its
+    gm-pipe tensors are gm-pipe buffers of the region), scalars are the kernel's scalars (handy
+    for tests and hand-built programs)."""
+    pipes = {p.tensor for p in kernel.pipes}
     params = [p for p in kernel.params if not p.is_output] + [p for p in kernel.params if p.is_output]
+    params = [p for p in params if p.name not in pipes]
     tensors = tuple(RegionTensor(p.name, p.dtype, p.shape, p.is_output) for p in params)
+    gm_pipes = tuple(GmPipeBuffer(p.tensor, p.dtype, p.per_block_elems) for p in kernel.pipes)
     launch = Launch(kernel, tuple(p.name for p in kernel.params), tuple(kernel.scalars))
-    return DeviceRegion(graph or kernel.graph, index, tensors, tuple(kernel.scalars), (launch,))
+    return DeviceRegion(graph or kernel.graph, index, tensors, tuple(kernel.scalars), (launch,), gm_pipes=gm_pipes)

@@ -8,17 +8,22 @@ Checks (each failure names the kernel, the statement and what to do):
 - every tile is placed (`TASSIGN` offset) 32-byte aligned inside its memory, and tiles that are
   live at the same time do not overlap;
 - each instruction has the operand kinds of its spec, V-ops take only Vec tiles, and the opcode's
-  own rule (verify_rules.py) accepts shapes, dtypes and layouts.
+  own rule (verify_rules.py) accepts shapes, dtypes and layouts;
+- mixed kernels (verify_pipes.py): every tile and instruction sits in a stage of the right core
+  (cube tiles in the cube stage, Vec tiles in the vector stage), pipe slots are used only while
+  held (TALLOC..TPUSH, TPOP..TFREE), the gm-pipe tensor is reached only through its pipe, and no
+  two blocks' gm-pipe slices can overlap.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pto_dynamo.lowering.tile import verify_rules  # noqa: F401  (registers the per-op rules)
+from pto_dynamo.lowering.tile import verify_pipes, verify_rules  # noqa: F401  (registers the per-op rules)
 from pto_dynamo.lowering.tile.capacity import TargetCapacity
 from pto_dynamo.lowering.tile.expr import exprs_equal, free_names
-from pto_dynamo.lowering.tile.ir import (BLOCK_IDX, BLOCK_NUM, FloatImm, GmView, Layout, Let, SerialLoop,
-                                         Stmt, TileDecl, TileInst, TileLoc, TileLoop, TileProgram)
+from pto_dynamo.lowering.tile.ir import (BLOCK_IDX, BLOCK_NUM, SUBBLOCK_IDX, SUBBLOCK_NUM, FloatImm, GmView,
+                                         Layout, Let, Role, SerialLoop, Stage, Stmt, TileDecl, TileInst, TileLoc,
+                                         TileLoop, TileProgram, walk)
 from pto_dynamo.lowering.tile.planner import live_ranges
 from pto_dynamo.lowering.tile.printer import fmt_decl, fmt_expr, fmt_inst
 from pto_dynamo.lowering.tile.specs import GM, TILE, VERIFY_RULES, op_spec
@@ -38,6 +43,8 @@ class VerifyCtx:
     errors: list[str] = field(default_factory=list)
     where: str = ""
     aliases: dict[str, str] = field(default_factory=dict)
+    role: Role | None = None                              # the stage being checked
+    held: set[str] = field(default_factory=set)           # pipe slots held at this point
 
     def error(self, message: str) -> None:
         text = f"kernel {self.program.name}: {self.where}: {message}"
@@ -73,7 +80,7 @@ def verify_program(program: TileProgram, capacity: TargetCapacity | None = None)
 
     Without a capacity, placement is not checked (a program before planning).
     """
-    decls_list = [s for s in _walk_all(program.body) if isinstance(s, TileDecl)]
+    decls_list = [s for s in walk(program.body) if isinstance(s, TileDecl)]
     ctx = VerifyCtx(program, capacity, {d.name: d for d in decls_list})
     _check_params(ctx)
     for d in decls_list:
@@ -82,18 +89,12 @@ def verify_program(program: TileProgram, capacity: TargetCapacity | None = None)
     bound = {s.name for s in program.scalars} | {BLOCK_IDX.name, BLOCK_NUM.name}
     ctx.aliases = program.aliases()
     _check_scopes(ctx, program.body, bound, set(), [0])
+    verify_pipes.check_sharding(ctx)
     if capacity is not None:
         _check_placement(ctx)
     if ctx.errors:
         raise TileVerificationError(f"{len(ctx.errors)} error(s) in tile program {program.name}:\n  "
                                     + "\n  ".join(ctx.errors))
-
-
-def _walk_all(body):
-    for s in body:
-        yield s
-        if isinstance(s, (TileLoop, SerialLoop)):
-            yield from _walk_all(s.body)
 
 
 def _check_params(ctx: VerifyCtx) -> None:
@@ -149,6 +150,7 @@ def _check_scopes(ctx: VerifyCtx, body: tuple[Stmt, ...], bound: set[str], tiles
                 ctx.error(f"tile {s.name} declared twice")
             # a TRESHAPE alias becomes usable at its TRESHAPE, a placed tile at its declaration
             (declared if s.name in ctx.aliases else tiles).add(s.name)
+            verify_pipes.check_decl_stage(ctx, s)
         elif isinstance(s, Let):
             ctx.where = f"{s.var.name} = {fmt_expr(s.value)}"
             _check_exprs(ctx, (s.value,), bound)
@@ -163,6 +165,17 @@ def _check_scopes(ctx: VerifyCtx, body: tuple[Stmt, ...], bound: set[str], tiles
             if isinstance(s, SerialLoop) and s.step < 1:
                 ctx.error(f"loop step {s.step} must be positive")
             _check_scopes(ctx, s.body, bound | {s.var.name}, tiles, counter, declared)
+        elif isinstance(s, Stage):
+            ctx.where = f"{s.role.value} stage"
+            if ctx.role is not None:
+                ctx.error("stages do not nest")
+            ctx.role, ctx.held = s.role, set()
+            inner = {SUBBLOCK_IDX.name, SUBBLOCK_NUM.name} if s.role is Role.VECTOR else set()
+            _check_scopes(ctx, s.body, bound | inner, tiles, counter, declared)
+            if ctx.held:
+                ctx.where = f"{s.role.value} stage"
+                ctx.error(f"slot(s) {sorted(ctx.held)} still held at the end of the stage (add TPUSH / TFREE)")
+            ctx.role, ctx.held = None, set()
         elif isinstance(s, TileInst):
             counter[0] += 1
             ctx.where = f"instruction #{counter[0]} `{fmt_inst(s)}`"
@@ -185,6 +198,7 @@ def _check_inst(ctx: VerifyCtx, inst: TileInst, bound: set[str], tiles: set[str]
                   f"tile(s); got {len(inst.outs)}, {len(inst.ins)}, {len(inst.tmps)}")
         return
     operands += [(TILE, t) for t in inst.tmps]
+    verify_pipes.check_inst_stage(ctx, inst)
     ok = all([_check_operand(ctx, spec, kind, o, bound, tiles) for kind, o in operands])
     if not ok:
         return
@@ -212,10 +226,12 @@ def _check_operand(ctx: VerifyCtx, spec, kind: str, o, bound: set[str], tiles: s
             ctx.error(f"operand {o!r} must be a global tensor view")
             return False
         _check_exprs(ctx, o.exprs(), bound)
+        if o.tensor in ctx.program.slots():
+            return verify_pipes.check_slot_view(ctx, o)
         if o.tensor not in {p.name for p in ctx.program.params}:
             ctx.error(f"{o.tensor} is not a tensor parameter of the kernel")
             return False
-        return True
+        return verify_pipes.check_param_view(ctx, o)
     if not isinstance(o, FloatImm):
         ctx.error(f"operand {o!r} must be a scalar")
         return False

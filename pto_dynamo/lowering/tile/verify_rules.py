@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pto_dynamo.lowering.tile.dtypes import BF16, F16, F32, I8, I16, I32, U8
 from pto_dynamo.lowering.tile.expr import exprs_equal
-from pto_dynamo.lowering.tile.ir import GmView, Layout, TileInst, TileLoc
+from pto_dynamo.lowering.tile.ir import GmView, Layout, Role, TileInst, TileLoc
 from pto_dynamo.lowering.tile.ops import CMP_MODES, ROUND_MODES
 from pto_dynamo.lowering.tile.printer import fmt_expr
 from pto_dynamo.lowering.tile.specs import ops_of_family, verify_rule
@@ -85,9 +85,9 @@ def _convert(inst: TileInst, ctx) -> None:
 
 
 def _check_view_matches(ctx, tile, view: GmView, verb: str) -> None:
-    param = ctx.program.param(view.tensor)
-    if param.dtype != tile.dtype and not (tile.loc is TileLoc.Acc and verb == "store"):
-        ctx.error(f"{verb}: tile {tile.name} is {tile.dtype} but tensor {view.tensor} is {param.dtype} "
+    gm_dtype = ctx.program.gm_dtype(view.tensor)
+    if gm_dtype != tile.dtype and not (tile.loc is TileLoc.Acc and verb == "store"):
+        ctx.error(f"{verb}: tile {tile.name} is {tile.dtype} but tensor {view.tensor} is {gm_dtype} "
                   f"(TLOAD/TSTORE do not convert; add a TCVT)")
     if not (exprs_equal(view.rows, tile.valid_rows) and exprs_equal(view.cols, tile.valid_cols)):
         ctx.error(f"{verb}: the global view is {fmt_expr(view.rows)} x {fmt_expr(view.cols)} but tile {tile.name}'s "
@@ -119,13 +119,16 @@ def _load(inst: TileInst, ctx) -> None:
 @verify_rule("TSTORE")
 def _store(inst: TileInst, ctx) -> None:
     view, src = inst.outs[0], ctx.tile(inst.ins[0])
-    param = ctx.program.param(view.tensor)
-    if not param.is_output:
+    slot = ctx.program.slots().get(view.tensor)
+    if slot is not None and slot[1] is not Role.CUBE:
+        ctx.error(f"TSTORE into {view.tensor}: the vector side of pipe {slot[0].name} only reads its slots")
+    if slot is None and not ctx.program.param(view.tensor).is_output:
         ctx.error(f"TSTORE into {view.tensor}, which is not an output parameter of the kernel")
+    gm_dtype = ctx.program.gm_dtype(view.tensor)
     if src.loc is TileLoc.Acc:
-        ok = (src.dtype == F32 and param.dtype in (F32, F16, BF16)) or (src.dtype == I32 and param.dtype == I32)
+        ok = (src.dtype == F32 and gm_dtype in (F32, F16, BF16)) or (src.dtype == I32 and gm_dtype == I32)
         if not ok:
-            ctx.error(f"TSTORE from Acc converts f32 -> f32/f16/bf16 or i32 -> i32; not {src.dtype} -> {param.dtype}")
+            ctx.error(f"TSTORE from Acc converts f32 -> f32/f16/bf16 or i32 -> i32; not {src.dtype} -> {gm_dtype}")
     elif src.loc not in (TileLoc.Vec, TileLoc.Mat):
         ctx.error(f"TSTORE reads Vec, Mat or Acc tiles; {src.name} is a {src.loc.name} tile")
     _check_view_matches(ctx, src, view, "store")

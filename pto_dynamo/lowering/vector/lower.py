@@ -7,10 +7,12 @@ import sympy
 from pto_dynamo.graph.ir import Graph, TensorMeta
 from pto_dynamo.lowering.partition import DeviceRegion as PartitionRegion
 from pto_dynamo.lowering.cube.tiling import tile_matmul
-from pto_dynamo.lowering.tile import DeviceRegion, Launch, RegionTensor, Workspace, elem_type, sym
+from pto_dynamo.lowering.mixed.epilogue import MixedPlan, fuse_epilogues
+from pto_dynamo.lowering.mixed.tiling import mm_name, tile_mixed
+from pto_dynamo.lowering.tile import DeviceRegion, GmPipeBuffer, Launch, RegionTensor, Workspace, elem_type, sym
 from pto_dynamo.lowering.tile.capacity import TargetCapacity
 from pto_dynamo.lowering.tile.region import c_identifier
-from pto_dynamo.lowering.vector.fusion import plan_region
+from pto_dynamo.lowering.vector.fusion import KernelPlan, RegionPlan, plan_region
 from pto_dynamo.lowering.vector.tiling import normalize_expr, tile_kernel
 
 
@@ -23,27 +25,51 @@ def kernel_name(parts: list[str], index: int) -> str:
     return "pto_vec_" + "_".join(parts[:5] or ["copy"]) + f"_{index}"
 
 
+def _tile_cube(k: KernelPlan, plan: RegionPlan, label: str, capacity: TargetCapacity):
+    """A cube kernel: pto_cube_mm_<i>, pto_cube_bmm_<i>."""
+    op, what = k.nodes[0], k.nodes[0].target.__name__.split(".")[0]
+    return tile_matmul(k.matmul, plan.values, f"pto_cube_{what}_{k.index}", label, capacity, f"{op.name} = {what}")
+
+
+def _tile_vector(k: KernelPlan, plan: RegionPlan, label: str, capacity: TargetCapacity):
+    program, tiler = tile_kernel(k, plan.values, kernel_name(k.name_parts(), k.index), label, capacity)
+    return program, list(tiler.params)
+
+
+def _tile_mixed(k: MixedPlan, plan: RegionPlan, label: str, capacity: TargetCapacity):
+    """A mixed kernel: pto_mixed_mm_silu_mul_<i>."""
+    parts = [mm_name(mm) for _, mm in k.matmuls][:2] + k.epilogue.name_parts()[:4]
+    program, tiler = tile_mixed(k, plan.values, "pto_mixed_" + "_".join(parts) + f"_{k.index}", label, capacity)
+    return program, list(tiler.params)
+
+
+def _tiler_of(k):
+    if isinstance(k, MixedPlan):
+        return _tile_mixed
+    return _tile_cube if k.matmul is not None else _tile_vector
+
+
 def lower_vector_region(graph: Graph, region: PartitionRegion, scalar_names: tuple[str, ...], label: str,
                         capacity: TargetCapacity) -> DeviceRegion:
     """The tile DeviceRegion of `region`; `label` (stable across processes) names it."""
     plan = plan_region(graph, list(region.nodes), region.inputs, region.outputs)
-    launches = []
-    for k in plan.kernels:
-        if k.matmul is not None:                           # a cube kernel: pto_cube_mm_<i>, pto_cube_bmm_<i>
-            op, what = k.nodes[0], k.nodes[0].target.__name__.split(".")[0]
-            program, buffers = tile_matmul(k.matmul, plan.values, f"pto_cube_{what}_{k.index}", label, capacity,
-                                           f"{op.name} = {what}")
-        else:
-            program, tiler = tile_kernel(k, plan.values, kernel_name(k.name_parts(), k.index), label, capacity)
-            buffers = list(tiler.params)
-        tensors = tuple(c_identifier(buf) for buf in buffers)
-        launches.append(Launch(program, tensors, tuple(program.scalars)))
+    kernels, plan = fuse_epilogues(plan)
+    launches, gm_pipes = [], []
+    for k in kernels:
+        program, buffers = _tiler_of(k)(k, plan, label, capacity)
+        bound = {c_identifier(buf): c_identifier(buf) for buf in buffers}   # tensor parameter -> region buffer
+        for pipe in program.pipes:               # each mixed kernel's gm-pipe: a buffer of its own
+            gm = GmPipeBuffer(f"{pipe.tensor}_{k.index}", pipe.dtype, pipe.per_block_elems)
+            gm_pipes.append(gm)
+            bound[pipe.tensor] = gm.name
+        launches.append(Launch(program, tuple(bound[p.name] for p in program.params), tuple(program.scalars)))
     tensors = tuple(RegionTensor(c_identifier(n), elem_type(plan.buffers[n].dtype), plan.buffers[n].shape)
                     for n in region.inputs) + \
         tuple(RegionTensor(c_identifier(n), elem_type(plan.buffers[n].dtype), plan.buffers[n].shape, is_output=True)
               for n in region.outputs)
     workspaces = tuple(Workspace(c_identifier(n), elem_type(plan.buffers[n].dtype), storage_numel(plan.buffers[n]))
                        for n in plan.workspaces)
-    out = DeviceRegion(label, region.index, tensors, tuple(sym(n) for n in scalar_names), tuple(launches), workspaces)
+    out = DeviceRegion(label, region.index, tensors, tuple(sym(n) for n in scalar_names), tuple(launches), workspaces,
+                       tuple(gm_pipes))
     out.validate()
     return out

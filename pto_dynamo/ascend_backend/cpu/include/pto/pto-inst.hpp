@@ -12,3 +12,4 @@
 #include "pto/cpu/compare.hpp"
 #include "pto/cpu/matmul.hpp"
 #include "pto/cpu/gather.hpp"
+#include "pto/cpu/pipe.hpp"

@@ -1,14 +1,20 @@
 // pto_dynamo CPU target: what orchestration functions use (docs/device_abi.md "Orchestration"):
 // PTO_LAUNCH runs a kernel's SPMD blocks on the process's OpenMP pool (inside torch: torch's
 // libgomp, so torch.set_num_threads governs it), pto_workspace hands out scratch memory.
+// PTO_LAUNCH_MIXED runs a mixed kernel's blocks as clusters (pipe.hpp) and pto_gm_pipe hands out
+// its gm-pipe buffer, block_num x per_block_bytes, registered for the slot-ownership check.
 #pragma once
 #include <cstdint>
 #include <cstddef>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
+#include <thread>
 #include <vector>
 #include <omp.h>
 #include "pto/cpu/common.hpp"
 #include "pto/cpu/state.hpp"
+#include "pto/cpu/pipe.hpp"
 
 #pragma GCC visibility push(hidden)
 namespace pto::cpu {
@@ -33,6 +39,78 @@ template <typename Body> inline void launch_blocks(int32_t block_num, Body&& bod
 #pragma omp for schedule(dynamic, 1)
     for (int32_t b = 0; b < block_num; ++b) { t_block_idx = b; body(b); }
   }
+}
+
+// Deal blocks [0, block_num) to the OpenMP pool as launch_blocks does, without touching the
+// thread's block state (run_block sets it).
+template <typename RunBlock> inline void deal_blocks(int32_t block_num, RunBlock&& run_block) {
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (threads <= 1 || block_num <= 1) {
+    for (int32_t b = 0; b < block_num; ++b) run_block(b);
+    return;
+  }
+  const int team = threads < block_num ? threads : block_num;
+#pragma omp parallel for num_threads(team) schedule(dynamic, 1)
+  for (int32_t b = 0; b < block_num; ++b) run_block(b);
+}
+
+// The calling thread plays `role` (sub-block `sub` of `subs`) of block `block` in cluster `cl`
+// for the lifetime of this object.
+struct RoleScope {
+  int32_t idx, num, sub, subs;
+  int role;
+  Cluster* cl;
+  RoleScope(int32_t block, int32_t block_num, int r, int32_t s, int32_t ss, Cluster* c)
+      : idx(t_block_idx), num(t_block_num), sub(t_subblock_idx), subs(t_subblock_num), role(t_role), cl(t_cluster) {
+    t_block_idx = block; t_block_num = block_num; t_role = r; t_subblock_idx = s; t_subblock_num = ss; t_cluster = c;
+  }
+  ~RoleScope() {
+    t_block_idx = idx; t_block_num = num; t_role = role; t_subblock_idx = sub; t_subblock_num = subs; t_cluster = cl;
+  }
+};
+
+// Faithful mode of mixed kernels: PTO_CPU_MIXED=faithful (read at every launch).
+inline bool faithful_mixed() {
+  const char* mode = std::getenv("PTO_CPU_MIXED");
+  return mode != nullptr && std::strcmp(mode, "faithful") == 0;
+}
+
+// Run a mixed kernel: body(block) once per role of every block's cluster (pipe.hpp). Fused mode:
+// one thread plays all roles of a block. Faithful mode: the cube role on the dealing thread (so a
+// BLAS call inside TMATMUL stays single-threaded as in launch_blocks) and AIV0/AIV1 on two threads
+// of their own. Returns 0, or -1 when a block raised a kernel error (pto_last_error() says which).
+template <typename Body> inline int launch_mixed_blocks(int32_t block_num, Body&& body) {
+  {
+    std::lock_guard<std::mutex> guard(g_error.lock);
+    g_error.pending = false;
+    g_error.message.clear();
+  }
+  const bool faithful = faithful_mixed();
+  deal_blocks(block_num, [&](int32_t b) {
+    Cluster cl;
+    cl.consumers = faithful ? 2 : 1;
+    cl.threaded = faithful;
+    auto play = [&](int role, int32_t sub) {
+      RoleScope scope(b, block_num, role, sub, faithful ? 2 : 1, &cl);
+      try {
+        body(b);
+      } catch (const KernelAbort&) {
+        std::lock_guard<std::mutex> guard(cl.lock);
+        cl.aborted = true;
+        cl.cv.notify_all();
+      }
+    };
+    if (!faithful) {
+      play(kRoleAll, 0);
+      return;
+    }
+    std::thread aiv0(play, kRoleVector, 0), aiv1(play, kRoleVector, 1);
+    play(kRoleCube, 0);
+    aiv0.join();
+    aiv1.join();
+  });
+  std::lock_guard<std::mutex> guard(g_error.lock);
+  return g_error.pending ? -1 : 0;
 }
 
 // Grow-only scratch buffers, one per slot, per loaded library. Growth is geometric (x1.5) so a
@@ -68,10 +146,33 @@ inline void* pto_workspace(int64_t slot, int64_t bytes) {
   }
   return ws.slots[s];
 }
+
+// The gm-pipe buffer of workspace slot `slot`: block_num slices of per_block_bytes, registered so
+// that every TALLOC/TPOP checks the slot it gets against the calling block's slice.
+inline void* pto_gm_pipe(int64_t slot, int32_t block_num, int64_t per_block_bytes) {
+  void* p = pto_workspace(slot, static_cast<int64_t>(block_num) * per_block_bytes);
+  auto& reg = pto::cpu::g_gm_pipes;
+  std::lock_guard<std::mutex> guard(reg.lock);
+  const std::size_t s = static_cast<std::size_t>(slot);
+  if (reg.buffers.size() <= s) reg.buffers.resize(s + 1, pto::cpu::GmPipeBuffer{nullptr, 0, 0});
+  reg.buffers[s] = pto::cpu::GmPipeBuffer{static_cast<const unsigned char*>(p),
+                                          static_cast<std::size_t>(per_block_bytes), block_num};
+  return p;
+}
 #pragma GCC visibility pop
+
+// The message of the last kernel error of this library (empty if none), for the host's exception.
+extern "C" __attribute__((weak, visibility("default"))) const char* pto_last_error() {
+  return pto::cpu::g_error.message.c_str();
+}
 
 // PTO_LAUNCH(kernel, block_num, args...) launches kernel(args..., block_num) once with block_num
 // SPMD blocks.
 #define PTO_LAUNCH(kernel, block_num, ...)                                                     \
   ::pto::cpu::launch_blocks(static_cast<int32_t>(block_num),                                   \
                             [&](int32_t) { kernel(__VA_ARGS__ __VA_OPT__(, ) static_cast<int32_t>(block_num)); })
+// PTO_LAUNCH_MIXED(kernel, block_num, args...): the same for a mixed kernel; evaluates to 0, or -1
+// when a block raised a kernel error.
+#define PTO_LAUNCH_MIXED(kernel, block_num, ...)                                               \
+  ::pto::cpu::launch_mixed_blocks(static_cast<int32_t>(block_num),                             \
+                                  [&](int32_t) { kernel(__VA_ARGS__ __VA_OPT__(, ) static_cast<int32_t>(block_num)); })

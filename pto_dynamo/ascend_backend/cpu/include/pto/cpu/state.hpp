@@ -10,6 +10,14 @@ namespace pto::cpu {
 inline thread_local int32_t t_block_idx = 0;
 inline thread_local int32_t t_block_num = 1;
 
+// The cluster role(s) the calling thread plays in a mixed kernel (pipe.hpp): every role (vector
+// kernels, and the fused mode of mixed ones), or one of the cube core and the vector cores, and
+// which vector core of how many (get_subblockid / get_subblockdim).
+constexpr int kRoleCube = 1, kRoleVector = 2, kRoleAll = kRoleCube | kRoleVector;
+inline thread_local int t_role = kRoleAll;
+inline thread_local int32_t t_subblock_idx = 0;
+inline thread_local int32_t t_subblock_num = 1;
+
 // On-chip memories of one simulated core, one set per thread (manual TASSIGN placement).
 // Capacities: the A2A3 ones for UB and the small buffers, 4x A2A3's for the cube memories (the cpu
 // target's CPU_CAPACITY in lowering/tile/capacity.py; A2A3-sized programs fit too).
@@ -62,8 +70,12 @@ inline unsigned char* arena(TileType loc) {
 #pragma GCC visibility push(hidden)
 PTO_INLINE int32_t get_block_idx() { return pto::cpu::t_block_idx; }
 PTO_INLINE int32_t get_block_num() { return pto::cpu::t_block_num; }
-PTO_INLINE int32_t get_subblockid() { return 0; }
-PTO_INLINE int32_t get_subblockdim() { return 1; }
+PTO_INLINE int32_t get_subblockid() { return pto::cpu::t_subblock_idx; }
+PTO_INLINE int32_t get_subblockdim() { return pto::cpu::t_subblock_num; }
+// Whether the calling core runs a mixed kernel's cube / vector stage (on the device: the
+// __DAV_CUBE__ / __DAV_VEC__ compilation of the kernel).
+#define PTO_STAGE_CUBE ((::pto::cpu::t_role & ::pto::cpu::kRoleCube) != 0)
+#define PTO_STAGE_VECTOR ((::pto::cpu::t_role & ::pto::cpu::kRoleVector) != 0)
 
 // ---- pipes and events: no-ops on the CPU ---------------------------------------------------
 enum pipe_t { PIPE_S, PIPE_V, PIPE_M, PIPE_MTE1, PIPE_MTE2, PIPE_MTE3, PIPE_FIX, PIPE_ALL };

@@ -1,0 +1,196 @@
+// pto_dynamo CPU target: cube -> vector pipes of mixed kernels (pto_isa.md §3.8): TPipe, TALLOC,
+// TPUSH, TPOP, TFREE in their GM-slot form, the cluster roles, and the gm-pipe ownership check.
+//
+// A mixed kernel runs per block as one cluster: a cube role and the vector roles (AIV0, AIV1).
+//   fused mode (default): one thread plays every role of a block in program order, as the only
+//     vector core (get_subblockdim() == 1); a wait that could never end is a deadlock and fails.
+//   faithful mode (PTO_CPU_MIXED=faithful): the cube role and two vector roles run on three
+//     threads exchanging slots through a real ring with waits; each vector role takes its share of
+//     the rows by get_subblockid() (pto-runtime.hpp launch_mixed_blocks).
+// The ring of a pipe lives in the block's slice of a gm-pipe buffer that the orchestration
+// allocated with pto_gm_pipe(block_num x per_block_bytes). Every slot TALLOC or TPOP hands out is
+// checked against the registered buffers: a slot in another block's slice is an ownership
+// violation, reported as the kernel's error (the region call raises) instead of corrupting data.
+#pragma once
+#include <condition_variable>
+#include <cstdio>
+#include <mutex>
+#include <string>
+#include <vector>
+#include "pto/cpu/state.hpp"
+#include "pto/cpu/tile.hpp"
+
+#pragma GCC visibility push(hidden)
+
+namespace pto {
+enum Direction : uint8_t { DIR_C2V = 1, DIR_V2C = 2, DIR_BOTH = 3, DIR_V2C_CTRL = 4 };
+enum class TileSplitAxis { TILE_NO_SPLIT, TILE_UP_DOWN, TILE_LEFT_RIGHT };
+}  // namespace pto
+
+namespace pto::cpu {
+// ---- errors raised inside kernels ----------------------------------------------------------------
+// The first error of a launch is kept here; the orchestration returns an error code when it is set
+// (PTO_CHECK_LAUNCH) and the host reads the text through pto_last_error().
+struct KernelAbort {};
+struct ErrorState {
+  std::mutex lock;
+  std::string message;
+  bool pending = false;
+};
+inline ErrorState g_error;
+
+[[noreturn]] inline void kernel_error(const std::string& message) {
+  {
+    std::lock_guard<std::mutex> guard(g_error.lock);
+    if (!g_error.pending) {
+      g_error.pending = true;
+      g_error.message = message;
+    }
+  }
+  throw KernelAbort{};
+}
+
+// ---- gm-pipe buffers and their owners --------------------------------------------------------------
+struct GmPipeBuffer {
+  const unsigned char* base;
+  std::size_t per_block_bytes;
+  int32_t block_num;
+};
+struct GmPipeRegistry {
+  std::mutex lock;
+  std::vector<GmPipeBuffer> buffers;   // one per gm-pipe workspace slot (index = slot)
+};
+inline GmPipeRegistry g_gm_pipes;
+
+// The calling block must own [p, p + bytes): the bytes lie in one registered gm-pipe buffer, inside
+// the slice of block get_block_idx().
+inline void check_slot_owner(const char* op, int flag, const void* p, std::size_t bytes) {
+  const auto* q = static_cast<const unsigned char*>(p);
+  std::lock_guard<std::mutex> guard(g_gm_pipes.lock);
+  for (const GmPipeBuffer& b : g_gm_pipes.buffers) {
+    const std::size_t total = b.per_block_bytes * static_cast<std::size_t>(b.block_num);
+    if (b.base == nullptr || q < b.base || q >= b.base + total) continue;
+    const std::size_t off = static_cast<std::size_t>(q - b.base);
+    const std::size_t owner = off / b.per_block_bytes;
+    if (owner == static_cast<std::size_t>(t_block_idx) && off + bytes <= (owner + 1) * b.per_block_bytes) return;
+    char text[320];
+    std::snprintf(text, sizeof text,
+                  "gm-pipe ownership violation: %s on pipe %d of block %d got the slot at byte %zu of a gm-pipe "
+                  "buffer of %d x %zu bytes, in block %zu's slice; each block must offset its pipe by "
+                  "block_idx x per_block_bytes",
+                  op, flag, t_block_idx, off, b.block_num, b.per_block_bytes, owner);
+    kernel_error(text);
+  }
+  char text[200];
+  std::snprintf(text, sizeof text, "gm-pipe: %s on pipe %d of block %d got a slot outside every gm-pipe buffer",
+                op, flag, t_block_idx);
+  kernel_error(text);
+}
+
+// ---- one block's cluster: the rings of its pipes -----------------------------------------------------
+constexpr int kMaxPipes = 16;   // hardware flag ids per cluster
+struct Ring {
+  int64_t allocated = 0, pushed = 0;
+  int64_t popped[2] = {0, 0}, freed[2] = {0, 0};
+  int64_t min_freed(int consumers) const { return consumers == 2 && freed[1] < freed[0] ? freed[1] : freed[0]; }
+};
+struct Cluster {
+  std::mutex lock;
+  std::condition_variable cv;
+  Ring rings[kMaxPipes];
+  int consumers = 1;        // vector roles popping every slot: 1 (fused) or 2 (faithful)
+  bool threaded = false;    // faithful: roles on their own threads, waits really wait
+  bool aborted = false;     // a role failed: the others stop waiting
+
+  // Wait until ready(); in fused mode an unready wait is a deadlock of the program.
+  template <typename Ready> void wait(std::unique_lock<std::mutex>& held, const char* op, int flag, Ready ready) {
+    if (!threaded) {
+      if (!ready()) {
+        held.unlock();
+        kernel_error(std::string("mixed kernel deadlock: ") + op + " on pipe " + std::to_string(flag) +
+                     " can never proceed (the stages of a block run in program order)");
+      }
+      return;
+    }
+    cv.wait(held, [&] { return aborted || ready(); });
+    if (aborted) throw KernelAbort{};
+  }
+};
+inline thread_local Cluster* t_cluster = nullptr;
+
+inline Cluster& cluster() {
+  PTO_CHECK(t_cluster != nullptr, "a pipe instruction outside a mixed-kernel launch (PTO_LAUNCH_MIXED)");
+  return *t_cluster;
+}
+}  // namespace pto::cpu
+
+namespace pto {
+// TPipe over this block's slice of a gm-pipe buffer: SlotNum slots of SlotSize bytes.
+template <uint8_t FlagID, uint8_t DirType, uint32_t SlotSize, uint32_t SlotNum, uint32_t LocalSlotNum = 2,
+          bool IsNoSplit = false, bool EN_UNIT_FLAG = false>
+struct TPipe {
+  static_assert(FlagID < cpu::kMaxPipes, "TPipe: FlagID must be < 16");
+  static_assert(DirType == DIR_C2V, "cpu target: only cube -> vector pipes (DIR_C2V)");
+  static constexpr uint8_t kFlag = FlagID;
+  static constexpr uint32_t kSlotBytes = SlotSize, kSlotNum = SlotNum;
+  unsigned char* slots;
+  PTO_INLINE TPipe(__gm__ void* gmSlotBuffer, uint32_t /*c2vConsumerUbAddr*/, uint32_t /*v2cConsumerL1Addr*/)
+      : slots(static_cast<unsigned char*>(gmSlotBuffer)) {}
+  PTO_INLINE unsigned char* slot(int64_t seq) const { return slots + (seq % SlotNum) * SlotSize; }
+};
+
+// Producer (cube): wait for a free slot and point `gm` at it.
+template <typename Pipe, typename GmT, TileSplitAxis Split = TileSplitAxis::TILE_NO_SPLIT>
+inline RecordEvent TALLOC(Pipe& pipe, GmT& gm) {
+  auto& cl = cpu::cluster();
+  std::unique_lock<std::mutex> held(cl.lock);
+  cpu::Ring& ring = cl.rings[Pipe::kFlag];
+  cl.wait(held, "TALLOC", Pipe::kFlag, [&] { return ring.allocated - ring.min_freed(cl.consumers) < Pipe::kSlotNum; });
+  unsigned char* p = pipe.slot(ring.allocated++);
+  held.unlock();
+  cpu::check_slot_owner("TALLOC", Pipe::kFlag, p, Pipe::kSlotBytes);
+  gm = GmT(reinterpret_cast<typename GmT::DType*>(p));
+  return {};
+}
+
+// Producer (cube): commit the slot to the vector roles.
+template <typename Pipe, typename GmT, TileSplitAxis Split = TileSplitAxis::TILE_NO_SPLIT>
+inline RecordEvent TPUSH(Pipe&, GmT&) {
+  auto& cl = cpu::cluster();
+  {
+    std::lock_guard<std::mutex> held(cl.lock);
+    ++cl.rings[Pipe::kFlag].pushed;
+  }
+  if (cl.threaded) cl.cv.notify_all();
+  return {};
+}
+
+// Consumer (vector role get_subblockid()): wait for the next committed slot and point `gm` at it.
+template <typename Pipe, typename GmT, TileSplitAxis Split = TileSplitAxis::TILE_NO_SPLIT>
+inline RecordEvent TPOP(Pipe& pipe, GmT& gm) {
+  auto& cl = cpu::cluster();
+  const int sub = cpu::t_subblock_idx;
+  std::unique_lock<std::mutex> held(cl.lock);
+  cpu::Ring& ring = cl.rings[Pipe::kFlag];
+  cl.wait(held, "TPOP", Pipe::kFlag, [&] { return ring.popped[sub] < ring.pushed; });
+  unsigned char* p = pipe.slot(ring.popped[sub]++);
+  held.unlock();
+  cpu::check_slot_owner("TPOP", Pipe::kFlag, p, Pipe::kSlotBytes);
+  gm = GmT(reinterpret_cast<typename GmT::DType*>(p));
+  return {};
+}
+
+// Consumer: give the slot back (free once every vector role gave it back).
+template <typename Pipe, typename GmT, TileSplitAxis Split = TileSplitAxis::TILE_NO_SPLIT>
+inline RecordEvent TFREE(Pipe&, GmT&) {
+  auto& cl = cpu::cluster();
+  {
+    std::lock_guard<std::mutex> held(cl.lock);
+    ++cl.rings[Pipe::kFlag].freed[cpu::t_subblock_idx];
+  }
+  if (cl.threaded) cl.cv.notify_all();
+  return {};
+}
+}  // namespace pto
+
+#pragma GCC visibility pop
