@@ -6,7 +6,7 @@ are registered per opcode with `@render_rule`; tests check that every opcode has
 from __future__ import annotations
 
 from pto_dynamo.ascend_backend.render.cpp import cexpr, cpp_type, pipe_type, slot_type
-from pto_dynamo.lowering.tile.ir import Role, TileInst
+from pto_dynamo.lowering.tile.ir import TileInst
 from pto_dynamo.lowering.tile.specs import lookup_rule, make_rule_registry, ops_of_family
 
 RENDER_RULES, render_rule = make_rule_registry("render")
@@ -117,10 +117,10 @@ def _select_scalar(inst: TileInst, ctx) -> list[str]:
 
 @render_rule("TALLOC", "TPOP")
 def _pipe_acquire(inst: TileInst, ctx) -> list[str]:
-    """`TALLOC<Pipe, GmSlot, Split>(pipe, slot_gm)` (cube) / `TPOP<...>` (vector): wait for a slot
-    and bind it; the slot's base pointer is what the stage's GmViews of the slot offset from."""
+    """`TALLOC<Pipe, GmSlot, Split>(pipe, slot_gm)` (producer) / `TPOP<...>` (consumer): wait for a
+    slot and bind it; the slot's base pointer is what the stage's GmViews of the slot offset from."""
     pipe = ctx.program.pipe(inst.attr("pipe"))
-    slot = pipe.slot(Role.CUBE if inst.op == "TALLOC" else Role.VECTOR)
+    slot = pipe.slot(pipe.producer if inst.op == "TALLOC" else pipe.consumer)
     args = f"{pipe_type(pipe)}, {slot_type(pipe)}, TileSplitAxis::TILE_NO_SPLIT"
     return [f"{slot_type(pipe)} {slot}_gm;",
             f"{inst.op}<{args}>({pipe.name}, {slot}_gm);",
@@ -129,8 +129,8 @@ def _pipe_acquire(inst: TileInst, ctx) -> list[str]:
 
 @render_rule("TPUSH", "TFREE")
 def _pipe_release(inst: TileInst, ctx) -> list[str]:
-    """`TPUSH<Pipe, GmSlot, Split>(pipe, slot_gm)` (cube commits) / `TFREE<...>` (vector frees)."""
+    """`TPUSH<Pipe, GmSlot, Split>(pipe, slot_gm)` (producer commits) / `TFREE<...>` (consumer frees)."""
     pipe = ctx.program.pipe(inst.attr("pipe"))
-    slot = pipe.slot(Role.CUBE if inst.op == "TPUSH" else Role.VECTOR)
+    slot = pipe.slot(pipe.producer if inst.op == "TPUSH" else pipe.consumer)
     args = f"{pipe_type(pipe)}, {slot_type(pipe)}, TileSplitAxis::TILE_NO_SPLIT"
     return [f"{inst.op}<{args}>({pipe.name}, {slot}_gm);"]

@@ -104,6 +104,9 @@ def render_kernel(program: TileProgram, *, emit_sync: bool = True) -> KernelSour
     lines = [_signature(program) + " {"]
     lines += ["  " + a for a in _aliases(program, decls)]
     lines.append("  const int64_t block_idx = get_block_idx();")
+    if program.pipes:     # a mixed kernel: which vector core runs this (the cube core reads 0 of n)
+        lines += ["  const int64_t subblock_idx = get_subblockid();",
+                  "  const int64_t subblock_num = get_subblockdim();"]
     for flag, pipe in enumerate(program.pipes):      # hardware flag ids, one per pipe
         lines += ["  " + line for line in _pipe_lines(pipe, flag)]
     body, _ = _stmts(ctx, program.body, None)
@@ -115,9 +118,10 @@ def render_kernel(program: TileProgram, *, emit_sync: bool = True) -> KernelSour
 def _pipe_lines(pipe: Pipe, flag: int) -> list[str]:
     """The TPipe of `pipe` over this block's slice of its gm-pipe tensor, and its slot type."""
     n, ct = pipe.slot_elems, cpp_type(pipe.dtype)
-    return [f"// {pipe.name}: cube -> vector FIFO of {pipe.slot_num} slots x {n} {ct} in this block's slice of "
-            f"{pipe.tensor}",
-            f"using {pipe_type(pipe)} = TPipe<{flag}, Direction::DIR_C2V, {n * pipe.dtype.itemsize}, {pipe.slot_num}>;",
+    return [f"// {pipe.name}: {pipe.producer.value} -> {pipe.consumer.value} FIFO of {pipe.slot_num} slots x {n} {ct} "
+            f"in this block's slice of {pipe.tensor}",
+            f"using {pipe_type(pipe)} = TPipe<{flag}, Direction::{pipe.direction.value}, {n * pipe.dtype.itemsize}, "
+            f"{pipe.slot_num}>;",
             f"using {slot_type(pipe)} = GlobalTensor<{ct}, Shape<1, 1, 1, 1, {n}>, Stride<{n}, {n}, {n}, {n}, 1>, "
             f"Layout::ND>;",
             f"{pipe_type(pipe)} {pipe.name}({pipe.tensor} + {cexpr(pipe.base)}, 0, 0);"]
@@ -186,9 +190,7 @@ def _stage(ctx: KernelRenderCtx, s: Stage, pipe: str | None) -> tuple[list[str],
     if s.role is Role.CUBE:
         out = ["if (PTO_STAGE_CUBE) {  // cube stage (AIC)"]
     else:
-        out = ["if (PTO_STAGE_VECTOR) {  // vector stage (AIV0, AIV1: rows by subblock_idx)",
-               "  const int64_t subblock_idx = get_subblockid();",
-               "  const int64_t subblock_num = get_subblockdim();"]
+        out = ["if (PTO_STAGE_VECTOR) {  // vector stage (AIV0, AIV1: rows by subblock_idx)"]
     body, last = _stmts(ctx, s.body, pipe)
     out += ["  " + line for line in body]
     if ctx.emit_sync and last is not None:

@@ -49,7 +49,7 @@ def _readers(kernels: list[KernelPlan], buffer: str) -> list[int]:
 def _epilogue_inputs(v: KernelPlan, pos: int, kernels, cube_of, plan: RegionPlan) -> list[tuple[str, str]]:
     """(value, matmul result buffer) of each matmul result vector kernel `v` (at position `pos`)
     can take over, [] if none."""
-    if v.matmul is not None or v.has_reduction or v.tables or not v.nodes:
+    if v.opaque or v.has_reduction or v.tables or not v.nodes:
         return []
     taken: list[tuple[str, str]] = []
     for (value, dmap), access in v.loads.items():

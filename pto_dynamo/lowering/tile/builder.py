@@ -19,7 +19,7 @@ import sympy
 
 from pto_dynamo.lowering.tile.dtypes import ElemType, elem_type
 from pto_dynamo.lowering.tile.expr import ExprLike, as_expr, sym
-from pto_dynamo.lowering.tile.ir import (BLOCK_IDX, Distribution, FloatImm, GlobalParam, GmView, Layout, Let,
+from pto_dynamo.lowering.tile.ir import (BLOCK_IDX, Direction, Distribution, FloatImm, GlobalParam, GmView, Layout, Let,
                                          Pipe, Role, SerialLoop, Stage, Stmt, TileDecl, TileInst, TileLoc,
                                          TileLoop, TileProgram)
 from pto_dynamo.lowering.tile.specs import SCALAR, op_spec
@@ -49,13 +49,14 @@ class KernelBuilder:
         self._params.append(GlobalParam(name, elem_type(dtype), tuple(shape), tuple(strides), output))
         return name
 
-    def pipe(self, name: str, dtype: ElemType, slot_elems: int, slot_num: int = 2) -> Pipe:
-        """A cube -> vector pipe over its own gm-pipe tensor parameter (`gm_<name>`), sharded per
+    def pipe(self, name: str, dtype: ElemType, slot_elems: int, slot_num: int = 2,
+             direction: Direction = Direction.C2V) -> Pipe:
+        """A cube <-> vector pipe over its own gm-pipe tensor parameter (`gm_<name>`), sharded per
         block: block b's slice starts at b * slot_num * slot_elems."""
         tensor = f"gm_{name}"
         per_block = slot_elems * slot_num
         self.tensor(tensor, dtype, (per_block * sym("block_num"),), (1,), output=True)
-        pipe = Pipe(name, tensor, elem_type(dtype), slot_elems, slot_num, BLOCK_IDX * per_block)
+        pipe = Pipe(name, tensor, elem_type(dtype), slot_elems, slot_num, BLOCK_IDX * per_block, direction)
         self._pipes.append(pipe)
         return pipe
 

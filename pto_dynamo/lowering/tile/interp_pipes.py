@@ -62,7 +62,7 @@ def _talloc(inst: TileInst, m) -> None:
     pipe, st = _state(inst, m)
     if st.allocated - st.freed >= pipe.slot_num:
         raise _error(m, f"deadlock: TALLOC on pipe {pipe.name} with all {pipe.slot_num} slots in use")
-    _bind(m, pipe, Role.CUBE, st.allocated)
+    _bind(m, pipe, pipe.producer, st.allocated)
     st.allocated += 1
 
 
@@ -70,7 +70,7 @@ def _talloc(inst: TileInst, m) -> None:
 def _tpush(inst: TileInst, m) -> None:
     pipe, st = _state(inst, m)
     st.pushed += 1
-    _unbind(m, pipe, Role.CUBE)
+    _unbind(m, pipe, pipe.producer)
 
 
 @interp_rule("TPOP")
@@ -78,7 +78,7 @@ def _tpop(inst: TileInst, m) -> None:
     pipe, st = _state(inst, m)
     if st.popped >= st.pushed:
         raise _error(m, f"deadlock: TPOP on pipe {pipe.name} with no pushed slot")
-    _bind(m, pipe, Role.VECTOR, st.popped)
+    _bind(m, pipe, pipe.consumer, st.popped)
     st.popped += 1
 
 
@@ -86,7 +86,7 @@ def _tpop(inst: TileInst, m) -> None:
 def _tfree(inst: TileInst, m) -> None:
     pipe, st = _state(inst, m)
     st.freed += 1
-    _unbind(m, pipe, Role.VECTOR)
+    _unbind(m, pipe, pipe.consumer)
 
 
 def check_drained(m) -> None:

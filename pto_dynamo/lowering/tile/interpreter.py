@@ -29,7 +29,7 @@ from pto_dynamo.lowering.tile import interp_pipes, interp_rules  # noqa: F401  (
 from pto_dynamo.lowering.tile.dtypes import compute_dtype
 from pto_dynamo.lowering.tile.expr import evaluate, evaluate_float
 from pto_dynamo.lowering.tile.ir import (BLOCK_IDX, BLOCK_NUM, SUBBLOCK_IDX, SUBBLOCK_NUM, Distribution, FloatImm,
-                                         GmView, Layout, Let, Role, SerialLoop, Stage, Stmt, TileDecl, TileInst,
+                                         GmView, Layout, Let, SerialLoop, Stage, Stmt, TileDecl, TileInst,
                                          TileLoc, TileLoop, TileProgram)
 from pto_dynamo.lowering.tile.printer import fmt_inst
 from pto_dynamo.lowering.tile.region import DeviceRegion
@@ -151,11 +151,7 @@ def _run(m: Machine, body: Sequence[Stmt]) -> None:
             r = range(evaluate(s.start, m.env), evaluate(s.stop, m.env), s.step)
             _run_loop(m, s.var.name, r, s.body)
         elif isinstance(s, Stage):
-            outer = dict(m.env)
-            if s.role is Role.VECTOR:
-                m.env.update({SUBBLOCK_IDX.name: 0, SUBBLOCK_NUM.name: 1})
             _run(m, s.body)
-            m.env = outer
         else:
             raise InterpreterError(f"unknown statement {s!r}")
 
@@ -204,6 +200,8 @@ def interpret(program: TileProgram, tensors, scalars, block_num: int) -> None:
         by_name[p.name] = t
     base_env = {s.name: int(v) for s, v in zip(program.scalars, scalar_list)}
     base_env[BLOCK_NUM.name] = block_num
+    if program.pipes:          # the fused mode: one vector core takes every row
+        base_env.update({SUBBLOCK_IDX.name: 0, SUBBLOCK_NUM.name: 1})
     for b in range(block_num):
         env = dict(base_env)
         env[BLOCK_IDX.name] = b

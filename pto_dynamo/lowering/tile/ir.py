@@ -8,8 +8,9 @@ one PTO instruction. Tile placement (the `TASSIGN` byte offset of each tile) is 
 `planner.plan_tiles` and stored in `TileProgram.placement`.
 
 Scalars available to every expression: the kernel's scalar parameters, `block_idx`, `block_num`,
-loop variables and `Let` names in scope; inside a vector `Stage`, also `subblock_idx` and
-`subblock_num` (which vector core of the cluster runs it, and how many share the work).
+loop variables and `Let` names in scope; in a mixed kernel (one with pipes), also `subblock_idx`
+and `subblock_num` (which vector core of the cluster runs it, and how many share the work; the
+cube core sees 0).
 
 A mixed kernel (cube and vector work in one kernel, DESIGN.md "Lowering to tiles") splits its body
 into `Stage`s: a cube stage runs on the cluster's cube core, a vector stage on its vector cores.
@@ -221,15 +222,23 @@ class Role(enum.Enum):
 
 @dataclass(frozen=True)
 class Stage:
-    """Statements only the cores of `role` run (the others skip them)."""
+    """Statements only the cores of `role` run (the others skip them). A tile that several stages
+    of one core share (an online softmax's running max) is declared before them, outside any stage."""
 
     role: Role
     body: tuple["Stmt", ...]
 
 
+class Direction(enum.Enum):
+    """Which way a pipe's slots flow (`Direction::DIR_C2V` / `DIR_V2C`)."""
+
+    C2V = "DIR_C2V"     # the cube core produces (an accumulator tile), the vector cores consume
+    V2C = "DIR_V2C"     # the vector cores produce (each its rows of the slot), the cube consumes
+
+
 @dataclass(frozen=True)
 class Pipe:
-    """A cube -> vector FIFO (`TPipe`, DIR_C2V) over this block's slice of gm-pipe tensor `tensor`.
+    """A cube <-> vector FIFO (`TPipe`) over this block's slice of gm-pipe tensor `tensor`.
 
     The slice starts `base` elements into the tensor and holds `slot_num` slots of `slot_elems`
     elements. Sharding: `base` must be `block_idx * per_block_elems` (or any other placement in
@@ -243,9 +252,19 @@ class Pipe:
     slot_elems: int
     slot_num: int
     base: Expr
+    direction: Direction = Direction.C2V
 
     def __post_init__(self):
         object.__setattr__(self, "base", as_expr(self.base))
+
+    @property
+    def producer(self) -> Role:
+        """The side that TALLOCs and TPUSHes slots; the other TPOPs and TFREEs them."""
+        return Role.CUBE if self.direction is Direction.C2V else Role.VECTOR
+
+    @property
+    def consumer(self) -> Role:
+        return Role.VECTOR if self.direction is Direction.C2V else Role.CUBE
 
     @property
     def per_block_elems(self) -> int:

@@ -80,11 +80,11 @@ define_op("TSELS", (TILE,), (TILE, TILE, SCALAR), "select", n_tmps=1)   # dst <-
 define_op("TMATMUL", (TILE,), (TILE, TILE), "matmul", vec_only=False)
 define_op("TMATMUL_ACC", (TILE,), (TILE, TILE, TILE), "matmul", vec_only=False)
 
-# --- cube -> vector pipe (gm-pipe slots; attrs: pipe) --------------------------------------------
-define_op("TALLOC", (), (), "pipe", vec_only=False)    # cube: wait for a free slot, hold it
-define_op("TPUSH", (), (), "pipe", vec_only=False)     # cube: commit the held slot to the consumers
-define_op("TPOP", (), (), "pipe", vec_only=False)      # vector: wait for a committed slot, hold it
-define_op("TFREE", (), (), "pipe", vec_only=False)     # vector: give the held slot back
-PIPE_OPS = {"TALLOC": "cube", "TPUSH": "cube", "TPOP": "vector", "TFREE": "vector"}
+# --- cube <-> vector pipes (gm-pipe slots; attrs: pipe) -------------------------------------------
+define_op("TALLOC", (), (), "pipe", vec_only=False)    # producer: wait for a free slot, hold it
+define_op("TPUSH", (), (), "pipe", vec_only=False)     # producer: commit the held slot to the consumers
+define_op("TPOP", (), (), "pipe", vec_only=False)      # consumer: wait for a committed slot, hold it
+define_op("TFREE", (), (), "pipe", vec_only=False)     # consumer: give the held slot back
+PIPE_OPS = {"TALLOC": "producer", "TPUSH": "producer", "TPOP": "consumer", "TFREE": "consumer"}
 
 ROUND_MODES = ("CAST_NONE", "CAST_RINT", "CAST_ROUND", "CAST_FLOOR", "CAST_CEIL", "CAST_TRUNC", "CAST_ODD")

@@ -87,6 +87,8 @@ def verify_program(program: TileProgram, capacity: TargetCapacity | None = None)
         ctx.where = fmt_decl(d)
         _check_decl(ctx, d)
     bound = {s.name for s in program.scalars} | {BLOCK_IDX.name, BLOCK_NUM.name}
+    if program.pipes:          # a mixed kernel binds which vector core runs it at its top
+        bound |= {SUBBLOCK_IDX.name, SUBBLOCK_NUM.name}
     ctx.aliases = program.aliases()
     _check_scopes(ctx, program.body, bound, set(), [0])
     verify_pipes.check_sharding(ctx)
@@ -170,8 +172,7 @@ def _check_scopes(ctx: VerifyCtx, body: tuple[Stmt, ...], bound: set[str], tiles
             if ctx.role is not None:
                 ctx.error("stages do not nest")
             ctx.role, ctx.held = s.role, set()
-            inner = {SUBBLOCK_IDX.name, SUBBLOCK_NUM.name} if s.role is Role.VECTOR else set()
-            _check_scopes(ctx, s.body, bound | inner, tiles, counter, declared)
+            _check_scopes(ctx, s.body, bound, tiles, counter, declared)
             if ctx.held:
                 ctx.where = f"{s.role.value} stage"
                 ctx.error(f"slot(s) {sorted(ctx.held)} still held at the end of the stage (add TPUSH / TFREE)")

@@ -65,24 +65,35 @@ def _nonneg_in_block_num(e) -> bool:
 
 
 def check_decl_stage(ctx, d: TileDecl) -> None:
-    """In a mixed kernel a tile belongs to the stage of the core whose memory holds it."""
-    if not ctx.program.pipes and ctx.role is None:
-        return
-    if ctx.role is None:
-        ctx.error("in a mixed kernel every tile is declared inside a cube or vector stage")
-    elif ctx.role is Role.CUBE and d.loc is TileLoc.Vec:
+    """A tile declared in a stage lives in its core's memory (a tile that several stages of one
+    core share, e.g. the running max of an online softmax, is declared before them)."""
+    if ctx.role is Role.CUBE and d.loc is TileLoc.Vec:
         ctx.error(f"Vec tile {d.name} in the cube stage: the cube core has no unified buffer")
     elif ctx.role is Role.VECTOR and d.loc is not TileLoc.Vec:
         ctx.error(f"{d.loc.name} tile {d.name} in the vector stage: vector cores hold only Vec tiles")
 
 
 def check_inst_stage(ctx, inst: TileInst) -> None:
-    """In a mixed kernel an instruction runs inside a stage; pipe ops on their own side."""
+    """In a mixed kernel an instruction runs inside a stage, on tiles of its core; pipe ops on
+    their own side of the pipe."""
     if ctx.program.pipes and ctx.role is None:
         ctx.error(f"in a mixed kernel {inst.op} must sit inside a cube or vector stage")
+    if ctx.role is not None:
+        for name in inst.tiles():
+            d = ctx.decls.get(name)
+            if d is not None and (d.loc is TileLoc.Vec) != (ctx.role is Role.VECTOR):
+                ctx.error(f"{inst.op} in the {ctx.role.value} stage on {d.loc.name} tile {d.name}")
     side = PIPE_OPS.get(inst.op)
-    if side is not None and ctx.role is not None and ctx.role.value != side:
-        ctx.error(f"{inst.op} belongs in the {side} stage, not the {ctx.role.value} stage")
+    if side is None or ctx.role is None:
+        return
+    try:
+        pipe = ctx.program.pipe(inst.attr("pipe"))
+    except KeyError:
+        return                                        # reported by the op's rule
+    role = pipe.producer if side == "producer" else pipe.consumer
+    if ctx.role is not role:
+        ctx.error(f"{inst.op} on {pipe.direction.value} pipe {pipe.name} belongs in the {role.value} stage, "
+                  f"not the {ctx.role.value} stage")
 
 
 def check_slot_view(ctx, view: GmView) -> bool:
@@ -90,7 +101,7 @@ def check_slot_view(ctx, view: GmView) -> bool:
     pipe, role = ctx.program.slots()[view.tensor]
     if view.tensor not in ctx.held:
         ctx.error(f"view of {view.tensor} while the {role.value} side of pipe {pipe.name} holds no slot "
-                  f"({'TALLOC' if role is Role.CUBE else 'TPOP'} it first)")
+                  f"({'TALLOC' if role is pipe.producer else 'TPOP'} it first)")
         return False
     return True
 

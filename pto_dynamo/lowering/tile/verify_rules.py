@@ -120,8 +120,8 @@ def _load(inst: TileInst, ctx) -> None:
 def _store(inst: TileInst, ctx) -> None:
     view, src = inst.outs[0], ctx.tile(inst.ins[0])
     slot = ctx.program.slots().get(view.tensor)
-    if slot is not None and slot[1] is not Role.CUBE:
-        ctx.error(f"TSTORE into {view.tensor}: the vector side of pipe {slot[0].name} only reads its slots")
+    if slot is not None and slot[1] is not slot[0].producer:
+        ctx.error(f"TSTORE into {view.tensor}: the {slot[1].value} side of pipe {slot[0].name} only reads its slots")
     if slot is None and not ctx.program.param(view.tensor).is_output:
         ctx.error(f"TSTORE into {view.tensor}, which is not an output parameter of the kernel")
     gm_dtype = ctx.program.gm_dtype(view.tensor)

@@ -17,7 +17,9 @@ and broadcast values. The rule, applied to the nodes in order:
   cat        gives the result its own buffer; each part is a copy placed as a pointwise node
              (fusing with the kernel that computes it) that stores into its slice;
   matmul     (mm, bmm) is a cube kernel of its own (`KernelPlan.matmul`): it reads its operands
-             in place from their buffers, through their strides, and stores its result.
+             in place from their buffers, through their strides, and stores its result;
+  attention  (`pto::attention`, from the pattern stage) is a mixed kernel of its own
+             (`KernelPlan.attention`), reading and storing likewise.
 
 A node never joins a kernel that one of its other operands depends on (no cycles). A value read
 outside its kernel is stored: to the region output buffer the host program allocated, or to a
@@ -33,6 +35,8 @@ import torch
 
 from pto_dynamo.graph.dims import Dim
 from pto_dynamo.graph.ir import Graph, Node, Ref, TensorMeta
+from pto_dynamo.lowering.attention.op import ATTENTION
+from pto_dynamo.lowering.attention.plan import AttentionPlan, broadcast_strides
 from pto_dynamo.lowering.cube.ops import MATMUL_OPS, MatmulPlan, Operand, batched
 from pto_dynamo.lowering.vector.access import Access, BufferView, access_for
 from pto_dynamo.lowering.vector.expand import expand_nodes
@@ -57,6 +61,7 @@ class KernelPlan:
     uses:   (node, operand) -> the dmap the node reads the operand with
     tables: gather node -> Access of the table it picks rows from (strides: row, column)
     matmul: for a cube kernel, the matmul it computes (its only node)
+    attention: for an attention kernel, the attention it computes (its only node)
     """
 
     index: int
@@ -68,6 +73,12 @@ class KernelPlan:
     uses: dict[tuple, tuple] = field(default_factory=dict)
     tables: dict[str, Access] = field(default_factory=dict)
     matmul: MatmulPlan | None = None
+    attention: AttentionPlan | None = None
+
+    @property
+    def opaque(self) -> bool:
+        """A matmul or attention kernel: one node, its operands read in place, nothing joins it."""
+        return self.matmul is not None or self.attention is not None
 
     @property
     def rank(self) -> int:
@@ -211,6 +222,9 @@ class _Fuser:
         if node.target in MATMUL_OPS:
             self._place_matmul(node)
             return
+        if node.target is ATTENTION:
+            self._place_attention(node)
+            return
         info = vector_op(node.target)
         if node.target is operator.getitem or info is None:
             raise FusionError(f"vector lowering: no rule for {node.target} (node {node.name})")
@@ -228,7 +242,7 @@ class _Fuser:
     def _place_pointwise(self, node: Node) -> None:
         operands = [r.name for r in _tensor_operands(node)]
         candidates = [self.kernel_of[u] for u in operands if u in self.kernel_of]
-        if not candidates and self.kernels and self.kernels[-1].matmul is None:
+        if not candidates and self.kernels and not self.kernels[-1].opaque:
             candidates = [self.kernels[-1].index]          # sibling fusion with the latest kernel
         for ki in dict.fromkeys(reversed(candidates)):
             k = self.kernels[ki]
@@ -358,6 +372,34 @@ class _Fuser:
             k.loads[(name, "cube")] = Access(op.buffer, op.offset, op.strides)
         k.stores[node.name] = Access(node.name, ops[2].offset, ops[2].strides)
         self.deps[node.name] = self.deps[a] | self.deps[b] | {k.index}
+
+    def _place_attention(self, node: Node) -> None:
+        """pto::attention: a kernel over (batch, M, Dv) that reads q, k^T, v and the mask in place
+        and stores its own result."""
+        q, kt, v, mask = node.args[:4]
+        views = [self.materialize(x.name) for x in (q, kt, v)]
+        meta = node.meta
+        out = BufferView(node.name, meta, meta.offset)
+        self.buffers[node.name] = out
+        if node.name not in self.region_outputs:
+            self.workspaces.append(node.name)
+        k = self._new_kernel(meta.shape)
+        ops = [Operand(x.buffer, x.offset, tuple(x.meta.stride)) for x in (*views, out)]
+        deps = frozenset({k.index}).union(*(self.deps[x.name] for x in (q, kt, v)))
+        mask_op = None
+        if mask is not None:
+            mv = self.materialize(mask.name)
+            mask_op = Operand(mv.buffer, mv.offset, broadcast_strides(mv.meta.shape, mv.meta.stride))
+            deps |= self.deps[mask.name]
+        qm, vm = self.metas[q.name], self.metas[v.name]
+        k.attention = AttentionPlan(*ops, mask_op, batch=qm.shape[0], M=qm.shape[1], S=vm.shape[1],
+                                    D=qm.shape[2], Dv=vm.shape[2], scale=node.args[4], safe=node.args[5])
+        k.nodes.append(node)
+        for name, op in zip((q.name, kt.name, v.name, mask.name if mask is not None else None), (*ops[:3], mask_op)):
+            if op is not None:
+                k.loads[(name, "attention")] = Access(op.buffer, op.offset, op.strides)
+        k.stores[node.name] = Access(node.name, ops[3].offset, ops[3].strides)
+        self.deps[node.name] = deps
 
     def _place_view(self, node: Node) -> None:
         src = node.args[0].name

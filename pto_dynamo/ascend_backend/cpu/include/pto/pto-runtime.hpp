@@ -88,7 +88,7 @@ template <typename Body> inline int launch_mixed_blocks(int32_t block_num, Body&
   const bool faithful = faithful_mixed();
   deal_blocks(block_num, [&](int32_t b) {
     Cluster cl;
-    cl.consumers = faithful ? 2 : 1;
+    cl.vector_roles = faithful ? 2 : 1;
     cl.threaded = faithful;
     auto play = [&](int role, int32_t sub) {
       RoleScope scope(b, block_num, role, sub, faithful ? 2 : 1, &cl);

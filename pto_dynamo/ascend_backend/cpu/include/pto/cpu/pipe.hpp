@@ -1,5 +1,9 @@
-// pto_dynamo CPU target: cube -> vector pipes of mixed kernels (pto_isa.md §3.8): TPipe, TALLOC,
+// pto_dynamo CPU target: cube <-> vector pipes of mixed kernels (pto_isa.md §3.8): TPipe, TALLOC,
 // TPUSH, TPOP, TFREE in their GM-slot form, the cluster roles, and the gm-pipe ownership check.
+// A DIR_C2V pipe has the cube role as its one producer and every vector role as a consumer (each
+// reads its rows of a slot, which is free once all have TFREEd it); a DIR_V2C pipe has every
+// vector role as a producer (each writes its rows; the slot is ready once all have TPUSHed it) and
+// the cube role as its one consumer.
 //
 // A mixed kernel runs per block as one cluster: a cube role and the vector roles (AIV0, AIV1).
 //   fused mode (default): one thread plays every role of a block in program order, as the only
@@ -89,16 +93,17 @@ inline void check_slot_owner(const char* op, int flag, const void* p, std::size_
 
 // ---- one block's cluster: the rings of its pipes -----------------------------------------------------
 constexpr int kMaxPipes = 16;   // hardware flag ids per cluster
+// Per side, one counter per role of that side (the cube side has one role, the vector side one
+// per vector role).
 struct Ring {
-  int64_t allocated = 0, pushed = 0;
-  int64_t popped[2] = {0, 0}, freed[2] = {0, 0};
-  int64_t min_freed(int consumers) const { return consumers == 2 && freed[1] < freed[0] ? freed[1] : freed[0]; }
+  int64_t allocated[2] = {0, 0}, pushed[2] = {0, 0}, popped[2] = {0, 0}, freed[2] = {0, 0};
+  static int64_t least(const int64_t* c, int n) { return n == 2 && c[1] < c[0] ? c[1] : c[0]; }
 };
 struct Cluster {
   std::mutex lock;
   std::condition_variable cv;
   Ring rings[kMaxPipes];
-  int consumers = 1;        // vector roles popping every slot: 1 (fused) or 2 (faithful)
+  int vector_roles = 1;     // vector roles of the cluster: 1 (fused) or 2 (faithful)
   bool threaded = false;    // faithful: roles on their own threads, waits really wait
   bool aborted = false;     // a role failed: the others stop waiting
 
@@ -122,6 +127,15 @@ inline Cluster& cluster() {
   PTO_CHECK(t_cluster != nullptr, "a pipe instruction outside a mixed-kernel launch (PTO_LAUNCH_MIXED)");
   return *t_cluster;
 }
+
+// The calling role's index on its side of a pipe and the number of roles on each side.
+struct Sides {
+  int me, producers, consumers;
+};
+inline Sides sides(const Cluster& cl, bool vector_produces) {
+  const int vec = cl.vector_roles;
+  return vector_produces ? Sides{t_subblock_idx, vec, 1} : Sides{t_subblock_idx, 1, vec};
+}
 }  // namespace pto::cpu
 
 namespace pto {
@@ -130,8 +144,9 @@ template <uint8_t FlagID, uint8_t DirType, uint32_t SlotSize, uint32_t SlotNum, 
           bool IsNoSplit = false, bool EN_UNIT_FLAG = false>
 struct TPipe {
   static_assert(FlagID < cpu::kMaxPipes, "TPipe: FlagID must be < 16");
-  static_assert(DirType == DIR_C2V, "cpu target: only cube -> vector pipes (DIR_C2V)");
+  static_assert(DirType == DIR_C2V || DirType == DIR_V2C, "cpu target: DIR_C2V or DIR_V2C pipes");
   static constexpr uint8_t kFlag = FlagID;
+  static constexpr bool kVectorProduces = DirType == DIR_V2C;
   static constexpr uint32_t kSlotBytes = SlotSize, kSlotNum = SlotNum;
   unsigned char* slots;
   PTO_INLINE TPipe(__gm__ void* gmSlotBuffer, uint32_t /*c2vConsumerUbAddr*/, uint32_t /*v2cConsumerL1Addr*/)
@@ -139,54 +154,60 @@ struct TPipe {
   PTO_INLINE unsigned char* slot(int64_t seq) const { return slots + (seq % SlotNum) * SlotSize; }
 };
 
-// Producer (cube): wait for a free slot and point `gm` at it.
+// Producer: wait for a free slot and point `gm` at it.
 template <typename Pipe, typename GmT, TileSplitAxis Split = TileSplitAxis::TILE_NO_SPLIT>
 inline RecordEvent TALLOC(Pipe& pipe, GmT& gm) {
   auto& cl = cpu::cluster();
+  const cpu::Sides s = cpu::sides(cl, Pipe::kVectorProduces);
+  const int me = Pipe::kVectorProduces ? s.me : 0;
   std::unique_lock<std::mutex> held(cl.lock);
   cpu::Ring& ring = cl.rings[Pipe::kFlag];
-  cl.wait(held, "TALLOC", Pipe::kFlag, [&] { return ring.allocated - ring.min_freed(cl.consumers) < Pipe::kSlotNum; });
-  unsigned char* p = pipe.slot(ring.allocated++);
+  cl.wait(held, "TALLOC", Pipe::kFlag,
+          [&] { return ring.allocated[me] - cpu::Ring::least(ring.freed, s.consumers) < Pipe::kSlotNum; });
+  unsigned char* p = pipe.slot(ring.allocated[me]++);
   held.unlock();
   cpu::check_slot_owner("TALLOC", Pipe::kFlag, p, Pipe::kSlotBytes);
   gm = GmT(reinterpret_cast<typename GmT::DType*>(p));
   return {};
 }
 
-// Producer (cube): commit the slot to the vector roles.
+// Producer: commit the slot to the consumers.
 template <typename Pipe, typename GmT, TileSplitAxis Split = TileSplitAxis::TILE_NO_SPLIT>
 inline RecordEvent TPUSH(Pipe&, GmT&) {
   auto& cl = cpu::cluster();
+  const int me = Pipe::kVectorProduces ? cpu::t_subblock_idx : 0;
   {
     std::lock_guard<std::mutex> held(cl.lock);
-    ++cl.rings[Pipe::kFlag].pushed;
+    ++cl.rings[Pipe::kFlag].pushed[me];
   }
   if (cl.threaded) cl.cv.notify_all();
   return {};
 }
 
-// Consumer (vector role get_subblockid()): wait for the next committed slot and point `gm` at it.
+// Consumer: wait for the next slot every producer committed and point `gm` at it.
 template <typename Pipe, typename GmT, TileSplitAxis Split = TileSplitAxis::TILE_NO_SPLIT>
 inline RecordEvent TPOP(Pipe& pipe, GmT& gm) {
   auto& cl = cpu::cluster();
-  const int sub = cpu::t_subblock_idx;
+  const cpu::Sides s = cpu::sides(cl, Pipe::kVectorProduces);
+  const int me = Pipe::kVectorProduces ? 0 : s.me;
   std::unique_lock<std::mutex> held(cl.lock);
   cpu::Ring& ring = cl.rings[Pipe::kFlag];
-  cl.wait(held, "TPOP", Pipe::kFlag, [&] { return ring.popped[sub] < ring.pushed; });
-  unsigned char* p = pipe.slot(ring.popped[sub]++);
+  cl.wait(held, "TPOP", Pipe::kFlag, [&] { return ring.popped[me] < cpu::Ring::least(ring.pushed, s.producers); });
+  unsigned char* p = pipe.slot(ring.popped[me]++);
   held.unlock();
   cpu::check_slot_owner("TPOP", Pipe::kFlag, p, Pipe::kSlotBytes);
   gm = GmT(reinterpret_cast<typename GmT::DType*>(p));
   return {};
 }
 
-// Consumer: give the slot back (free once every vector role gave it back).
+// Consumer: give the slot back (free once every consumer gave it back).
 template <typename Pipe, typename GmT, TileSplitAxis Split = TileSplitAxis::TILE_NO_SPLIT>
 inline RecordEvent TFREE(Pipe&, GmT&) {
   auto& cl = cpu::cluster();
+  const int me = Pipe::kVectorProduces ? 0 : cpu::t_subblock_idx;
   {
     std::lock_guard<std::mutex> held(cl.lock);
-    ++cl.rings[Pipe::kFlag].freed[cpu::t_subblock_idx];
+    ++cl.rings[Pipe::kFlag].freed[me];
   }
   if (cl.threaded) cl.cv.notify_all();
   return {};

@@ -1,0 +1,105 @@
+"""Mixed cube/vector kernels on one CPU thread: eager vs backend="inductor" vs backend="pto".
+
+    swiglu_mlp   w2(silu(x @ w1^T) * (x @ w3^T))   x: [T, 1024], w1/w3: [2816, 1024], w2: [1024, 2816]
+
+in float32 and bfloat16. pto runs the gate and up projections and the SwiGLU gate as one mixed
+kernel (the products never leave the block's gm-pipe slots) and the down projection as a cube
+kernel. Contenders, all with torch.set_num_threads(1): eager; torch.compile(fn,
+backend="inductor", dynamic=True); torch.compile(fn, backend="pto", fullgraph=True) with the token
+dim marked dynamic. Each case is checked against eager before timing; pto must have no host node
+and no fallback region, and must launch a pto_mixed_ kernel.
+
+Timing: interleaved rounds (every contender at every case in turn), each measurement >= 3 calls and
+>= 50 ms, medians. The issue's target: the MLP at T=256 at most 1.0x inductor's time.
+
+    .venv/bin/python benchmarks/bench_mixed.py [--rounds 3] [--T 1,16,256] [--dtypes float32,bfloat16]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_matmul import TOL, seconds_per_call  # noqa: E402  (sets PTO_CACHE_DIR / inductor cache dirs)
+
+import pto_dynamo  # noqa: E402
+from pto_dynamo.cache import MEMORY_CACHE  # noqa: E402
+
+D, H = 1024, 2816
+
+
+def swiglu_mlp(x, w1, w3, w2):
+    return F.linear(F.silu(F.linear(x, w1)) * F.linear(x, w3), w2)
+
+
+def make_cases(dtypes, Ts):
+    """(label, fn, inputs, flops, dynamic dim of input 0)."""
+    cases = []
+    for dt in dtypes:
+        g = torch.Generator().manual_seed(0)
+        w1, w3 = ((torch.randn(H, D, generator=g) / D ** 0.5).to(dt) for _ in range(2))
+        w2 = (torch.randn(D, H, generator=g) / H ** 0.5).to(dt)
+        for T in Ts:
+            x = torch.randn(T, D, generator=g).to(dt)
+            cases.append((f"swiglu_mlp {str(dt)[6:]} T={T}", swiglu_mlp, [x, w1, w3, w2], 6 * T * D * H, 0))
+    return cases
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--T", default="1,16,256")
+    ap.add_argument("--dtypes", default="float32,bfloat16")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    cases = make_cases([getattr(torch, d) for d in args.dtypes.split(",")], [int(t) for t in args.T.split(",")])
+    compiled = {}
+    for fn in {c[1] for c in cases}:
+        compiled[("pto", fn)] = torch.compile(fn, backend="pto", fullgraph=True)
+        compiled[("inductor", fn)] = torch.compile(fn, backend="inductor", dynamic=True)
+    failed = False
+    for label, fn, inputs, _, dyn in cases:
+        ref = fn(*inputs)
+        pto_dynamo.mark_dynamic(inputs[0], dyn, name="T")
+        for who in ("pto", "inductor"):
+            t = time.perf_counter()
+            out = compiled[(who, fn)](*inputs)
+            cold = time.perf_counter() - t
+            try:
+                torch.testing.assert_close(out, ref, **TOL[inputs[0].dtype])
+            except AssertionError as e:
+                print(f"MISMATCH {who} {label}: {e}")
+                failed = True
+            if cold > 1.0:
+                print(f"  first call {who:8s} {label}: {cold:.1f} s")
+    s = pto_dynamo.stats()
+    host = {g: n for g, n in s["host_nodes"].items() if n}
+    fallbacks = {g: n for g, n in s["fallback_regions"].items() if n}
+    kernels = sorted({k for c in MEMORY_CACHE.values() for r in c.runners for k in getattr(r, "kernel_names", ())})
+    print(f"pto: {s['signatures_compiled']} signatures, host nodes {host or 0}, fallback regions {fallbacks or 0}, "
+          f"kernels {kernels}")
+    failed |= bool(host or fallbacks) or not any(k.startswith("pto_mixed_") for k in kernels)
+    times = {(c[0], who): [] for c in cases for who in ("eager", "inductor", "pto")}
+    for _ in range(args.rounds):
+        for label, fn, inputs, _, _ in cases:
+            for who in ("eager", "inductor", "pto"):
+                call = fn if who == "eager" else compiled[(who, fn)]
+                times[(label, who)].append(seconds_per_call(call, inputs))
+    print(f"{args.rounds} interleaved rounds, medians, 1 thread")
+    print(f"{'case':32s} {'eager ms':>9s} {'ind ms':>9s} {'pto ms':>9s} {'pto/eager':>9s} {'pto/ind':>8s} {'pto GF/s':>8s}")
+    for label, _, _, flops, _ in cases:
+        e, i, p = (statistics.median(times[(label, w)]) for w in ("eager", "inductor", "pto"))
+        mark = "  (target <= 1.0x inductor at T=256 missed)" if label.endswith("T=256") and p > i else ""
+        print(f"{label:32s} {e * 1e3:9.2f} {i * 1e3:9.2f} {p * 1e3:9.2f} {p / e:9.2f} {p / i:8.2f} "
+              f"{flops / p / 1e9:8.1f}{mark}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""Pattern stage: recognise attention in the ATen graph and replace it by `pto::attention`.
+
+It runs before partitioning. Two spellings arrive, SDPA's decomposition and an explicit one:
+
+    s   = view(bmm(Q, Kt))                       Q, Kt: views of q and k^T (SDPA pre-scales both)
+    s'  = s [* scale] [+ mask]                   mask: anything not computed from s (causal: from arange/le/where)
+    p   = _softmax(s', -1, False)
+    p'  = where(not(any(not(s' == -inf), -1)), full_like(p, 0), p)      (SDPA's _safe_softmax; optional)
+    out = bmm(view(expand(p')), V)
+
+and becomes `out = pto::attention(Q, Kt, V, mask, scale, safe)` when every intermediate (the scores,
+the probabilities) is read only inside the pattern. The dead intermediates go with the next DCE.
+"""
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+
+from pto_dynamo.graph.ir import Graph, Node, Ref
+from pto_dynamo.lowering.attention.op import ATTENTION
+
+aten = torch.ops.aten
+_VIEWS = (aten.view.default, aten._unsafe_view.default, aten.expand.default, aten.alias.default)
+
+
+class _Match:
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.nodes = graph.node_by_name
+        self.users = graph.users
+        self.inside: set[str] = set()         # intermediates the pattern consumes
+
+    def node(self, value) -> Node | None:
+        return self.nodes.get(value.name) if isinstance(value, Ref) else None
+
+    def through_views(self, value):
+        """Follow same-shape view/expand chains back to their source value."""
+        n = self.node(value)
+        meta = self.graph.meta_of(value.name) if isinstance(value, Ref) else None
+        while n is not None and n.target in _VIEWS and isinstance(n.args[0], Ref):
+            src_meta = self.graph.meta_of(n.args[0].name)
+            if tuple(src_meta.shape) != tuple(meta.shape):
+                break
+            self.inside.add(n.name)
+            value = n.args[0]
+            n = self.node(value)
+        return value
+
+    def private(self) -> bool:
+        """Every intermediate is read only by nodes of the pattern (and is no graph output)."""
+        return all(set(self.users.get(name, ())) <= self.inside and name not in self.graph.output_names
+                   for name in self.inside)
+
+
+def _scalar(x) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def _safe_softmax(m: _Match, p: Node, scores: Ref) -> Node | None:
+    """The `where` of SDPA's _safe_softmax around softmax node `p`, if that is who reads it."""
+    users = m.users.get(p.name, [])
+    if len(users) != 2:
+        return None
+    where = next((m.nodes[u] for u in users if m.nodes[u].target is aten.where.self), None)
+    full = next((m.nodes[u] for u in users if m.nodes[u].target is aten.full_like.default), None)
+    if where is None or full is None or where.args[1] != Ref(full.name) or where.args[2] != Ref(p.name) \
+            or full.args[1] != 0:
+        return None
+    chain = [m.node(where.args[0])]                       # logical_not(any(logical_not(eq(s, -inf))))
+    for target in (aten.logical_not.default, aten.any.dim, aten.logical_not.default, aten.eq.Scalar):
+        n = chain[-1]
+        if n is None or n.target is not target:
+            return None
+        chain.append(m.node(n.args[0]))
+    eq = chain[-2]
+    if eq.args[0] != scores or not (isinstance(eq.args[1], float) and eq.args[1] == -math.inf):
+        return None
+    m.inside.update(n.name for n in chain[:-1])
+    m.inside.add(full.name)
+    return where
+
+
+def _match(m: _Match, pv: Node):
+    """The attention node replacing `pv` (the P @ V bmm), or None."""
+    p_src = m.through_views(pv.args[0])
+    p_node = m.node(p_src)
+    safe = False
+    if p_node is not None and p_node.target is aten.where.self:
+        soft = m.node(p_node.args[2])
+        if soft is None or soft.target is not aten._softmax.default:
+            return None
+        m.inside.add(p_node.name)
+        if _safe_softmax(m, soft, soft.args[0]) is not p_node:
+            return None
+        safe, p_node = True, soft
+    if p_node is None or p_node.target is not aten._softmax.default or p_node.args[1] not in (-1, 2) \
+            or p_node.args[2]:
+        return None
+    m.inside.add(p_node.name)
+    scores = p_node.args[0]
+    mask, scale = None, 1.0
+    n = m.node(scores)
+    if n is not None and n.target is aten.add.Tensor and isinstance(n.args[1], Ref):
+        m.inside.add(n.name)
+        mask, scores = n.args[1], n.args[0]
+        n = m.node(scores)
+    if n is not None and n.target in (aten.mul.Tensor, aten.mul.Scalar) and _scalar(n.args[1]):
+        m.inside.add(n.name)
+        scale, scores = float(n.args[1]), n.args[0]
+    qk = m.node(m.through_views(scores))
+    if qk is None or qk.target is not aten.bmm.default:
+        return None
+    m.inside.add(qk.name)
+    out_meta = pv.meta
+    q, kt, v = qk.args[0], qk.args[1], pv.args[1]
+    metas = [m.graph.meta_of(x.name) for x in (q, kt, v)]
+    if len({x.dtype for x in metas}) != 1 or len(m.graph.meta_of(scores.name).shape) != 3:
+        return None
+    if mask is not None and m.graph.meta_of(mask.name).dtype not in (torch.float32, metas[0].dtype):
+        return None
+    m.inside.add(pv.name)
+    if not m.private():
+        return None
+    return Node(pv.name, ATTENTION, (q, kt, v, mask, scale, safe), (), out_meta)
+
+
+def recognise_attention(graph: Graph) -> Graph:
+    """Replace every recognised attention's final bmm by a `pto::attention` node."""
+    replaced: dict[str, Node] = {}
+    for node in graph.nodes:
+        if node.target is aten.bmm.default:
+            new = _match(_Match(graph), node)
+            if new is not None:
+                replaced[node.name] = new
+    if not replaced:
+        return graph
+    return graph.replace_nodes([replaced.get(n.name, n) for n in graph.nodes])

@@ -1,0 +1,34 @@
+"""AttentionPlan: one `pto::attention` node as the attention lowering reads it."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pto_dynamo.graph.dims import Dim
+from pto_dynamo.lowering.cube.ops import Operand
+
+
+@dataclass(frozen=True)
+class AttentionPlan:
+    """out[b] = softmax(q[b] @ kt[b] * scale + mask[b], -1) @ v[b] for b < batch.
+
+    q: M x D, kt: D x S (a transposed k reads through its strides), v: S x Dv, mask: M x S
+    (broadcast dims have stride 0) or None, out: M x Dv. `safe`: an all -inf row gives zeros."""
+
+    q: Operand
+    kt: Operand
+    v: Operand
+    out: Operand
+    mask: Operand | None
+    batch: Dim
+    M: Dim
+    S: Dim
+    D: int
+    Dv: int
+    scale: float
+    safe: bool
+
+
+def broadcast_strides(shape: tuple, stride: tuple, rank: int = 3) -> tuple:
+    """Strides of a value right-aligned into `rank` dims, 0 along size-1 and missing dims."""
+    pad = rank - len(shape)
+    return (0,) * pad + tuple(0 if (isinstance(s, int) and s == 1) else st for s, st in zip(shape, stride))
