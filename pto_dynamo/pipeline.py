@@ -34,6 +34,8 @@ from pto_dynamo.lowering.tile import CPU_CAPACITY, TileVerificationError, print_
 from pto_dynamo.lowering.tile.planner import PlanningError
 from pto_dynamo.lowering.vector import claims  # noqa: F401  (registers the vector device claims)
 from pto_dynamo.lowering.cube import claims as cube_claims, expand as cube_expand  # noqa: F401  (cube claims)
+from pto_dynamo.lowering.attention import claims as attention_claims  # noqa: F401  (the attention claim)
+from pto_dynamo.lowering.attention.pattern import recognise_attention
 from pto_dynamo.lowering.vector.fusion import FusionError
 from pto_dynamo.lowering.vector.lower import lower_vector_region
 from pto_dynamo.lowering.vector.tile_rules import TilingError
@@ -55,6 +57,7 @@ GRAPH_PASSES = (
     GraphPass("index_checks", add_index_checks),
     GraphPass("cse", eliminate_common_subexpressions, lambda o: o.cse),
     GraphPass("reinplace", reinplace_input_mutations, lambda o: o.reinplace),
+    GraphPass("attention", recognise_attention, lambda o: not o.host_only),
     GraphPass("dce", eliminate_dead_code),
 )
 

@@ -48,10 +48,11 @@ class _Match:
             n = self.node(value)
         return value
 
-    def private(self) -> bool:
-        """Every intermediate is read only by nodes of the pattern (and is no graph output)."""
+    def private(self, result: str) -> bool:
+        """Every intermediate (all but `result`) is read only by nodes of the pattern and is no
+        graph output."""
         return all(set(self.users.get(name, ())) <= self.inside and name not in self.graph.output_names
-                   for name in self.inside)
+                   for name in self.inside - {result})
 
 
 def _scalar(x) -> bool:
@@ -121,7 +122,7 @@ def _match(m: _Match, pv: Node):
     if mask is not None and m.graph.meta_of(mask.name).dtype not in (torch.float32, metas[0].dtype):
         return None
     m.inside.add(pv.name)
-    if not m.private():
+    if not m.private(pv.name):
         return None
     return Node(pv.name, ATTENTION, (q, kt, v, mask, scale, safe), (), out_meta)
 

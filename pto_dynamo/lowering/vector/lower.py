@@ -7,6 +7,7 @@ import sympy
 from pto_dynamo.graph.ir import Graph, TensorMeta
 from pto_dynamo.lowering.partition import DeviceRegion as PartitionRegion
 from pto_dynamo.lowering.cube.tiling import tile_matmul
+from pto_dynamo.lowering.attention.tiling import tile_attention
 from pto_dynamo.lowering.mixed.epilogue import MixedPlan, fuse_epilogues
 from pto_dynamo.lowering.mixed.tiling import mm_name, tile_mixed
 from pto_dynamo.lowering.tile import DeviceRegion, GmPipeBuffer, Launch, RegionTensor, Workspace, elem_type, sym
@@ -43,9 +44,16 @@ def _tile_mixed(k: MixedPlan, plan: RegionPlan, label: str, capacity: TargetCapa
     return program, list(tiler.params)
 
 
+def _tile_attention(k: KernelPlan, plan: RegionPlan, label: str, capacity: TargetCapacity):
+    """An attention kernel: pto_mixed_attention_<i>."""
+    return tile_attention(k.attention, plan.values, f"pto_mixed_attention_{k.index}", label, capacity)
+
+
 def _tiler_of(k):
     if isinstance(k, MixedPlan):
         return _tile_mixed
+    if k.attention is not None:
+        return _tile_attention
     return _tile_cube if k.matmul is not None else _tile_vector
 
 

@@ -1,0 +1,251 @@
+"""Tile an AttentionPlan into one mixed TileProgram: flash attention in PTO terms.
+
+    pipes: qk (C2V, f32 scores), pp (V2C, probabilities in v's dtype), pv (C2V, f32 P @ V)
+    for t in tiles(batch x ceil(M / Mq)), chunked over blocks:                         (SPMD)
+        bi, m0, vm; this vector core's rows: s0 + [0, sv) of the tile (subblock_idx / subblock_num)
+        vector: m = -inf, l = 0, o = 0                       (running max, sum, output rows)
+        cube:   TLOAD q rows -> qmat (Mat), once per tile
+        for j0 in 0, Ns, 2 Ns, ... < S:                                               (KV loop)
+            cube:   TLOAD k^T window (ND -> Nz, or DN -> Zn for a row-major k) ; TMOV ; TMATMUL
+                    s = q k^T -> TALLOC qk, TSTORE, TPUSH
+            vector: TPOP qk; TLOAD its rows of s; s = s * scale + mask; TFREE qk
+                    mx = rowmax(s); m' = max(m, mx); m0 = m' == -inf ? 0 : m'
+                    alpha = exp(m - m0); p = exp(s - m0); l = l * alpha + rowsum(p); o *= alpha; m = m'
+                    TALLOC pp; TSTORE p (v's dtype) into its rows; TPUSH pp
+            cube:   TPOP pp; TLOAD p -> Mat; TFREE pp; TLOAD v window; TMOV; TMATMUL pv = p v
+                    TALLOC pv; TSTORE; TPUSH pv
+            vector: TPOP pv; TLOAD its rows; o += pv; TFREE pv
+        vector: o /= l (a safe softmax's all -inf row: l = 0 -> 0); TSTORE o (the result dtype)
+
+The probabilities are rounded to v's dtype before P @ V, as a bf16 flash attention does; the
+running statistics and o stay f32. Mq query rows and Ns keys per step come from the target's
+memories; D and Dv are static (one cube K step each).
+"""
+from __future__ import annotations
+
+import math
+
+from pto_dynamo.lowering.attention.plan import AttentionPlan
+from pto_dynamo.lowering.cube.ops import Operand, is_one
+from pto_dynamo.lowering.cube.tiling import _Params
+from pto_dynamo.lowering.tile import (F32, U8, Direction, Distribution, GmView, KernelBuilder, Layout, PlanningError,
+                                      Role, TileLoc, ceil_div, elem_type, emax, emin, emod, floor_div)
+from pto_dynamo.lowering.tile.capacity import TargetCapacity
+from pto_dynamo.lowering.tile.ir import SUBBLOCK_IDX, SUBBLOCK_NUM
+from pto_dynamo.lowering.vector.tile_rules import TilingError
+
+Vec = TileLoc.Vec
+
+
+def _round_up(n: int, m: int) -> int:
+    return -(-n // m) * m
+
+
+class _Attention:
+    """Emits the kernel; `p` binds tensors and scalars as the cube tiling does."""
+
+    def __init__(self, plan: AttentionPlan, metas: dict, name: str, graph: str, Mq: int, Ns: int):
+        self.plan, self.Mq, self.Ns = plan, Mq, Ns
+        self.dtype = elem_type(metas[plan.q.buffer].dtype)
+        self.out_dtype = elem_type(metas[plan.out.buffer].dtype)
+        self.mask_dtype = elem_type(metas[plan.mask.buffer].dtype) if plan.mask is not None else None
+        box = 32 // self.dtype.itemsize
+        self.Dc, self.Dvc = _round_up(plan.D, max(box, 16)), _round_up(plan.Dv, max(box, 16))
+        what = ("causal/masked " if plan.mask is not None else "") + ("safe " if plan.safe else "")
+        self.kb = KernelBuilder(name, graph=graph, pass_name="lowering.attention", kind="mixed",
+                                description=f"{plan.out.buffer} = {what}attention (scale {plan.scale:g})")
+        self.p = _Params(self.kb, metas, {plan.out.buffer})
+
+    # -- helpers -------------------------------------------------------------------------------
+    def row(self, name: str) -> tuple[str, str]:
+        """A per-row f32 tile [Mq, 1] ColMajor valid (sv, 1) and its [1, Mq] RowMajor alias."""
+        self.kb.tile(name, Vec, F32, self.Mq, 1, self.sv, 1, Layout.ColMajor)
+        self.kb.tile(name + "_r", Vec, F32, 1, self.Mq, 1, self.sv)
+        self.kb.emit("TRESHAPE", name + "_r", name)
+        return name, name + "_r"
+
+    def full(self, name: str, dtype, cols: int, valid_cols) -> str:
+        self.kb.tile(name, Vec, dtype, self.Mq, cols, self.sv, valid_cols)
+        return name
+
+    def mask_of(self, name: str, row_tile: str) -> str:
+        """A u8 compare mask over a [1, Mq] row alias."""
+        self.kb.tile(name, Vec, U8, 1, _round_up(max(1, -(-self.Mq // 8)), 32), 1, ceil_div(self.sv, 8))
+        return name
+
+    def sel_tmp(self, name: str) -> str:
+        self.kb.tile(name, Vec, F32, 1, 16, 1, 16)
+        return name
+
+    def gm_load(self, tile: str, op: Operand, r0, c0, rows, cols, row_tile_rows: int, col_tile_cols: int, nd_ok=True):
+        """TLOAD the (r0, c0) window of operand `op` of batch bi into Mat tile `tile`."""
+        p = self.p
+        sb, sr, sc = (p.expr(s) for s in op.strides)
+        off = p.expr(op.offset) + self.bi * sb + r0 * sr + c0 * sc
+        nd = is_one(op.strides[2])
+        self.kb.tile(tile, TileLoc.Mat, self.dtype, row_tile_rows, col_tile_cols, rows, cols,
+                     Layout.RowMajor if nd else Layout.ColMajor)
+        tensor = p.tensor(op.buffer)
+        view = self.kb.view(tensor, off, rows, cols, sr) if nd else GmView(tensor, off, rows, cols, 1, sc, dn=True)
+        self.kb.emit("TLOAD", tile, view)
+        return tile
+
+    # -- the kernel ------------------------------------------------------------------------------
+    def build(self):
+        plan, kb, p, Mq, Ns = self.plan, self.kb, self.p, self.Mq, self.Ns
+        for op in (plan.q, plan.kt, plan.v, plan.mask, plan.out):
+            if op is not None:
+                p.tensor(op.buffer)
+        B, M, S = (p.expr(e) for e in (plan.batch, plan.M, plan.S))
+        qk = kb.pipe("qk", F32, Mq * Ns)
+        pp = kb.pipe("pp", self.dtype, Mq * Ns, direction=Direction.V2C)
+        pv = kb.pipe("pv", F32, Mq * self.Dvc)
+        tm = ceil_div(M, Mq)
+        with kb.tile_loop("t", B * tm, Distribution.CHUNKED) as t:
+            self.bi = p.let("bi", floor_div(t, emax(tm, 1)))
+            m0 = p.let("m0", emod(t, emax(tm, 1)) * Mq)
+            vm = p.let("vm", emin(Mq, M - m0))
+            share = p.let("share", ceil_div(vm, SUBBLOCK_NUM))
+            s0 = p.let("s0", SUBBLOCK_IDX * share)
+            self.sv = sv = p.let("sv", emax(emin(share, vm - s0), 0))
+            self.r0 = m0 + s0                    # this vector core's first query row
+            # persistent tiles: declared outside the stages that share them
+            o = self.full("o", F32, self.Dvc, plan.Dv)
+            m_run, m_run_r = self.row("m_run")
+            l_run, l_run_r = self.row("l_run")
+            kb.tile("qmat", TileLoc.Mat, self.dtype, Mq, self.Dc, vm, plan.D)
+            with kb.stage(Role.VECTOR):
+                kb.emit("TEXPANDS", m_run_r, -math.inf)
+                kb.emit("TEXPANDS", l_run_r, 0.0)
+                kb.emit("TEXPANDS", o, 0.0)
+            with kb.stage(Role.CUBE):
+                q = plan.q
+                sb, sr = p.expr(q.strides[0]), p.expr(q.strides[1])
+                kb.emit("TLOAD", "qmat", kb.view(p.tensor(q.buffer), p.expr(q.offset) + self.bi * sb + m0 * sr,
+                                                 vm, plan.D, sr))
+            with kb.serial_loop("j0", 0, S, Ns) as j0:
+                p.bound.add("j0")
+                vs = p.let("vs", emin(Ns, S - j0))
+                self._scores(qk, j0, vm, vs)
+                self._softmax(qk, pp, j0, s0, vs, m_run_r, l_run, l_run_r, o)
+                self._pv(pp, pv, j0, vm, vs)
+                with kb.stage(Role.VECTOR):
+                    kb.emit("TPOP", pipe="pv")
+                    pvt = self.full("pvt", F32, self.Dvc, plan.Dv)
+                    kb.emit("TLOAD", pvt, GmView(pv.slot(Role.VECTOR), s0 * self.Dvc, sv, plan.Dv, self.Dvc))
+                    kb.emit("TFREE", pipe="pv")
+                    kb.emit("TADD", o, o, pvt)
+            with kb.stage(Role.VECTOR):
+                self._finish(o, l_run, l_run_r)
+
+    def _scores(self, qk, j0, vm, vs):
+        kb, plan, Mq, Ns = self.kb, self.plan, self.Mq, self.Ns
+        with kb.stage(Role.CUBE):
+            kmat = self.gm_load("kmat", plan.kt, 0, j0, plan.D, vs, self.Dc, Ns)
+            kb.tile("lq", TileLoc.Left, self.dtype, Mq, self.Dc, vm, plan.D)
+            kb.tile("rk", TileLoc.Right, self.dtype, self.Dc, Ns, plan.D, vs)
+            kb.emit("TMOV", "lq", "qmat")
+            kb.emit("TMOV", "rk", kmat)
+            kb.tile("acc_s", TileLoc.Acc, F32, Mq, Ns, vm, vs)
+            kb.emit("TMATMUL", "acc_s", "lq", "rk")
+            kb.emit("TALLOC", pipe="qk")
+            kb.emit("TSTORE", GmView(qk.slot(Role.CUBE), 0, vm, vs, Ns), "acc_s")
+            kb.emit("TPUSH", pipe="qk")
+
+    def _softmax(self, qk, pp, j0, s0, vs, m_run_r, l_run, l_run_r, o):
+        kb, plan, p, Ns, sv = self.kb, self.plan, self.p, self.Ns, self.sv
+        with kb.stage(Role.VECTOR):
+            kb.emit("TPOP", pipe="qk")
+            s = self.full("s", F32, Ns, vs)
+            kb.emit("TLOAD", s, GmView(qk.slot(Role.VECTOR), s0 * Ns, sv, vs, Ns))
+            kb.emit("TFREE", pipe="qk")
+            if plan.scale != 1.0:
+                kb.emit("TMULS", s, s, plan.scale)
+            if plan.mask is not None:
+                mk = self.full("mk", self.mask_dtype, Ns, vs)
+                mask = plan.mask
+                sb, sr, sc = (p.expr(x) for x in mask.strides)
+                off = p.expr(mask.offset) + self.bi * sb + self.r0 * sr + j0 * sc
+                kb.emit("TLOAD", mk, kb.view(p.tensor(mask.buffer), off, sv, vs, sr))
+                if self.mask_dtype != F32:
+                    mkf = self.full("mkf", F32, Ns, vs)
+                    kb.emit("TCVT", mkf, mk, round="CAST_RINT")
+                    mk = mkf
+                kb.emit("TADD", s, s, mk)
+            mx, mx_r = self.row("mx")
+            tmp = self.full("red_tmp", F32, Ns, vs)
+            kb.emit("TROWMAX", mx, s, tmp)
+            mnew, mnew_r = self.row("mnew")
+            kb.emit("TMAX", mnew_r, m_run_r, mx_r)
+            finite = self.mask_of("finite", mnew_r)
+            kb.emit("TCMPS", finite, mnew_r, -math.inf, mode="NE")
+            msafe, msafe_r = self.row("msafe")
+            kb.emit("TSELS", msafe_r, finite, mnew_r, 0.0, self.sel_tmp("sel_tmp"))
+            alpha, alpha_r = self.row("alpha")
+            kb.emit("TSUB", alpha_r, m_run_r, msafe_r)
+            kb.emit("TEXP", alpha_r, alpha_r)
+            kb.emit("TROWEXPANDSUB", s, s, msafe)
+            kb.emit("TEXP", s, s)
+            rs, rs_r = self.row("rs")
+            kb.emit("TROWSUM", rs, s, tmp)
+            kb.emit("TMUL", l_run_r, l_run_r, alpha_r)
+            kb.emit("TADD", l_run_r, l_run_r, rs_r)
+            kb.emit("TROWEXPANDMUL", o, o, alpha)
+            kb.emit("TMOV", m_run_r, mnew_r)
+            pc = s
+            if self.dtype != F32:
+                pc = self.full("pc", self.dtype, Ns, vs)
+                kb.emit("TCVT", pc, s, round="CAST_RINT")
+            kb.emit("TALLOC", pipe="pp")
+            kb.emit("TSTORE", GmView(pp.slot(Role.VECTOR), s0 * Ns, sv, vs, Ns), pc)
+            kb.emit("TPUSH", pipe="pp")
+
+    def _pv(self, pp, pv, j0, vm, vs):
+        kb, plan, Mq, Ns = self.kb, self.plan, self.Mq, self.Ns
+        with kb.stage(Role.CUBE):
+            kb.emit("TPOP", pipe="pp")
+            kb.tile("pmat", TileLoc.Mat, self.dtype, Mq, Ns, vm, vs)
+            kb.emit("TLOAD", "pmat", GmView(pp.slot(Role.CUBE), 0, vm, vs, Ns))
+            kb.emit("TFREE", pipe="pp")
+            vmat = self.gm_load("vmat", plan.v, j0, 0, vs, plan.Dv, Ns, self.Dvc)
+            kb.tile("lp", TileLoc.Left, self.dtype, Mq, Ns, vm, vs)
+            kb.tile("rv", TileLoc.Right, self.dtype, Ns, self.Dvc, vs, plan.Dv)
+            kb.emit("TMOV", "lp", "pmat")
+            kb.emit("TMOV", "rv", vmat)
+            kb.tile("acc_o", TileLoc.Acc, F32, Mq, self.Dvc, vm, plan.Dv)
+            kb.emit("TMATMUL", "acc_o", "lp", "rv")
+            kb.emit("TALLOC", pipe="pv")
+            kb.emit("TSTORE", GmView(pv.slot(Role.CUBE), 0, vm, plan.Dv, self.Dvc), "acc_o")
+            kb.emit("TPUSH", pipe="pv")
+
+    def _finish(self, o, l_run, l_run_r):
+        kb, plan, p = self.kb, self.plan, self.p
+        div = l_run
+        if plan.safe:            # an all -inf row: o = 0, l = 0 -> 0 / 1
+            nonzero = self.mask_of("nonzero", l_run_r)
+            kb.emit("TCMPS", nonzero, l_run_r, 0.0, mode="NE")
+            lsafe, lsafe_r = self.row("lsafe")
+            kb.emit("TSELS", lsafe_r, nonzero, l_run_r, 1.0, self.sel_tmp("sel_tmp_f"))
+            div = lsafe
+        kb.emit("TROWEXPANDDIV", o, o, div)
+        res = o
+        if self.out_dtype != F32:
+            res = self.full("o_cvt", self.out_dtype, self.Dvc, plan.Dv)
+            kb.emit("TCVT", res, o, round="CAST_RINT")
+        out = plan.out
+        sb, sr = p.expr(out.strides[0]), p.expr(out.strides[1])
+        off = p.expr(out.offset) + self.bi * sb + self.r0 * sr
+        kb.emit("TSTORE", kb.view(p.tensor(out.buffer), off, self.sv, plan.Dv, sr), res)
+
+
+def tile_attention(plan: AttentionPlan, metas: dict, name: str, graph: str, capacity: TargetCapacity):
+    """The planned, verified mixed TileProgram of `plan` and its tensor parameters' buffers."""
+    attempts = []
+    for Mq, Ns in ((64, 128), (32, 128), (32, 64), (16, 64)):
+        a = _Attention(plan, metas, name, graph, Mq, Ns)
+        try:
+            a.build()
+            return a.kb.build(capacity), list(a.p.tensors)
+        except PlanningError as err:
+            attempts.append(f"Mq={Mq} Ns={Ns}: {err}")
+    raise TilingError(f"attention kernel {name}: no tile size fits the target's memory:\n  " + "\n  ".join(attempts[-2:]))
