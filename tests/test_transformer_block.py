@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from examples.transformer_block import make_block
+from pto_dynamo.lowering.attention.op import ATTENTION
 from pto_dynamo.lowering.registry import RUNTIME_CHECK
 from tests.conftest import VERIFY, compiled_graphs
 
@@ -30,9 +31,9 @@ MATMULS = {torch.ops.aten.mm.default, torch.ops.aten.bmm.default, torch.ops.aten
 
 @pytest.mark.slow
 def test_block_long_sequences_all_on_the_device(fresh):
-    """The issue's token counts up to 4096 in one compile, with no host node: the linears and
-    attention's matmuls run as cube kernels, RMSNorm, RoPE, the causal mask, the masked softmax
-    and SwiGLU's gate as vector kernels."""
+    """The issue's token counts up to 4096 in one compile, with no host node: the linears run as
+    cube kernels, attention (SDPA, causal) as one mixed flash-attention kernel, the SwiGLU gate and
+    up projections with the gate as one mixed kernel, RMSNorm and the causal mask as vector kernels."""
     block = make_block()
     compiled = torch.compile(block, backend="pto", fullgraph=True, options=VERIFY)
     with torch.no_grad():
@@ -47,7 +48,11 @@ def test_block_long_sequences_all_on_the_device(fresh):
     host = {name: reason for name, reason in c.partition.host_reasons if reason != RUNTIME_CHECK}
     assert not host, host
     device_matmuls = [n for n in c.graph.nodes if n.target in MATMULS]
-    assert len(device_matmuls) >= 7, device_matmuls          # q, k, v, o, scores, p @ v, 3 MLP linears
+    assert len(device_matmuls) >= 5, device_matmuls          # qkv, o, 3 MLP linears
+    assert [n.target for n in c.graph.nodes].count(ATTENTION) == 1
+    kernels = [k for r in c.runners for k in r.kernel_names]
+    assert any(k.startswith("pto_mixed_attention") for k in kernels), kernels
+    assert any(k.startswith("pto_mixed_mm_mm") for k in kernels), kernels   # silu(x w1^T) * (x w3^T)
 
 
 def test_block_plain_dynamo_mark_dynamic_compiles_t1_separately(fresh):

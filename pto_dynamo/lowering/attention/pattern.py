@@ -36,12 +36,13 @@ class _Match:
         return self.nodes.get(value.name) if isinstance(value, Ref) else None
 
     def through_views(self, value):
-        """Follow same-shape view/expand chains back to their source value."""
+        """Follow view/expand chains that keep the matrix dims and regroup only the batch dims
+        (SDPA's [B, H, T, S] <-> [B * H, T, S]) back to their source value."""
         n = self.node(value)
         meta = self.graph.meta_of(value.name) if isinstance(value, Ref) else None
         while n is not None and n.target in _VIEWS and isinstance(n.args[0], Ref):
             src_meta = self.graph.meta_of(n.args[0].name)
-            if tuple(src_meta.shape) != tuple(meta.shape):
+            if not _same_matrices(src_meta, meta):
                 break
             self.inside.add(n.name)
             value = n.args[0]
@@ -53,6 +54,28 @@ class _Match:
         graph output."""
         return all(set(self.users.get(name, ())) <= self.inside and name not in self.graph.output_names
                    for name in self.inside - {result})
+
+
+def _same_matrices(a, b) -> bool:
+    """Same last two dims and the same number of elements (batch dims regrouped, not expanded)."""
+    if len(a.shape) < 2 or len(b.shape) < 2 or tuple(a.shape[-2:]) != tuple(b.shape[-2:]):
+        return False
+    na, nb = 1, 1
+    for d in a.shape[:-2]:
+        na = na * d
+    for d in b.shape[:-2]:
+        nb = nb * d
+    return na == nb if isinstance(na, int) and isinstance(nb, int) else str(na) == str(nb)
+
+
+def _batch_broadcast(mask_shape, scores_shape) -> bool:
+    """A mask the kernel reads as [batch, M, S]: its leading dims (right-aligned to the scores)
+    are all 1, or it has the scores' own 3-d shape."""
+    if len(mask_shape) <= 2:
+        return True
+    if len(mask_shape) == 3 and len(scores_shape) == 3:
+        return True
+    return all(d == 1 for d in mask_shape[:-2])
 
 
 def _scalar(x) -> bool:
@@ -117,10 +140,13 @@ def _match(m: _Match, pv: Node):
     out_meta = pv.meta
     q, kt, v = qk.args[0], qk.args[1], pv.args[1]
     metas = [m.graph.meta_of(x.name) for x in (q, kt, v)]
-    if len({x.dtype for x in metas}) != 1 or len(m.graph.meta_of(scores.name).shape) != 3:
+    if len({x.dtype for x in metas}) != 1 or any(len(x.shape) != 3 for x in metas):
         return None
-    if mask is not None and m.graph.meta_of(mask.name).dtype not in (torch.float32, metas[0].dtype):
-        return None
+    if mask is not None:
+        mm = m.graph.meta_of(mask.name)
+        if mm.dtype not in (torch.float32, torch.bfloat16, torch.float16) or not _batch_broadcast(
+                tuple(mm.shape), tuple(m.graph.meta_of(p_node.args[0].name).shape)):
+            return None
     m.inside.add(pv.name)
     if not m.private(pv.name):
         return None

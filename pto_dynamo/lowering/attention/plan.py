@@ -30,5 +30,6 @@ class AttentionPlan:
 
 def broadcast_strides(shape: tuple, stride: tuple, rank: int = 3) -> tuple:
     """Strides of a value right-aligned into `rank` dims, 0 along size-1 and missing dims."""
+    shape, stride = tuple(shape)[-rank:], tuple(stride)[-rank:]      # dropped leading dims are all 1
     pad = rank - len(shape)
     return (0,) * pad + tuple(0 if (isinstance(s, int) and s == 1) else st for s, st in zip(shape, stride))

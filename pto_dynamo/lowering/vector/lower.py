@@ -19,7 +19,7 @@ from pto_dynamo.lowering.vector.tiling import normalize_expr, tile_kernel
 
 def storage_numel(meta: TensorMeta):
     """Elements a buffer with this shape and stride spans (its allocation size)."""
-    return normalize_expr(1 + sum((sympy.sympify(s) - 1) * st for s, st in zip(meta.shape, meta.stride)))
+    return normalize_expr(sympy.sympify(1 + sum((sympy.sympify(s) - 1) * st for s, st in zip(meta.shape, meta.stride))))
 
 
 def kernel_name(parts: list[str], index: int) -> str:

@@ -1,0 +1,136 @@
+"""Attention as one mixed kernel (flash attention in PTO terms): the pattern stage recognises SDPA's
+decomposition (causal mask from arange/le/where, _safe_softmax) and the explicit
+softmax(q @ k^T * s + mask) @ v, and the lowering runs QK^T on the cube stage, the online softmax
+on the vector stage and PV on the cube stage, through gm-pipes. Decode shapes (one query, a long
+KV) and prefill shapes, GQA/MQA, f32 and bf16, against eager; faithful mode bit for bit."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from pto_dynamo.lowering.attention.op import ATTENTION
+from tests.conftest import VERIFY, compiled_graphs
+
+TOL = {torch.float32: {"rtol": 1e-4, "atol": 1e-4}, torch.bfloat16: {"rtol": 2e-2, "atol": 2e-2}}
+
+
+def sdpa_causal(q, k, v):
+    return F.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+
+def sdpa_mask(q, k, v, mask):
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+def explicit(q, k, v, mask):
+    return torch.softmax(q @ k.transpose(-1, -2) * q.shape[-1] ** -0.5 + mask, dim=-1) @ v
+
+
+def explicit_no_mask(q, k, v):
+    return torch.softmax((q @ k.transpose(-1, -2)) * 0.3, dim=-1) @ v
+
+
+def gqa(q, k, v):
+    return F.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+
+
+def mqa_decode(q, k, v):
+    """One KV head shared by every query head, read through a broadcast (stride-0) batch dim."""
+    return F.scaled_dot_product_attention(q, k.expand_as(q[..., :1, :].expand(-1, -1, k.shape[-2], -1)),
+                                          v.expand(-1, q.shape[1], -1, -1))
+
+
+# name: (fn, shapes of q, k, v[, mask])
+CASES = {
+    "causal_prefill": (sdpa_causal, [(1, 3, 150, 64), (1, 3, 150, 64), (1, 3, 150, 64)]),
+    "sdpa_bool_free_mask": (sdpa_mask, [(2, 2, 40, 32), (2, 2, 200, 32), (2, 2, 200, 32), (40, 200)]),
+    "explicit_mask_ragged": (explicit, [(2, 2, 70, 128), (2, 2, 333, 128), (2, 2, 333, 128), (70, 333)]),
+    "explicit_no_mask": (explicit_no_mask, [(3, 65, 48), (3, 129, 48), (3, 129, 48)]),
+    "decode_long_kv": (explicit, [(2, 4, 1, 64), (2, 4, 700, 64), (2, 4, 700, 64), (1, 700)]),
+    "gqa_causal": (gqa, [(1, 4, 33, 32), (1, 2, 33, 32), (1, 2, 33, 32)]),
+    "mqa_decode": (mqa_decode, [(2, 8, 1, 32), (2, 1, 300, 32), (2, 1, 300, 32)]),
+}
+
+
+def _args(shapes, dtype, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(s, generator=g).to(dtype) for s in shapes]
+
+
+def _check_attention_on_device(fresh):
+    stats = fresh.stats()
+    assert sum(stats["fallback_regions"].values()) == 0, stats
+    c = compiled_graphs()[-1]
+    assert any(n.target is ATTENTION for n in c.graph.nodes), "the pattern stage found no attention"
+    assert not [name for name, _ in c.partition.host_reasons if "attention" in name], c.partition.host_reasons
+    kernels = [k for r in c.runners for k in r.kernel_names]
+    assert any(k.startswith("pto_mixed_attention") for k in kernels), kernels
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("name", list(CASES))
+def test_attention_matches_eager(fresh, name, dtype):
+    fn, shapes = CASES[name]
+    args = _args(shapes, dtype)
+    out = torch.compile(fn, backend="pto", fullgraph=True, options={**VERIFY, "core_num": 7})(*args)
+    torch.testing.assert_close(out, fn(*args), **TOL[dtype])
+    _check_attention_on_device(fresh)
+
+
+def test_fully_masked_rows_match_sdpa(fresh):
+    """SDPA's safe softmax: a query row whose every key is masked gives zeros, not NaN."""
+    q, k, v = _args([(1, 2, 9, 16)] * 3, torch.float32)
+    mask = torch.zeros(9, 9)
+    mask[3] = float("-inf")
+    out = torch.compile(sdpa_mask, backend="pto", fullgraph=True, options=VERIFY)(q, k, v, mask)
+    torch.testing.assert_close(out, sdpa_mask(q, k, v, mask))
+    assert torch.all(out[:, :, 3] == 0)
+    _check_attention_on_device(fresh)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_faithful_mode_bitwise(fresh, monkeypatch, dtype):
+    """Cube and two vector roles on their own threads, 64 blocks, 2 threads: bit for bit the
+    single-threaded fused run."""
+    fn, shapes = CASES["explicit_mask_ragged"]
+    args = _args(shapes, dtype)
+    outs = []
+    for mode, threads, core_num in (("fused", 1, 1), ("faithful", 2, 64)):
+        monkeypatch.setenv("PTO_CPU_MIXED", mode)
+        torch._dynamo.reset()
+        old = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            outs.append(torch.compile(fn, backend="pto", fullgraph=True, options={**VERIFY, "core_num": core_num})(*args))
+        finally:
+            torch.set_num_threads(old)
+        _check_attention_on_device(fresh)
+    torch.testing.assert_close(outs[0], fn(*args), **TOL[dtype])
+    assert torch.equal(outs[0], outs[1])
+
+
+def test_dynamic_tokens_one_compile(fresh):
+    """Prefill with a dynamic token count (queries and keys): one compile, one attention launch."""
+    compiled = torch.compile(sdpa_causal, backend="pto", fullgraph=True, options=VERIFY)
+    for t in (1, 5, 64, 65, 200):
+        q, k, v = _args([(1, 2, t, 32)] * 3, torch.float32, seed=t)
+        for x in (q, k, v):
+            fresh.mark_dynamic(x, 2, name="T")
+        torch.testing.assert_close(compiled(q, k, v), sdpa_causal(q, k, v), **TOL[torch.float32])
+    stats = fresh.stats()
+    assert stats["signatures_compiled"] == 1 and stats["native_builds"] == 1, stats
+    _check_attention_on_device(fresh)
+
+
+def test_scores_used_elsewhere_stay_unfused(fresh):
+    """When the probabilities are also returned, the pattern does not apply; results still match."""
+    def fn(q, k, v):
+        p = torch.softmax(q @ k.transpose(-1, -2), dim=-1)
+        return p @ v, p
+    args = _args([(2, 9, 16)] * 3, torch.float32)
+    out, p = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(*args)
+    ref_out, ref_p = fn(*args)
+    torch.testing.assert_close(out, ref_out)
+    torch.testing.assert_close(p, ref_p)
+    assert not any(n.target is ATTENTION for n in compiled_graphs()[-1].graph.nodes)
