@@ -9,7 +9,9 @@ It runs before partitioning. Two spellings arrive, SDPA's decomposition and an e
     out = bmm(view(expand(p')), V)
 
 and becomes `out = pto::attention(Q, Kt, V, mask, scale, safe)` when every intermediate (the scores,
-the probabilities) is read only inside the pattern. The dead intermediates go with the next DCE.
+the probabilities) is read only inside the pattern. SDPA's pre-scaling of q and k^T (a scalar mul
+feeding only the views) folds into `scale`, so the kernel reads q and k in place instead of a
+scaled copy. The dead intermediates go with the next DCE.
 """
 from __future__ import annotations
 
@@ -150,17 +152,46 @@ def _match(m: _Match, pv: Node):
     m.inside.add(pv.name)
     if not m.private(pv.name):
         return None
-    return Node(pv.name, ATTENTION, (q, kt, v, mask, scale, safe), (), out_meta)
+    rewritten: dict[str, Node] = {}
+    for operand in (q, kt):                      # SDPA scales q and k^T: fold that into `scale`
+        folded = _fold_scale(m, operand)
+        if folded is not None:
+            node, factor = folded
+            rewritten[node.name] = node
+            scale *= factor
+    rewritten[pv.name] = Node(pv.name, ATTENTION, (q, kt, v, mask, scale, safe), (), out_meta)
+    return rewritten
+
+
+def _fold_scale(m: _Match, operand: Ref):
+    """For an operand view(expand(mul(x, s))) whose every step only feeds the next: the first view
+    rewritten to read x (same shape, strides and dtype as the product), and s. None otherwise."""
+    chain, value = [], operand
+    n = m.node(value)
+    while n is not None and n.target in _VIEWS and isinstance(n.args[0], Ref):
+        chain.append(n)
+        n = m.node(n.args[0])
+    if not chain or n is None or n.target not in (aten.mul.Tensor, aten.mul.Scalar) or not _scalar(n.args[1]) \
+            or not isinstance(n.args[0], Ref):
+        return None
+    x, product = m.graph.meta_of(n.args[0].name), n.meta
+    if (tuple(x.shape), tuple(x.stride), x.dtype) != (tuple(product.shape), tuple(product.stride), product.dtype):
+        return None
+    if any(len(m.users.get(c.name, ())) != 1 for c in (n, *chain)) or n.name in m.graph.output_names:
+        return None
+    first = chain[-1]                            # the view that reads the product
+    return first.with_(args=(n.args[0], *first.args[1:])), float(n.args[1])
 
 
 def recognise_attention(graph: Graph) -> Graph:
-    """Replace every recognised attention's final bmm by a `pto::attention` node."""
+    """Replace every recognised attention's final bmm by a `pto::attention` node (and let the
+    views of q and k^T read the unscaled tensors when the scale folds into the node)."""
     replaced: dict[str, Node] = {}
     for node in graph.nodes:
         if node.target is aten.bmm.default:
             new = _match(_Match(graph), node)
             if new is not None:
-                replaced[node.name] = new
+                replaced.update(new)
     if not replaced:
         return graph
     return graph.replace_nodes([replaced.get(n.name, n) for n in graph.nodes])
