@@ -78,6 +78,21 @@ def test_attention_matches_eager(fresh, name, dtype):
     _check_attention_on_device(fresh)
 
 
+def test_sdpa_causal_mask_is_recognised(fresh):
+    """SDPA's is_causal mask (arange/le/where) marks the node causal: the kernel skips the keys after
+    each query tile (a tile of queries 0..63 reads keys 0..63 only), with eager's results."""
+    fn, shapes = CASES["causal_prefill"]
+    args = _args(shapes, torch.float32)
+    torch.testing.assert_close(torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(*args), fn(*args),
+                               **TOL[torch.float32])
+    (node,) = [n for n in compiled_graphs()[-1].graph.nodes if n.target is ATTENTION]
+    assert node.args[6] is True
+    fn, shapes = CASES["explicit_mask_ragged"]                 # a random mask is not causal
+    torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(*_args(shapes, torch.float32))
+    (node,) = [n for n in compiled_graphs()[-1].graph.nodes if n.target is ATTENTION]
+    assert node.args[6] is False
+
+
 def test_fully_masked_rows_match_sdpa(fresh):
     """SDPA's safe softmax: a query row whose every key is masked gives zeros, not NaN."""
     q, k, v = _args([(1, 2, 9, 16)] * 3, torch.float32)

@@ -159,8 +159,45 @@ def _match(m: _Match, pv: Node):
             node, factor = folded
             rewritten[node.name] = node
             scale *= factor
-    rewritten[pv.name] = Node(pv.name, ATTENTION, (q, kt, v, mask, scale, safe), (), out_meta)
+    causal = mask is not None and _is_causal(m, mask)
+    rewritten[pv.name] = Node(pv.name, ATTENTION, (q, kt, v, mask, scale, safe, causal), (), out_meta)
     return rewritten
+
+
+def _arange_from_zero(m: _Match, value) -> bool:
+    n = m.node(value)
+    if n is None:
+        return False
+    if n.target is aten.arange.default:
+        return True
+    return n.target is aten.arange.start_step and n.args[0] == 0 and (len(n.args) < 3 or n.args[2] == 1)
+
+
+def _is_causal(m: _Match, mask: Ref) -> bool:
+    """Is `mask` SDPA's top-left causal mask, where(j - i <= 0 [and True], 0, -inf) over aranges?
+    Then every key after a query tile's last row is masked for the whole tile."""
+    w = m.node(mask)
+    if w is None or w.target is not aten.where.self:
+        return False
+    zero, ninf = m.node(w.args[1]), m.node(w.args[2])
+    if any(x is None or x.target is not aten.scalar_tensor.default for x in (zero, ninf)) \
+            or zero.args[0] != 0 or ninf.args[0] != -math.inf:
+        return False
+    cond = m.node(w.args[0])
+    if cond is not None and cond.target is aten.logical_and.default:
+        other = m.node(cond.args[1])
+        if other is None or other.target is not aten.full.default or other.args[1] is not True:
+            return False
+        cond = m.node(cond.args[0])
+    if cond is None or cond.target is not aten.le.Scalar or cond.args[1] != 0:
+        return False
+    sub = m.node(cond.args[0])
+    if sub is None or sub.target is not aten.sub.Tensor:
+        return False
+    cols, rows = m.node(sub.args[0]), m.node(sub.args[1])
+    return (cols is not None and rows is not None and cols.target is rows.target is aten.unsqueeze.default
+            and cols.args[1] == -2 and rows.args[1] == -1
+            and _arange_from_zero(m, cols.args[0]) and _arange_from_zero(m, rows.args[0]))
 
 
 def _fold_scale(m: _Match, operand: Ref):

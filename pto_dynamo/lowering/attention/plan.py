@@ -12,7 +12,8 @@ class AttentionPlan:
     """out[b] = softmax(q[b] @ kt[b] * scale + mask[b], -1) @ v[b] for b < batch.
 
     q: M x D, kt: D x S (a transposed k reads through its strides), v: S x Dv, mask: M x S
-    (broadcast dims have stride 0) or None, out: M x Dv. `safe`: an all -inf row gives zeros."""
+    (broadcast dims have stride 0) or None, out: M x Dv. `safe`: an all -inf row gives zeros.
+    `causal`: the mask is top-left causal, keys after a query tile's last row are skipped."""
 
     q: Operand
     kt: Operand
@@ -26,6 +27,7 @@ class AttentionPlan:
     Dv: int
     scale: float
     safe: bool
+    causal: bool = False
 
 
 def broadcast_strides(shape: tuple, stride: tuple, rank: int = 3) -> tuple:

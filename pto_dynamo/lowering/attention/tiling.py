@@ -5,7 +5,7 @@
         bi, m0, vm; this vector core's rows: s0 + [0, sv) of the tile (subblock_idx / subblock_num)
         vector: m = -inf, l = 0, o = 0                       (running max, sum, output rows)
         cube:   TLOAD q rows -> qmat (Mat), once per tile
-        for j0 in 0, Ns, 2 Ns, ... < S:                                               (KV loop)
+        for j0 in 0, Ns, 2 Ns, ... < S (causal: < min(S, m0 + vm)):                    (KV loop)
             cube:   TLOAD k^T window (ND -> Nz, or DN -> Zn for a row-major k) ; TMOV ; TMATMUL
                     s = q k^T -> TALLOC qk, TSTORE, TPUSH
             vector: TPOP qk; TLOAD its rows of s; s = s * scale + mask; TFREE qk
@@ -51,7 +51,7 @@ class _Attention:
         self.mask_dtype = elem_type(metas[plan.mask.buffer].dtype) if plan.mask is not None else None
         box = 32 // self.dtype.itemsize
         self.Dc, self.Dvc = _round_up(plan.D, max(box, 16)), _round_up(plan.Dv, max(box, 16))
-        what = ("causal/masked " if plan.mask is not None else "") + ("safe " if plan.safe else "")
+        what = ("causal " if plan.causal else "masked " if plan.mask is not None else "") + ("safe " if plan.safe else "")
         self.kb = KernelBuilder(name, graph=graph, pass_name="lowering.attention", kind="mixed",
                                 description=f"{plan.out.buffer} = {what}attention (scale {plan.scale:g})")
         self.p = _Params(self.kb, metas, {plan.out.buffer})
@@ -123,7 +123,8 @@ class _Attention:
                 sb, sr = p.expr(q.strides[0]), p.expr(q.strides[1])
                 kb.emit("TLOAD", "qmat", kb.view(p.tensor(q.buffer), p.expr(q.offset) + self.bi * sb + m0 * sr,
                                                  vm, plan.D, sr))
-            with kb.serial_loop("j0", 0, S, Ns) as j0:
+            stop = emin(S, m0 + vm) if plan.causal else S    # causal: later keys are masked for every row
+            with kb.serial_loop("j0", 0, stop, Ns) as j0:
                 p.bound.add("j0")
                 vs = p.let("vs", emin(Ns, S - j0))
                 self._scores(qk, j0, vm, vs)
@@ -241,7 +242,7 @@ class _Attention:
 def tile_attention(plan: AttentionPlan, metas: dict, name: str, graph: str, capacity: TargetCapacity):
     """The planned, verified mixed TileProgram of `plan` and its tensor parameters' buffers."""
     attempts = []
-    for Mq, Ns in ((64, 128), (32, 128), (32, 64), (16, 64)):
+    for Mq, Ns in ((128, 64), (64, 128), (32, 128), (32, 64), (16, 64)):
         a = _Attention(plan, metas, name, graph, Mq, Ns)
         try:
             a.build()

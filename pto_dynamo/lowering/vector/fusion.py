@@ -393,7 +393,8 @@ class _Fuser:
             deps |= self.deps[mask.name]
         qm, vm = self.metas[q.name], self.metas[v.name]
         k.attention = AttentionPlan(*ops, mask_op, batch=qm.shape[0], M=qm.shape[1], S=vm.shape[1],
-                                    D=qm.shape[2], Dv=vm.shape[2], scale=node.args[4], safe=node.args[5])
+                                    D=qm.shape[2], Dv=vm.shape[2], scale=node.args[4], safe=node.args[5],
+                                    causal=len(node.args) > 6 and node.args[6])
         k.nodes.append(node)
         for name, op in zip((q.name, kt.name, v.name, mask.name if mask is not None else None), (*ops[:3], mask_op)):
             if op is not None:
