@@ -30,10 +30,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("PTO_CACHE_DIR", tempfile.mkdtemp(prefix="pto-bench-mm-"))
 os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="inductor-bench-mm-"))
 
 import pto_dynamo  # noqa: E402
+from _contenders import check_against_eager, interleaved_times  # noqa: E402
 from pto_dynamo.ascend_backend.cpu.compiler import build_library  # noqa: E402
 
 D = 4096
@@ -92,16 +94,6 @@ def make_cases(dtypes, Ts):
     return cases
 
 
-def seconds_per_call(fn, args, min_seconds=0.05, min_calls=3) -> float:
-    n, total = 0, 0.0
-    while n < min_calls or total < min_seconds:
-        t = time.perf_counter()
-        fn(*args)
-        total += time.perf_counter() - t
-        n += 1
-    return total / n
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
@@ -118,21 +110,7 @@ def main() -> int:
         compiled[("pto", fn)] = torch.compile(fn, backend="pto", fullgraph=True)
         compiled[("inductor", fn)] = torch.compile(fn, backend="inductor", dynamic=True)
     before = pto_dynamo.stats()
-    for label, fn, inputs, _, dyn in cases:
-        ref = fn(*inputs)
-        if dyn is not None:
-            pto_dynamo.mark_dynamic(inputs[0], dyn, name="T")
-        for who in ("pto", "inductor"):
-            t = time.perf_counter()
-            out = compiled[(who, fn)](*inputs)
-            cold = time.perf_counter() - t
-            try:
-                torch.testing.assert_close(out, ref, **TOL[inputs[0].dtype])
-            except AssertionError as e:
-                print(f"MISMATCH {who} {label}: {e}")
-                failed = True
-            if cold > 1.0:
-                print(f"  first call {who:8s} {label}: {cold:.1f} s")
+    failed = not check_against_eager(cases, compiled, TOL)
     s = pto_dynamo.stats()
     host = {g: n for g, n in s["host_nodes"].items() if n}
     fallbacks = {g: n for g, n in s["fallback_regions"].items() if n}
@@ -140,12 +118,7 @@ def main() -> int:
           f"fallback regions {fallbacks or 0}")
     failed |= bool(host or fallbacks)
     peak = fma_peak_gflops()
-    times = {(c[0], who): [] for c in cases for who in ("eager", "inductor", "pto")}
-    for _ in range(args.rounds):
-        for label, fn, inputs, _, _ in cases:
-            for who in ("eager", "inductor", "pto"):
-                call = fn if who == "eager" else compiled[(who, fn)]
-                times[(label, who)].append(seconds_per_call(call, inputs))
+    times = interleaved_times(cases, compiled, args.rounds)
     print(f"fp32 FMA peak (1 thread, measured): {peak:.0f} GFLOP/s; {args.rounds} interleaved rounds, medians")
     print(f"{'case':40s} {'eager ms':>9s} {'ind ms':>9s} {'pto ms':>9s} {'pto/eager':>9s} {'pto/ind':>8s} "
           f"{'pto GF/s':>8s} {'%peak':>6s}")

@@ -23,14 +23,14 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_matmul import TOL, seconds_per_call  # noqa: E402  (sets PTO_CACHE_DIR / inductor cache dirs)
+from bench_matmul import TOL  # noqa: E402  (sets PTO_CACHE_DIR / inductor cache dirs)
+from _contenders import check_against_eager, interleaved_times  # noqa: E402
 
 import pto_dynamo  # noqa: E402
 from pto_dynamo.cache import MEMORY_CACHE  # noqa: E402
@@ -95,22 +95,7 @@ def main() -> int:
     for fn in {c[1] for c in cases}:
         compiled[("pto", fn)] = torch.compile(fn, backend="pto", fullgraph=True)
         compiled[("inductor", fn)] = torch.compile(fn, backend="inductor", dynamic=True)
-    failed = False
-    for label, fn, inputs, _, dyn in cases:
-        ref = fn(*inputs)
-        if dyn is not None:
-            pto_dynamo.mark_dynamic(inputs[0], dyn, name="T")
-        for who in ("pto", "inductor"):
-            t = time.perf_counter()
-            out = compiled[(who, fn)](*inputs)
-            cold = time.perf_counter() - t
-            try:
-                torch.testing.assert_close(out, ref, **TOL[inputs[0].dtype])
-            except AssertionError as e:
-                print(f"MISMATCH {who} {label}: {e}")
-                failed = True
-            if cold > 1.0:
-                print(f"  first call {who:8s} {label}: {cold:.1f} s")
+    failed = not check_against_eager(cases, compiled, TOL)
     s = pto_dynamo.stats()
     host = {g: n for g, n in s["host_nodes"].items() if n}
     fallbacks = {g: n for g, n in s["fallback_regions"].items() if n}
@@ -118,12 +103,7 @@ def main() -> int:
     print(f"pto: {s['signatures_compiled']} signatures, host nodes {host or 0}, fallback regions {fallbacks or 0}, "
           f"kernels {kernels}")
     failed |= bool(fallbacks) or not any(k.startswith("pto_mixed_") for k in kernels)
-    times = {(c[0], who): [] for c in cases for who in ("eager", "inductor", "pto")}
-    for _ in range(args.rounds):
-        for label, fn, inputs, _, _ in cases:
-            for who in ("eager", "inductor", "pto"):
-                call = fn if who == "eager" else compiled[(who, fn)]
-                times[(label, who)].append(seconds_per_call(call, inputs))
+    times = interleaved_times(cases, compiled, args.rounds)
     print(f"{args.rounds} interleaved rounds, medians, 1 thread")
     print(f"{'case':32s} {'eager ms':>9s} {'ind ms':>9s} {'pto ms':>9s} {'pto/eager':>9s} {'pto/ind':>8s} {'pto GF/s':>8s}")
     for label, _, _, flops, _ in cases:

@@ -128,13 +128,12 @@ inline Cluster& cluster() {
   return *t_cluster;
 }
 
-// The calling role's index on its side of a pipe and the number of roles on each side.
+// The number of roles on each side of a pipe.
 struct Sides {
-  int me, producers, consumers;
+  int producers, consumers;
 };
 inline Sides sides(const Cluster& cl, bool vector_produces) {
-  const int vec = cl.vector_roles;
-  return vector_produces ? Sides{t_subblock_idx, vec, 1} : Sides{t_subblock_idx, 1, vec};
+  return vector_produces ? Sides{cl.vector_roles, 1} : Sides{1, cl.vector_roles};
 }
 }  // namespace pto::cpu
 
@@ -154,62 +153,76 @@ struct TPipe {
   PTO_INLINE unsigned char* slot(int64_t seq) const { return slots + (seq % SlotNum) * SlotSize; }
 };
 
+}  // namespace pto
+
+namespace pto::cpu {
+// The calling role's index on the producing (produce = true) or consuming side of pipe `P`.
+template <typename P> PTO_INLINE int my_index(bool produce) {
+  return produce == P::kVectorProduces ? t_subblock_idx : 0;
+}
+
+// Wait until `ready(ring, sides)`, take the slot `counter(ring)` numbers (post-incremented), check
+// that the calling block owns it and point `gm` at it (TALLOC and TPOP).
+template <typename P, typename GmT, typename Counter, typename Ready>
+inline void take_slot(P& pipe, GmT& gm, const char* op, Counter counter, Ready ready) {
+  auto& cl = cluster();
+  const Sides s = sides(cl, P::kVectorProduces);
+  std::unique_lock<std::mutex> held(cl.lock);
+  Ring& ring = cl.rings[P::kFlag];
+  cl.wait(held, op, P::kFlag, [&] { return ready(ring, s); });
+  unsigned char* p = pipe.slot(counter(ring)++);
+  held.unlock();
+  check_slot_owner(op, P::kFlag, p, P::kSlotBytes);
+  gm = GmT(reinterpret_cast<typename GmT::DType*>(p));
+}
+
+// Count a slot as `counter(ring)` (TPUSH, TFREE) and wake the cluster's waiters.
+template <typename P, typename Counter> inline void count_slot(Counter counter) {
+  auto& cl = cluster();
+  {
+    std::lock_guard<std::mutex> held(cl.lock);
+    ++counter(cl.rings[P::kFlag]);
+  }
+  if (cl.threaded) cl.cv.notify_all();
+}
+}  // namespace pto::cpu
+
+namespace pto {
 // Producer: wait for a free slot and point `gm` at it.
 template <typename Pipe, typename GmT, TileSplitAxis Split = TileSplitAxis::TILE_NO_SPLIT>
 inline RecordEvent TALLOC(Pipe& pipe, GmT& gm) {
-  auto& cl = cpu::cluster();
-  const cpu::Sides s = cpu::sides(cl, Pipe::kVectorProduces);
-  const int me = Pipe::kVectorProduces ? s.me : 0;
-  std::unique_lock<std::mutex> held(cl.lock);
-  cpu::Ring& ring = cl.rings[Pipe::kFlag];
-  cl.wait(held, "TALLOC", Pipe::kFlag,
-          [&] { return ring.allocated[me] - cpu::Ring::least(ring.freed, s.consumers) < Pipe::kSlotNum; });
-  unsigned char* p = pipe.slot(ring.allocated[me]++);
-  held.unlock();
-  cpu::check_slot_owner("TALLOC", Pipe::kFlag, p, Pipe::kSlotBytes);
-  gm = GmT(reinterpret_cast<typename GmT::DType*>(p));
+  const int me = cpu::my_index<Pipe>(true);
+  cpu::take_slot(pipe, gm, "TALLOC", [me](cpu::Ring& r) -> int64_t& { return r.allocated[me]; },
+                 [me](const cpu::Ring& r, const cpu::Sides& s) {
+                   return r.allocated[me] - cpu::Ring::least(r.freed, s.consumers) < Pipe::kSlotNum;
+                 });
   return {};
 }
 
 // Producer: commit the slot to the consumers.
 template <typename Pipe, typename GmT, TileSplitAxis Split = TileSplitAxis::TILE_NO_SPLIT>
 inline RecordEvent TPUSH(Pipe&, GmT&) {
-  auto& cl = cpu::cluster();
-  const int me = Pipe::kVectorProduces ? cpu::t_subblock_idx : 0;
-  {
-    std::lock_guard<std::mutex> held(cl.lock);
-    ++cl.rings[Pipe::kFlag].pushed[me];
-  }
-  if (cl.threaded) cl.cv.notify_all();
+  const int me = cpu::my_index<Pipe>(true);
+  cpu::count_slot<Pipe>([me](cpu::Ring& r) -> int64_t& { return r.pushed[me]; });
   return {};
 }
 
 // Consumer: wait for the next slot every producer committed and point `gm` at it.
 template <typename Pipe, typename GmT, TileSplitAxis Split = TileSplitAxis::TILE_NO_SPLIT>
 inline RecordEvent TPOP(Pipe& pipe, GmT& gm) {
-  auto& cl = cpu::cluster();
-  const cpu::Sides s = cpu::sides(cl, Pipe::kVectorProduces);
-  const int me = Pipe::kVectorProduces ? 0 : s.me;
-  std::unique_lock<std::mutex> held(cl.lock);
-  cpu::Ring& ring = cl.rings[Pipe::kFlag];
-  cl.wait(held, "TPOP", Pipe::kFlag, [&] { return ring.popped[me] < cpu::Ring::least(ring.pushed, s.producers); });
-  unsigned char* p = pipe.slot(ring.popped[me]++);
-  held.unlock();
-  cpu::check_slot_owner("TPOP", Pipe::kFlag, p, Pipe::kSlotBytes);
-  gm = GmT(reinterpret_cast<typename GmT::DType*>(p));
+  const int me = cpu::my_index<Pipe>(false);
+  cpu::take_slot(pipe, gm, "TPOP", [me](cpu::Ring& r) -> int64_t& { return r.popped[me]; },
+                 [me](const cpu::Ring& r, const cpu::Sides& s) {
+                   return r.popped[me] < cpu::Ring::least(r.pushed, s.producers);
+                 });
   return {};
 }
 
 // Consumer: give the slot back (free once every consumer gave it back).
 template <typename Pipe, typename GmT, TileSplitAxis Split = TileSplitAxis::TILE_NO_SPLIT>
 inline RecordEvent TFREE(Pipe&, GmT&) {
-  auto& cl = cpu::cluster();
-  const int me = Pipe::kVectorProduces ? 0 : cpu::t_subblock_idx;
-  {
-    std::lock_guard<std::mutex> held(cl.lock);
-    ++cl.rings[Pipe::kFlag].freed[me];
-  }
-  if (cl.threaded) cl.cv.notify_all();
+  const int me = cpu::my_index<Pipe>(false);
+  cpu::count_slot<Pipe>([me](cpu::Ring& r) -> int64_t& { return r.freed[me]; });
   return {};
 }
 }  // namespace pto
