@@ -56,8 +56,7 @@ def _set_threads(n: int):
     return old
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("name, dtype", [(n, torch.float32) for n in CASES] + [("swiglu", torch.bfloat16)], ids=str)
 def test_mixed_kernel_faithful_mode_is_bitwise_the_single_threaded_result(fresh, monkeypatch, name, dtype):
     """core_num = 64 blocks on 2 threads, each block a cube thread and two vector threads."""
     fn, shapes = CASES[name]

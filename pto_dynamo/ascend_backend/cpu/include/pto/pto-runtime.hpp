@@ -79,7 +79,9 @@ inline bool faithful_mixed() {
 // one thread plays all roles of a block. Faithful mode: the cube role on the dealing thread (so a
 // BLAS call inside TMATMUL stays single-threaded as in launch_blocks) and AIV0/AIV1 on two threads
 // of their own. Returns 0, or -1 when a block raised a kernel error (pto_last_error() says which).
-template <typename Body> inline int launch_mixed_blocks(int32_t block_num, Body&& body) {
+// Type-erased (one instantiation of the thread and cluster machinery per translation unit, not per
+// kernel): `run(ctx)` runs the kernel once on the calling thread's role.
+inline int launch_mixed_blocks_erased(int32_t block_num, void (*run)(void*), void* ctx) {
   {
     std::lock_guard<std::mutex> guard(g_error.lock);
     g_error.pending = false;
@@ -93,7 +95,7 @@ template <typename Body> inline int launch_mixed_blocks(int32_t block_num, Body&
     auto play = [&](int role, int32_t sub) {
       RoleScope scope(b, block_num, role, sub, faithful ? 2 : 1, &cl);
       try {
-        body(b);
+        run(ctx);
       } catch (const KernelAbort&) {
         std::lock_guard<std::mutex> guard(cl.lock);
         cl.aborted = true;
@@ -111,6 +113,11 @@ template <typename Body> inline int launch_mixed_blocks(int32_t block_num, Body&
   });
   std::lock_guard<std::mutex> guard(g_error.lock);
   return g_error.pending ? -1 : 0;
+}
+
+template <typename Body> inline int launch_mixed_blocks(int32_t block_num, Body&& body) {
+  return launch_mixed_blocks_erased(block_num, [](void* ctx) { (*static_cast<std::remove_reference_t<Body>*>(ctx))(); },
+                                    static_cast<void*>(&body));
 }
 
 // Grow-only scratch buffers, one per slot, per loaded library. Growth is geometric (x1.5) so a
@@ -175,4 +182,4 @@ extern "C" __attribute__((weak, visibility("default"))) const char* pto_last_err
 // when a block raised a kernel error.
 #define PTO_LAUNCH_MIXED(kernel, block_num, ...)                                               \
   ::pto::cpu::launch_mixed_blocks(static_cast<int32_t>(block_num),                             \
-                                  [&](int32_t) { kernel(__VA_ARGS__ __VA_OPT__(, ) static_cast<int32_t>(block_num)); })
+                                  [&]() { kernel(__VA_ARGS__ __VA_OPT__(, ) static_cast<int32_t>(block_num)); })
