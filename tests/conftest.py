@@ -1,6 +1,7 @@
 """Shared test fixtures: a private temporary PTO_CACHE_DIR, fresh Dynamo state and counters."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -14,8 +15,13 @@ if str(ROOT) not in sys.path:
 
 @pytest.fixture(scope="session")
 def _session_native_dir(tmp_path_factory):
-    native = tmp_path_factory.mktemp("pto_native")
-    native.chmod(0o700)
+    """The run's native/ folder: one per run, shared by pytest-xdist's workers (`make test` runs
+    two), whose builds publish atomically and whose PCH build takes a file lock."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent                 # the workers' common basetemp
+    native = base / "pto_native"
+    native.mkdir(mode=0o700, exist_ok=True)
     return native
 
 

@@ -2,7 +2,9 @@
 decomposition (causal mask from arange/le/where, _safe_softmax) and the explicit
 softmax(q @ k^T * s + mask) @ v, and the lowering runs QK^T on the cube stage, the online softmax
 on the vector stage and PV on the cube stage, through gm-pipes. Decode shapes (one query, a long
-KV) and prefill shapes, GQA/MQA, f32 and bf16, against eager; faithful mode bit for bit."""
+KV) and prefill shapes, GQA/MQA, f32 and bf16, against eager; faithful mode bit for bit. DeepSeek-V4's
+unnormalised form (einsums, a bool key mask, an attention-sink logit per head in the denominator, the
+exp weights rounded to bf16 before P @ V) is one attention kernel too."""
 from __future__ import annotations
 
 import pytest
@@ -172,3 +174,58 @@ def test_interpreter_runs_the_attention_kernel(fresh):
     out = torch.full((3, 65, 40), float("nan"))
     interpret_region(region, inputs + [out], [], 3)
     torch.testing.assert_close(out, fn(q, k, v), **TOL[torch.float32])
+
+
+def sink_attention(q, kv, valid, sink, round_to):
+    """DeepSeek-V4's sparse attention over gathered rows (examples/deepseek_v4/attention.py):
+    q [T, H, d], kv [T, K, d] (K = V), valid [T, K], sink [H] -> [T, H, d]."""
+    s = torch.einsum("thd,tkd->thk", q, kv) * q.shape[-1] ** -0.5
+    s = s.masked_fill(~valid.unsqueeze(1), float("-inf"))
+    m = s.amax(-1, keepdim=True)
+    e = torch.exp(s - m)
+    denom = e.sum(-1, keepdim=True) + torch.exp(sink.view(1, -1, 1) - m)
+    return torch.einsum("thk,tkd->thd", e.to(round_to).float(), kv) / denom
+
+
+def unnormalised_no_sink(q, kv, valid, sink, round_to):
+    s = torch.einsum("thd,tkd->thk", q, kv) * 0.2 + torch.where(valid, 0.0, float("-inf")).unsqueeze(1)
+    e = torch.exp(s - s.amax(-1, keepdim=True))
+    return torch.einsum("thk,tkd->thd", e, kv) / e.sum(-1, keepdim=True)
+
+
+@pytest.mark.parametrize("fn, round_to", [(sink_attention, torch.bfloat16), (sink_attention, torch.float32),
+                                          (unnormalised_no_sink, torch.float32)], ids=["sink_bf16_p", "sink", "no_sink"])
+def test_unnormalised_attention_with_sink(fresh, fn, round_to):
+    """The sink form with a dynamic token count, 300 keys (several KV steps): one compile, one
+    attention kernel, no host nodes, eager's results (the bf16-rounded weights within bf16 steps)."""
+    compiled = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)
+    H, K, d = 4, 300, 64
+    sink = torch.randn(H, generator=torch.Generator().manual_seed(1))
+    for t in (1, 6, 17):
+        q, kv = _args([(t, H, d), (t, K, d)], torch.float32, seed=t)
+        valid = torch.rand(t, K, generator=torch.Generator().manual_seed(t)) > 0.4
+        valid[:, 0] = True                            # a token always sees itself
+        for x in (q, kv, valid):
+            fresh.mark_dynamic(x, 0, name="T")
+        tol = TOL[torch.float32] if round_to == torch.float32 else {"rtol": 1e-2, "atol": 1e-2}
+        torch.testing.assert_close(compiled(q, kv, valid, sink, round_to), fn(q, kv, valid, sink, round_to), **tol)
+    stats = fresh.stats()
+    assert stats["signatures_compiled"] == 1 and list(stats["host_nodes"].values()) == [0], stats
+    _check_attention_on_device(fresh)
+    (node,) = [n for n in compiled_graphs()[-1].graph.nodes if n.target is ATTENTION]
+    assert (node.args[7] is not None) == (fn is sink_attention)
+    assert node.args[8] == (torch.bfloat16 if round_to == torch.bfloat16 else None)
+
+
+def test_sink_rows_that_see_nothing_are_zero(fresh):
+    """A row whose every key is dropped: the sink alone fills the denominator, the result is 0
+    (eager's explicit form gives NaN there: exp(-inf - -inf)); the other rows match eager."""
+    q, kv = _args([(3, 4, 16), (3, 20, 16)], torch.float32)
+    valid = torch.ones(3, 20, dtype=torch.bool)
+    valid[1] = False
+    sink = torch.randn(4)
+    out = torch.compile(sink_attention, backend="pto", fullgraph=True, options=VERIFY)(q, kv, valid, sink, torch.float32)
+    ref = sink_attention(q, kv, valid, sink, torch.float32)
+    assert torch.all(out[1] == 0) and torch.isnan(ref[1]).all()
+    torch.testing.assert_close(out[[0, 2]], ref[[0, 2]], **TOL[torch.float32])
+    _check_attention_on_device(fresh)

@@ -1,13 +1,19 @@
 """`torch.ops.pto.attention`: the node the pattern stage puts in place of a recognised attention.
 
-    attention(q [B, M, D], kt [B, D, S], v [B, S, Dv], mask [B, M, S] | None, scale, safe, causal)
-        = softmax(q @ kt * scale + mask, dim=-1) @ v                                    -> [B, M, Dv]
+    attention(q [B, M, D], kt [B, D, S], v [B, S, Dv], mask, scale, safe, causal, sink, p_dtype)
+        s   = q @ kt * scale  (+ mask | masked_fill(mask, -inf))
+        m   = rowmax(s);  e = exp(s - m)
+        out = e' @ v / (rowsum(e) [+ exp(sink - m)])                                    -> [B, M, Dv]
 
-`mask` is additive and broadcast (a causal mask is 0 / -inf); `safe` gives rows whose every score
-is -inf an all-zero result (SDPA's `_safe_softmax`) instead of NaN; `causal` says the mask is the
-top-left causal one (key j masked for query i < j), so a kernel may skip the keys after a query
-tile's last row (the result is the same). The eager implementation below
-is the host fallback and the reference: it runs the same ATen ops the pattern replaced.
+which without a sink is `softmax(s, -1) @ v`. `mask` is additive and broadcast (a causal mask is
+0 / -inf), or bool: True drops the key (`masked_fill` semantics). `safe` gives rows whose every
+score is -inf an all-zero result (SDPA's `_safe_softmax`) instead of NaN; `causal` says the mask is
+the top-left causal one (key j masked for query i < j), so a kernel may skip the keys after a query
+tile's last row (the result is the same). `sink` ([B, M, 1], broadcast: a logit per row, one per
+head in DeepSeek-V4) joins only the denominator; `p_dtype` rounds the exp weights `e` to that
+dtype before `@ v` (e' = e.to(p_dtype).to(e.dtype)), as a bf16 kernel does; the denominator keeps
+them unrounded. The eager implementation below is the host fallback and the reference: it runs
+the ATen ops the pattern replaced.
 """
 from __future__ import annotations
 
@@ -18,20 +24,30 @@ import torch
 
 @torch.library.custom_op("pto::attention", mutates_args=())
 def attention(q: torch.Tensor, kt: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor], scale: float,
-              safe: bool, causal: bool = False) -> torch.Tensor:
+              safe: bool, causal: bool = False, sink: Optional[torch.Tensor] = None,
+              p_dtype: Optional[torch.dtype] = None) -> torch.Tensor:
     s = torch.bmm(q, kt)
     if scale != 1.0:
         s = s * scale
     if mask is not None:
-        s = s + mask
-    p = torch.softmax(s, -1)
-    if safe:
-        p = torch.where((s == float("-inf")).all(-1, keepdim=True), torch.zeros_like(p), p)
-    return torch.bmm(p, v)
+        s = s.masked_fill(mask, float("-inf")) if mask.dtype == torch.bool else s + mask
+    if sink is None and p_dtype is None:
+        p = torch.softmax(s, -1)
+        if safe:
+            p = torch.where((s == float("-inf")).all(-1, keepdim=True), torch.zeros_like(p), p)
+        return torch.bmm(p, v)
+    m = s.amax(-1, keepdim=True)
+    e = torch.exp(s - m)
+    denom = e.sum(-1, keepdim=True)
+    if sink is not None:
+        denom = denom + torch.exp(sink - m)
+    if p_dtype is not None:
+        e = e.to(p_dtype).to(e.dtype)
+    return torch.bmm(e, v) / denom
 
 
 @attention.register_fake
-def _(q, kt, v, mask, scale, safe, causal=False):
+def _(q, kt, v, mask, scale, safe, causal=False, sink=None, p_dtype=None):
     return q.new_empty((q.shape[0], q.shape[1], v.shape[2]))
 
 

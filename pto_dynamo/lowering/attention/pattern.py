@@ -1,17 +1,27 @@
 """Pattern stage: recognise attention in the ATen graph and replace it by `pto::attention`.
 
-It runs before partitioning. Two spellings arrive, SDPA's decomposition and an explicit one:
+It runs before partitioning. The scores, in every spelling:
 
     s   = view(bmm(Q, Kt))                       Q, Kt: views of q and k^T (SDPA pre-scales both)
-    s'  = s [* scale] [+ mask]                   mask: anything not computed from s (causal: from arange/le/where)
+    s'  = s [* scale] [+ mask | masked_fill(s, drop, -inf) | where(drop, -inf, s)]
+                                                 mask, drop: not computed from s (causal: arange/le/where)
+
+then either SDPA's decomposition or an explicit softmax,
+
     p   = _softmax(s', -1, False)
     p'  = where(not(any(not(s' == -inf), -1)), full_like(p, 0), p)      (SDPA's _safe_softmax; optional)
     out = bmm(view(expand(p')), V)
 
-and becomes `out = pto::attention(Q, Kt, V, mask, scale, safe)` when every intermediate (the scores,
-the probabilities) is read only inside the pattern. SDPA's pre-scaling of q and k^T (a scalar mul
-feeding only the views) folds into `scale`, so the kernel reads q and k in place instead of a
-scaled copy. The dead intermediates go with the next DCE.
+or the unnormalised form with an attention sink (DeepSeek-V4's, einsums included):
+
+    m   = amax(s', -1, keepdim);  e = exp(s' - m)
+    l   = sum(e, -1, keepdim) [+ exp(sink - m)]
+    out = view(bmm(view(e [.to(dt).to(f32)]), V)) / l
+
+and becomes `pto::attention(Q, Kt, V, mask, scale, safe, causal, sink, p_dtype)` when every
+intermediate (the scores, the probabilities, the statistics) is read only inside the pattern.
+SDPA's pre-scaling of q and k^T (a scalar mul feeding only the views) folds into `scale`, so the
+kernel reads q and k in place instead of a scaled copy. The dead intermediates go with the next DCE.
 """
 from __future__ import annotations
 
@@ -25,6 +35,10 @@ from pto_dynamo.lowering.attention.op import ATTENTION
 
 aten = torch.ops.aten
 _VIEWS = (aten.view.default, aten._unsafe_view.default, aten.expand.default, aten.alias.default)
+# Views that keep the row-major order of the elements (einsum moves size-1 dims with these)
+_ORDERED_VIEWS = (aten.view.default, aten._unsafe_view.default, aten.alias.default, aten.unsqueeze.default,
+                  aten.squeeze.dim, aten.squeeze.dims, aten.squeeze.default, aten.permute.default)
+_CASTS = (aten._to_copy.default, torch.ops.prims.convert_element_type.default)
 
 
 class _Match:
@@ -38,18 +52,20 @@ class _Match:
         return self.nodes.get(value.name) if isinstance(value, Ref) else None
 
     def through_views(self, value):
-        """Follow view/expand chains that keep the matrix dims and regroup only the batch dims
-        (SDPA's [B, H, T, S] <-> [B * H, T, S]) back to their source value."""
-        n = self.node(value)
-        meta = self.graph.meta_of(value.name) if isinstance(value, Ref) else None
-        while n is not None and n.target in _VIEWS and isinstance(n.args[0], Ref):
-            src_meta = self.graph.meta_of(n.args[0].name)
-            if not _same_matrices(src_meta, meta):
-                break
-            self.inside.add(n.name)
-            value = n.args[0]
-            n = self.node(value)
-        return value
+        """Follow a chain of views back to the furthest source with the same matrices, batch dims
+        regrouped only (SDPA's [B, H, T, S] <-> [B * H, T, S], einsum's size-1 dims moved)."""
+        if not isinstance(value, Ref):
+            return value
+        meta = self.graph.meta_of(value.name)
+        best, walked, n = value, [], self.node(value)
+        while n is not None and isinstance(n.args[0], Ref) and (
+                n.target in _VIEWS or (n.target in _ORDERED_VIEWS and _keeps_order(n, self.graph))):
+            walked.append(n.name)
+            if _same_matrices(self.graph.meta_of(n.args[0].name), meta):
+                best = n.args[0]
+                self.inside.update(walked)
+            n = self.node(n.args[0])
+        return best
 
     def private(self, result: str) -> bool:
         """Every intermediate (all but `result`) is read only by nodes of the pattern and is no
@@ -68,6 +84,16 @@ def _same_matrices(a, b) -> bool:
     for d in b.shape[:-2]:
         nb = nb * d
     return na == nb if isinstance(na, int) and isinstance(nb, int) else str(na) == str(nb)
+
+
+def _keeps_order(n: Node, graph: Graph) -> bool:
+    """A permute that moves only size-1 dims (the others keep their order); other ordered views."""
+    if n.target is not aten.permute.default:
+        return True
+    shape = graph.meta_of(n.args[0].name).shape
+    dims = [d % len(shape) for d in n.args[1]]
+    kept = [d for d in dims if not (isinstance(shape[d], int) and shape[d] == 1)]
+    return kept == sorted(kept)
 
 
 def _batch_broadcast(mask_shape, scores_shape) -> bool:
@@ -108,10 +134,49 @@ def _safe_softmax(m: _Match, p: Node, scores: Ref) -> Node | None:
     return where
 
 
-def _match(m: _Match, pv: Node):
-    """The attention node replacing `pv` (the P @ V bmm), or None."""
-    p_src = m.through_views(pv.args[0])
-    p_node = m.node(p_src)
+def _is_ninf(m: _Match, value) -> bool:
+    n = m.node(value)
+    if n is not None and n.target is aten.scalar_tensor.default:
+        value = n.args[0]
+    return isinstance(value, float) and value == -math.inf
+
+
+def _scores(m: _Match, scores):
+    """(the q @ k^T bmm, scale, mask) of the masked, scaled scores `scores`, or None. A bool mask
+    drops the keys where it is True."""
+    mask, scale, drop = None, 1.0, False
+    n = m.node(scores)
+    masked = n.meta if n is not None else None
+    if n is not None and n.target is aten.add.Tensor and isinstance(n.args[1], Ref):
+        m.inside.add(n.name)
+        mask, scores = n.args[1], n.args[0]
+    elif n is not None and n.target is aten.masked_fill.Scalar and _is_ninf(m, n.args[2]):
+        m.inside.add(n.name)
+        mask, scores, drop = n.args[1], n.args[0], True
+    elif n is not None and n.target is aten.where.self and _is_ninf(m, n.args[1]) and isinstance(n.args[2], Ref):
+        m.inside.add(n.name)
+        mask, scores, drop = n.args[0], n.args[2], True
+    if mask is not None and tuple(masked.shape) != tuple(m.graph.meta_of(scores.name).shape):
+        return None                                             # the mask broadcasts the scores up
+    n = m.node(scores)
+    if n is not None and n.target in (aten.mul.Tensor, aten.mul.Scalar) and _scalar(n.args[1]):
+        m.inside.add(n.name)
+        scale, scores = float(n.args[1]), n.args[0]
+    qk = m.node(m.through_views(scores))
+    if qk is None or qk.target is not aten.bmm.default:
+        return None
+    m.inside.add(qk.name)
+    if mask is not None:
+        mm = m.graph.meta_of(mask.name)
+        wanted = (torch.bool,) if drop else (torch.float32, torch.bfloat16, torch.float16)
+        if mm.dtype not in wanted or not _batch_broadcast(tuple(mm.shape), tuple(masked.shape)):
+            return None
+    return qk, scale, mask
+
+
+def _softmax_probs(m: _Match, pv: Node):
+    """(scores, safe) of SDPA's or an explicit softmax feeding `pv`'s probabilities, or None."""
+    p_node = m.node(m.through_views(pv.args[0]))
     safe = False
     if p_node is not None and p_node.target is aten.where.self:
         soft = m.node(p_node.args[2])
@@ -125,32 +190,85 @@ def _match(m: _Match, pv: Node):
             or p_node.args[2]:
         return None
     m.inside.add(p_node.name)
-    scores = p_node.args[0]
-    mask, scale = None, 1.0
-    n = m.node(scores)
-    if n is not None and n.target is aten.add.Tensor and isinstance(n.args[1], Ref):
-        m.inside.add(n.name)
-        mask, scores = n.args[1], n.args[0]
-        n = m.node(scores)
-    if n is not None and n.target in (aten.mul.Tensor, aten.mul.Scalar) and _scalar(n.args[1]):
-        m.inside.add(n.name)
-        scale, scores = float(n.args[1]), n.args[0]
-    qk = m.node(m.through_views(scores))
-    if qk is None or qk.target is not aten.bmm.default:
+    return p_node.args[0], safe
+
+
+def _last_dim(m: _Match, dims, value) -> bool:
+    rank = len(m.graph.meta_of(value.name).shape)
+    return isinstance(dims, (list, tuple)) and len(dims) == 1 and dims[0] % rank == rank - 1
+
+
+def _sink_probs(m: _Match, div: Node):
+    """(pv, scores, sink, p_dtype) of the unnormalised form `bmm(e', v) / l` ending in `div`."""
+    if div.target is not aten.div.Tensor or not isinstance(div.args[1], Ref):
         return None
-    m.inside.add(qk.name)
-    out_meta = pv.meta
+    pv = m.node(m.through_views(div.args[0]))
+    if pv is None or pv.target is not aten.bmm.default:
+        return None
+    m.inside.add(pv.name)
+    e_ref, p_dtype = m.through_views(pv.args[0]), None
+    up = m.node(e_ref)
+    if up is not None and up.target in _CASTS and isinstance(up.args[0], Ref):    # e.to(dt).to(f32)
+        down = m.node(up.args[0])
+        if down is None or down.target not in _CASTS or not isinstance(down.args[0], Ref) \
+                or m.graph.meta_of(down.args[0].name).dtype != up.meta.dtype:
+            return None
+        m.inside.update((up.name, down.name))
+        e_ref, p_dtype = down.args[0], down.meta.dtype
+    e = m.node(e_ref)
+    sub = m.node(e.args[0]) if e is not None and e.target is aten.exp.default else None
+    amax = m.node(sub.args[1]) if sub is not None and sub.target is aten.sub.Tensor else None
+    if amax is None or amax.target is not aten.amax.default or amax.args[0] != sub.args[0] \
+            or not _last_dim(m, amax.args[1], amax.args[0]) or not (len(amax.args) > 2 and amax.args[2]):
+        return None
+    m.inside.update((e.name, sub.name, amax.name))
+    denom, sink = m.node(div.args[1]), None
+    if denom is not None and denom.target is aten.add.Tensor and all(isinstance(a, Ref) for a in denom.args[:2]):
+        m.inside.add(denom.name)
+        total, extra = (m.node(a) for a in denom.args[:2])
+        if extra is not None and extra.target is aten.sum.dim_IntList:
+            total, extra = extra, total
+        sink_sub = m.node(extra.args[0]) if extra is not None and extra.target is aten.exp.default else None
+        if sink_sub is None or sink_sub.target is not aten.sub.Tensor or sink_sub.args[1] != Ref(amax.name) \
+                or not isinstance(sink_sub.args[0], Ref):
+            return None
+        m.inside.update((extra.name, sink_sub.name))
+        sink, denom = sink_sub.args[0], total
+        sm = m.graph.meta_of(sink.name)
+        if sm.dtype not in (torch.float32, torch.bfloat16, torch.float16) or len(sm.shape) > 3 \
+                or not _batch_broadcast(tuple(sm.shape), tuple(amax.meta.shape)):
+            return None
+    if denom is None or denom.target is not aten.sum.dim_IntList or denom.args[0] != e_ref \
+            or not _last_dim(m, denom.args[1], e_ref) or not (len(denom.args) > 2 and denom.args[2]):
+        return None
+    m.inside.add(denom.name)
+    return pv, sub.args[0], sink, p_dtype
+
+
+def _match(m: _Match, end: Node):
+    """The nodes replacing the attention ending in `end` (the P @ V bmm, or the division of the
+    unnormalised form), or None."""
+    sink, p_dtype = None, None
+    if end.target is aten.bmm.default:
+        found = _softmax_probs(m, end)
+        if found is None:
+            return None
+        (scores, safe), pv = found, end
+    else:
+        found = _sink_probs(m, end)
+        if found is None:
+            return None
+        (pv, scores, sink, p_dtype), safe = found, False
+    found = _scores(m, scores)
+    if found is None:
+        return None
+    qk, scale, mask = found
     q, kt, v = qk.args[0], qk.args[1], pv.args[1]
     metas = [m.graph.meta_of(x.name) for x in (q, kt, v)]
     if len({x.dtype for x in metas}) != 1 or any(len(x.shape) != 3 for x in metas):
         return None
-    if mask is not None:
-        mm = m.graph.meta_of(mask.name)
-        if mm.dtype not in (torch.float32, torch.bfloat16, torch.float16) or not _batch_broadcast(
-                tuple(mm.shape), tuple(m.graph.meta_of(p_node.args[0].name).shape)):
-            return None
-    m.inside.add(pv.name)
-    if not m.private(pv.name):
+    m.inside.add(end.name)
+    if not m.private(end.name):
         return None
     rewritten: dict[str, Node] = {}
     for operand in (q, kt):                      # SDPA scales q and k^T: fold that into `scale`
@@ -160,7 +278,14 @@ def _match(m: _Match, pv: Node):
             rewritten[node.name] = node
             scale *= factor
     causal = mask is not None and _is_causal(m, mask)
-    rewritten[pv.name] = Node(pv.name, ATTENTION, (q, kt, v, mask, scale, safe, causal), (), out_meta)
+    args = (q, kt, v, mask, scale, safe, causal, sink, p_dtype)
+    if end is pv:
+        rewritten[pv.name] = Node(pv.name, ATTENTION, args, (), pv.meta)
+    elif tuple(end.meta.shape) == tuple(pv.meta.shape):        # the division becomes the attention
+        rewritten[end.name] = Node(end.name, ATTENTION, args, (), end.meta)
+    else:                                                       # ... or reads it through its views
+        rewritten[pv.name] = Node(pv.name, ATTENTION, args, (), pv.meta)
+        rewritten[end.name] = Node(end.name, aten.alias.default, (end.args[0],), (), m.graph.meta_of(end.args[0].name))
     return rewritten
 
 
@@ -221,11 +346,12 @@ def _fold_scale(m: _Match, operand: Ref):
 
 
 def recognise_attention(graph: Graph) -> Graph:
-    """Replace every recognised attention's final bmm by a `pto::attention` node (and let the
-    views of q and k^T read the unscaled tensors when the scale folds into the node)."""
+    """Replace every recognised attention's final node (the P @ V bmm, or the division of the
+    unnormalised form) by a `pto::attention` node (and let the views of q and k^T read the
+    unscaled tensors when the scale folds into the node)."""
     replaced: dict[str, Node] = {}
     for node in graph.nodes:
-        if node.target is aten.bmm.default:
+        if node.target in (aten.bmm.default, aten.div.Tensor):
             new = _match(_Match(graph), node)
             if new is not None:
                 replaced.update(new)

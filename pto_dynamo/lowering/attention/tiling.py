@@ -8,19 +8,19 @@
         for j0 in 0, Ns, 2 Ns, ... < S (causal: < min(S, m0 + vm)):                    (KV loop)
             cube:   TLOAD k^T window (ND -> Nz, or DN -> Zn for a row-major k) ; TMOV ; TMATMUL
                     s = q k^T -> TALLOC qk, TSTORE, TPUSH
-            vector: TPOP qk; TLOAD its rows of s; s = s * scale + mask; TFREE qk
+            vector: TPOP qk; TLOAD its rows of s; s = s * scale + mask (bool: -inf where set); TFREE qk
                     mx = rowmax(s); m' = max(m, mx); m0 = m' == -inf ? 0 : m'
                     alpha = exp(m - m0); p = exp(s - m0); l = l * alpha + rowsum(p); o *= alpha; m = m'
                     TALLOC pp; TSTORE p (v's dtype) into its rows; TPUSH pp
             cube:   TPOP pp; TLOAD p -> Mat; TFREE pp; TLOAD v window; TMOV; TMATMUL pv = p v
                     TALLOC pv; TSTORE; TPUSH pv
             vector: TPOP pv; TLOAD its rows; o += pv; TFREE pv
-        vector: o /= l (a safe softmax's all -inf row: l = 0 -> 0); TSTORE o (the result dtype)
+        vector: [l += exp(sink - m)]; o /= l (a safe softmax's all -inf row: l = 0 -> 0); TSTORE o
 
-The probabilities are rounded to v's dtype before P @ V, as a bf16 flash attention does; the
-running statistics and o stay f32. Mq query rows and Ns keys per step come from the target's
-memories (a static handful of queries, decode, takes 16-row tiles); D and Dv are static (one cube
-K step each).
+The probabilities are rounded to v's dtype (or the node's `p_dtype`) before P @ V, as a bf16
+flash attention does; the running statistics and o stay f32. Mq query rows and Ns keys per step
+come from the target's memories (a static handful of queries, decode, takes 16-row tiles); D and
+Dv are static (one cube K step each).
 """
 from __future__ import annotations
 
@@ -50,9 +50,12 @@ class _Attention:
         self.dtype = elem_type(metas[plan.q.buffer].dtype)
         self.out_dtype = elem_type(metas[plan.out.buffer].dtype)
         self.mask_dtype = elem_type(metas[plan.mask.buffer].dtype) if plan.mask is not None else None
+        self.sink_dtype = elem_type(metas[plan.sink.buffer].dtype) if plan.sink is not None else None
+        self.p_round = elem_type(plan.p_dtype) if plan.p_dtype is not None else self.dtype
         box = 32 // self.dtype.itemsize
         self.Dc, self.Dvc = _round_up(plan.D, max(box, 16)), _round_up(plan.Dv, max(box, 16))
-        what = ("causal " if plan.causal else "masked " if plan.mask is not None else "") + ("safe " if plan.safe else "")
+        what = ("causal " if plan.causal else "masked " if plan.mask is not None else "") + ("safe " if plan.safe else "") \
+            + ("sink " if plan.sink is not None else "")
         self.kb = KernelBuilder(name, graph=graph, pass_name="lowering.attention", kind="mixed",
                                 description=f"{plan.out.buffer} = {what}attention (scale {plan.scale:g})")
         self.p = _Params(self.kb, metas, {plan.out.buffer})
@@ -94,7 +97,7 @@ class _Attention:
     # -- the kernel ------------------------------------------------------------------------------
     def build(self):
         plan, kb, p, Mq, Ns = self.plan, self.kb, self.p, self.Mq, self.Ns
-        for op in (plan.q, plan.kt, plan.v, plan.mask, plan.out):
+        for op in (plan.q, plan.kt, plan.v, plan.mask, plan.sink, plan.out):
             if op is not None:
                 p.tensor(op.buffer)
         B, M, S = (p.expr(e) for e in (plan.batch, plan.M, plan.S))
@@ -138,7 +141,7 @@ class _Attention:
                     kb.emit("TFREE", pipe="pv")
                     kb.emit("TADD", o, o, pvt)
             with kb.stage(Role.VECTOR):
-                self._finish(o, l_run, l_run_r)
+                self._finish(o, m_run_r, l_run, l_run_r)
 
     def _scores(self, qk, j0, vm, vs):
         kb, plan, Mq, Ns = self.kb, self.plan, self.Mq, self.Ns
@@ -173,7 +176,13 @@ class _Attention:
                     mkf = self.full("mkf", F32, Ns, vs)
                     kb.emit("TCVT", mkf, mk, round="CAST_RINT")
                     mk = mkf
-                kb.emit("TADD", s, s, mk)
+                if self.mask_dtype == U8:         # bool: True drops the key
+                    keep = "keep"
+                    kb.tile(keep, Vec, U8, self.Mq, _round_up(max(1, -(-Ns // 8)), 32), sv, ceil_div(vs, 8))
+                    kb.emit("TCMPS", keep, mk, 0.0, mode="EQ")
+                    kb.emit("TSELS", s, keep, s, -math.inf, self.sel_tmp("sel_tmp_m"))
+                else:
+                    kb.emit("TADD", s, s, mk)
             mx, mx_r = self.row("mx")
             tmp = self.full("red_tmp", F32, Ns, vs)
             kb.emit("TROWMAX", mx, s, tmp)
@@ -195,9 +204,13 @@ class _Attention:
             kb.emit("TROWEXPANDMUL", o, o, alpha)
             kb.emit("TMOV", m_run_r, mnew_r)
             pc = s
-            if self.dtype != F32:
-                pc = self.full("pc", self.dtype, Ns, vs)
+            if self.p_round != F32:                  # the exp weights rounded (bf16 P @ V)
+                pc = self.full("pc", self.p_round, Ns, vs)
                 kb.emit("TCVT", pc, s, round="CAST_RINT")
+            if self.p_round != self.dtype:           # ... and back to v's dtype
+                pw = self.full("pw", self.dtype, Ns, vs)
+                kb.emit("TCVT", pw, pc, round="CAST_RINT")
+                pc = pw
             kb.emit("TALLOC", pipe="pp")
             kb.emit("TSTORE", GmView(pp.slot(Role.VECTOR), s0 * Ns, sv, vs, Ns), pc)
             kb.emit("TPUSH", pipe="pp")
@@ -220,8 +233,22 @@ class _Attention:
             kb.emit("TSTORE", GmView(pv.slot(Role.CUBE), 0, vm, plan.Dv, self.Dvc), "acc_o")
             kb.emit("TPUSH", pipe="pv")
 
-    def _finish(self, o, l_run, l_run_r):
+    def _finish(self, o, m_run_r, l_run, l_run_r):
         kb, plan, p = self.kb, self.plan, self.p
+        if plan.sink is not None:                # l += exp(sink - m)
+            sink = plan.sink
+            sb, sr = p.expr(sink.strides[0]), p.expr(sink.strides[1])
+            view = kb.column_view(p.tensor(sink.buffer), p.expr(sink.offset) + self.bi * sb + self.r0 * sr, self.sv, sr)
+            sk, sk_r = self.row("sink")
+            if self.sink_dtype == F32:
+                kb.emit("TLOAD", sk, view)
+            else:
+                kb.tile("sink_raw", Vec, self.sink_dtype, self.Mq, 1, self.sv, 1, Layout.ColMajor)
+                kb.emit("TLOAD", "sink_raw", view)
+                kb.emit("TCVT", sk, "sink_raw", round="CAST_RINT")
+            kb.emit("TSUB", sk_r, sk_r, m_run_r)
+            kb.emit("TEXP", sk_r, sk_r)
+            kb.emit("TADD", l_run_r, l_run_r, sk_r)
         div = l_run
         if plan.safe:            # an all -inf row: o = 0, l = 0 -> 0 / 1
             nonzero = self.mask_of("nonzero", l_run_r)

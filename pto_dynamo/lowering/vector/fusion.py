@@ -374,8 +374,8 @@ class _Fuser:
         self.deps[node.name] = self.deps[a] | self.deps[b] | {k.index}
 
     def _place_attention(self, node: Node) -> None:
-        """pto::attention: a kernel over (batch, M, Dv) that reads q, k^T, v and the mask in place
-        and stores its own result."""
+        """pto::attention: a kernel over (batch, M, Dv) that reads q, k^T, v, the mask and the sink
+        in place and stores its own result."""
         q, kt, v, mask = node.args[:4]
         views = [self.materialize(x.name) for x in (q, kt, v)]
         meta = node.meta
@@ -386,19 +386,22 @@ class _Fuser:
         k = self._new_kernel(meta.shape)
         ops = [Operand(x.buffer, x.offset, tuple(x.meta.stride)) for x in (*views, out)]
         deps = frozenset({k.index}).union(*(self.deps[x.name] for x in (q, kt, v)))
-        mask_op = None
-        if mask is not None:
-            mv = self.materialize(mask.name)
-            mask_op = Operand(mv.buffer, mv.offset, broadcast_strides(mv.meta.shape, mv.meta.stride))
-            deps |= self.deps[mask.name]
+        sink = node.args[7] if len(node.args) > 7 else None
+        broadcast = {}                           # the mask and the sink: read with broadcast strides
+        for value in (mask, sink):
+            if value is not None:
+                mv = self.materialize(value.name)
+                broadcast[value.name] = Operand(mv.buffer, mv.offset, broadcast_strides(mv.meta.shape, mv.meta.stride))
+                deps |= self.deps[value.name]
         qm, vm = self.metas[q.name], self.metas[v.name]
-        k.attention = AttentionPlan(*ops, mask_op, batch=qm.shape[0], M=qm.shape[1], S=vm.shape[1],
-                                    D=qm.shape[2], Dv=vm.shape[2], scale=node.args[4], safe=node.args[5],
-                                    causal=len(node.args) > 6 and node.args[6])
+        k.attention = AttentionPlan(*ops, broadcast[mask.name] if mask is not None else None, batch=qm.shape[0],
+                                    M=qm.shape[1], S=vm.shape[1], D=qm.shape[2], Dv=vm.shape[2],
+                                    scale=node.args[4], safe=node.args[5], causal=len(node.args) > 6 and node.args[6],
+                                    sink=broadcast[sink.name] if sink is not None else None,
+                                    p_dtype=node.args[8] if len(node.args) > 8 else None)
         k.nodes.append(node)
-        for name, op in zip((q.name, kt.name, v.name, mask.name if mask is not None else None), (*ops[:3], mask_op)):
-            if op is not None:
-                k.loads[(name, "attention")] = Access(op.buffer, op.offset, op.strides)
+        for name, op in [(q.name, ops[0]), (kt.name, ops[1]), (v.name, ops[2]), *broadcast.items()]:
+            k.loads[(name, "attention")] = Access(op.buffer, op.offset, op.strides)
         k.stores[node.name] = Access(node.name, ops[3].offset, ops[3].strides)
         self.deps[node.name] = deps
 
