@@ -28,7 +28,7 @@ demo: $(STAMP)
 	$(PY) examples/demo_block.py
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n 2 --durations=15
+	$(PY) -m pytest -q -n 2 --dist worksteal --durations=15
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

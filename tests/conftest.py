@@ -13,6 +13,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))          # `examples.*` models
 
 
+def pytest_collection_modifyitems(config, items):
+    """The tests marked slow run first, the whole-model ones (the longest) first of all: on two
+    xdist workers the long ones start at once and the short ones fill in around them (the run
+    ends when its last test does)."""
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, "tests/models/" not in item.nodeid))
+
+
 @pytest.fixture(scope="session")
 def _session_native_dir(tmp_path_factory):
     """The run's native/ folder: one per run, shared by pytest-xdist's workers (`make test` runs

@@ -27,6 +27,8 @@ workspace. Residual + RMSNorm, softmax and `silu(a) * b` are each one kernel by 
 """
 from __future__ import annotations
 
+import functools
+
 import operator
 from dataclasses import dataclass, field
 
@@ -117,6 +119,13 @@ class RegionPlan:
 def _shape_eq(a: Dim, b: Dim) -> bool:
     if isinstance(a, int) and isinstance(b, int):
         return a == b
+    return a == b or _symbolic_eq(a, b)
+
+
+@functools.lru_cache(maxsize=4096)
+def _symbolic_eq(a: Dim, b: Dim) -> bool:
+    """Equal for every value of the symbols (sympy's simplify is slow: a model asks thousands of
+    times about the same few dims, so the answers are kept)."""
     return sympy.simplify(sympy.sympify(a) - sympy.sympify(b)) == 0
 
 
