@@ -203,8 +203,8 @@ def _sink_probs(m: _Match, div: Node):
     if div.target is not aten.div.Tensor or not isinstance(div.args[1], Ref):
         return None
     pv = m.node(m.through_views(div.args[0]))
-    if pv is None or pv.target is not aten.bmm.default:
-        return None
+    if pv is None or pv.target is not aten.bmm.default or pv.meta.dtype != div.meta.dtype:
+        return None                                             # (a division that promotes stays)
     m.inside.add(pv.name)
     e_ref, p_dtype = m.through_views(pv.args[0]), None
     up = m.node(e_ref)
