@@ -7,18 +7,19 @@
 //
 // The body of one TMATMUL is one tile-sized product; the K loop, the output tiles and their
 // distribution over blocks stay in the tile program. Kernels, chosen per call:
-//   f32 x f32   up to kF32DotRows rows (decode): AVX-512 dot products; otherwise MKL's sgemm_
+//   f32 x f32   up to kF32DotRows rows (decode): AVX-512 (or AVX2) dot products; else MKL's sgemm_
 //               on the tile. libtorch_cpu exports it and the kernel library lives in
 //               the torch process, so it is looked up there (dlopen RTLD_NOLOAD + dlsym) once per
 //               library. Blocks run inside the launch's OpenMP parallel region, where MKL runs
 //               single-threaded (the SPMD blocks are the parallelism).
 //               PTO_CPU_BLAS=0, or a process without libtorch_cpu, uses the generic kernel.
 //   bf16 x bf16 with AVX512_BF16: vdpbf16ps kernels (bf16_matmul below): dot products up to
-//               kBf16DotRows rows, a packed register-blocked kernel above.
+//               kBf16DotRows rows, a packed register-blocked kernel above. With AVX2 only: the
+//               same 4 x 4 dot-product blocks at every M, bf16 widened to f32 in registers.
 //   otherwise   the generic kernel: dot products of A's rows and B's columns.
 #pragma once
 #include <dlfcn.h>
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 #include "pto/cpu/movement.hpp"
@@ -90,19 +91,73 @@ PTO_INLINE __m128 reduce4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
   return _mm512_castps512_ps128(v);
 }
 
-// c[0..jr) = [cin +] the 4 sums (jr <= 4 columns of one row).
-PTO_INLINE void store_sums4(float* c, const float* cin, int jr, __m512 a0, __m512 a1, __m512 a2, __m512 a3) {
-  const __mmask8 m = __mmask8((1u << jr) - 1);
-  __m128 s = reduce4(a0, a1, a2, a3);
-  if (cin) s = _mm_add_ps(s, _mm_maskz_loadu_ps(m, cin));
-  _mm_mask_storeu_ps(c, m, s);
-}
+// f32 accumulators of the AVX-512 dot kernels: 16 lanes; c[0..jr) = [cin +] the 4 sums.
+struct Acc512 {
+  using Acc = __m512;
+  static PTO_INLINE Acc zero() { return _mm512_setzero_ps(); }
+  static PTO_INLINE void store4(float* c, const float* cin, int jr, Acc a0, Acc a1, Acc a2, Acc a3) {
+    const __mmask8 m = __mmask8((1u << jr) - 1);
+    __m128 s = reduce4(a0, a1, a2, a3);
+    if (cin) s = _mm_add_ps(s, _mm_maskz_loadu_ps(m, cin));
+    _mm_mask_storeu_ps(c, m, s);
+  }
+};
+#endif
 
+#if defined(__AVX2__) && defined(__FMA__)
+// f32 accumulators of the AVX2 dot kernels: 8 lanes; three horizontal adds give the 4 sums.
+struct Acc256 {
+  using Acc = __m256;
+  static PTO_INLINE Acc zero() { return _mm256_setzero_ps(); }
+  static PTO_INLINE __m128i lanes(int n) { return _mm_cmpgt_epi32(_mm_set1_epi32(n), _mm_setr_epi32(0, 1, 2, 3)); }
+  static PTO_INLINE void store4(float* c, const float* cin, int jr, Acc a0, Acc a1, Acc a2, Acc a3) {
+    const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+    const __m128i m = lanes(jr);
+    if (cin) s = _mm_add_ps(s, _mm_maskload_ps(cin, m));
+    _mm_maskstore_ps(c, m, s);
+  }
+  // the first n of 8 lanes (all 8 for n >= 8), for the K tail
+  static PTO_INLINE __m256i mask(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+};
+
+// F32Dot8, Bf16Dot8: the dot kernels on AVX2, 8 K values per vector (bf16 widened to f32).
+struct F32Dot8 : Acc256 {
+  using T = float;
+  using V = __m256;
+  static constexpr int kStep = 8;
+  static PTO_INLINE V load(const T* p, __m256i m) { return _mm256_maskload_ps(p, m); }
+  static PTO_INLINE Acc madd(Acc acc, V a, V b) { return _mm256_fmadd_ps(a, b, acc); }
+};
+
+struct Bf16Dot8 : Acc256 {
+  using T = uint16_t;
+  using V = __m256;
+  static constexpr int kStep = 8;
+  static PTO_INLINE V load(const T* p, __m256i m) {   // 8 bf16 (masked lanes read as 0) -> f32
+    alignas(16) uint16_t buf[8];
+    __m128i raw;
+    if (_mm256_testc_si256(m, _mm256_set1_epi32(-1))) {
+      raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    } else {
+      const int n = _mm256_movemask_ps(_mm256_castsi256_ps(m));
+      for (int i = 0; i < 8; ++i) buf[i] = (n >> i) & 1 ? p[i] : uint16_t(0);
+      raw = _mm_load_si128(reinterpret_cast<const __m128i*>(buf));
+    }
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
+  }
+  static PTO_INLINE Acc madd(Acc acc, V a, V b) { return _mm256_fmadd_ps(a, b, acc); }
+};
+#endif
+
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 // Few rows (decode) against a column-stored B: dot products reading A's rows and B's columns in
 // place, blocks of up to 4 rows x 4 columns (16 accumulators; every loaded vector feeds 4
 // multiply-adds); a per-tile GEMM call or packing B costs more than the math at these sizes.
-// `Op` is the element kind (F32Dot, Bf16Dot): kStep K elements per vector, a zero-masked load
-// and the multiply-add into f32 lanes.
+// `Op` is the element kind (F32Dot, Bf16Dot; F32Dot8, Bf16Dot8 on AVX2): kStep K elements per
+// vector, a zero-masked load, the multiply-add into f32 lanes and the store of 4 sums.
 template <typename Op, int MR, bool Prefetch>
 PTO_INLINE void dots_rows(float* c, std::ptrdiff_t ldc, const float* cin, const typename Op::T* a, std::ptrdiff_t lda,
                           const typename Op::T* b, std::ptrdiff_t ldb, int N, int K) {
@@ -113,22 +168,22 @@ PTO_INLINE void dots_rows(float* c, std::ptrdiff_t ldc, const float* cin, const 
   const int64_t per_iter = Prefetch && iters > 0 ? (pf.remaining() + iters - 1) / iters : 0;
   for (int j = 0; j < N; j += 4) {
     const int jr = N - j < 4 ? N - j : 4;
-    __m512 acc[MR][4];
+    typename Op::Acc acc[MR][4];
     for (int i = 0; i < MR; ++i)
-      for (int jj = 0; jj < 4; ++jj) acc[i][jj] = _mm512_setzero_ps();
+      for (int jj = 0; jj < 4; ++jj) acc[i][jj] = Op::zero();
     const typename Op::T* bc = b + std::ptrdiff_t(j) * ldb;
     for (int k = 0; k < K; k += Op::kStep) {
       if constexpr (Prefetch) pf.step(per_iter);
       const auto m = Op::mask(K - k);
       typename Op::V vb[4];
-      for (int jj = 0; jj < 4; ++jj) vb[jj] = Op::load(bc + jj * ldb + k, jj < jr ? m : decltype(m)(0));
+      for (int jj = 0; jj < 4; ++jj) vb[jj] = Op::load(bc + (jj < jr ? jj : 0) * ldb + k, m);
       for (int i = 0; i < MR; ++i) {
         const typename Op::V va = Op::load(a + i * lda + k, m);
         for (int jj = 0; jj < 4; ++jj) acc[i][jj] = Op::madd(acc[i][jj], va, vb[jj]);
       }
     }
     for (int i = 0; i < MR; ++i)
-      store_sums4(c + i * ldc + j, cin ? cin + i * ldc + j : nullptr, jr, acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
+      Op::store4(c + i * ldc + j, cin ? cin + i * ldc + j : nullptr, jr, acc[i][0], acc[i][1], acc[i][2], acc[i][3]);
   }
   if constexpr (Prefetch) cpu::t_deferred_prefetch = pf;
 }
@@ -148,8 +203,10 @@ PTO_INLINE void dots(float* c, std::ptrdiff_t ldc, const float* cin, const typen
   for (; i + 2 <= M; i += 2) dots_rows<Op, 2, false>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
   for (; i < M; ++i) dots_rows<Op, 1, false>(c + i * ldc, ldc, cin_at(i), a + i * lda, lda, b, ldb, N, K);
 }
+#endif
 
-struct F32Dot {
+#if defined(__AVX512F__)
+struct F32Dot : Acc512 {
   using T = float;
   using V = __m512;
   static constexpr int kStep = 16;
@@ -167,7 +224,7 @@ struct F32Dot {
 using u16 = uint16_t;
 
 // Bf16Dot: the dot kernels (dots_rows) on bf16, 32 values per vector, one vdpbf16ps per pair.
-struct Bf16Dot {
+struct Bf16Dot : Acc512 {
   using T = u16;
   using V = __m512i;
   static constexpr int kStep = 32;
@@ -313,6 +370,10 @@ PTO_INLINE void matmul(Acc& acc, const typename Acc::DType* cin, Left& left, Rig
     if constexpr (Right::isColumnStored) {
       if (M <= kF32DotRows) return dots<F32Dot>(c, ldc, acc_in, a, lda, b, Right::ColStride, M, N, K);
     }
+#elif defined(__AVX2__) && defined(__FMA__)
+    if constexpr (Right::isColumnStored) {
+      if (M <= kF32DotRows) return dots<F32Dot8>(c, ldc, acc_in, a, lda, b, Right::ColStride, M, N, K);
+    }
 #endif
     if (sgemm_tile(c, ldc, acc_in != nullptr, a, lda, b, Right::ColStride, M, N, K)) return;
   }
@@ -321,6 +382,12 @@ PTO_INLINE void matmul(Acc& acc, const typename Acc::DType* cin, Left& left, Rig
                 Right::isColumnStored) {
     return bf16_matmul(c, ldc, acc_in, reinterpret_cast<const uint16_t*>(a), lda,
                        reinterpret_cast<const uint16_t*>(b), Right::ColStride, M, N, K);
+  }
+#elif defined(__AVX2__) && defined(__FMA__)
+  if constexpr (std::is_same_v<CT, float> && std::is_same_v<AT, bfloat16_t> && std::is_same_v<BT, bfloat16_t> &&
+                Right::isColumnStored) {
+    return dots<Bf16Dot8>(c, ldc, acc_in, reinterpret_cast<const uint16_t*>(a), lda,
+                          reinterpret_cast<const uint16_t*>(b), Right::ColStride, M, N, K);
   }
 #endif
   matmul_dots(c, ldc, acc_in, a, lda, b, Right::ColStride, M, N, K);
