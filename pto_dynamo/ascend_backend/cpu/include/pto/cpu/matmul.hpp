@@ -346,6 +346,11 @@ PTO_INLINE void bf16_matmul(float* c, std::ptrdiff_t ldc, const float* cin, cons
 // 1 thread: on par with sgemm_ at 16 rows, behind it at 64; ahead at 1-2, where a BLAS call per
 // tile costs more than the math).
 constexpr int kF32DotRows = PTO_F32_DOT_ROWS;
+#if defined(__AVX512F__)
+using F32DotKernel = F32Dot;
+#elif defined(__AVX2__) && defined(__FMA__)
+using F32DotKernel = F32Dot8;
+#endif
 
 template <typename Acc, typename Left, typename Right>
 PTO_INLINE void matmul(Acc& acc, const typename Acc::DType* cin, Left& left, Right& right) {
@@ -366,13 +371,9 @@ PTO_INLINE void matmul(Acc& acc, const typename Acc::DType* cin, Left& left, Rig
     for (int i = 0; i < M; ++i) std::memcpy(c + i * ldc, cin + i * ldc, std::size_t(N) * sizeof(CT));
   const CT* acc_in = cin ? c : nullptr;
   if constexpr (std::is_same_v<CT, float> && std::is_same_v<AT, float> && std::is_same_v<BT, float>) {
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
     if constexpr (Right::isColumnStored) {
-      if (M <= kF32DotRows) return dots<F32Dot>(c, ldc, acc_in, a, lda, b, Right::ColStride, M, N, K);
-    }
-#elif defined(__AVX2__) && defined(__FMA__)
-    if constexpr (Right::isColumnStored) {
-      if (M <= kF32DotRows) return dots<F32Dot8>(c, ldc, acc_in, a, lda, b, Right::ColStride, M, N, K);
+      if (M <= kF32DotRows) return dots<F32DotKernel>(c, ldc, acc_in, a, lda, b, Right::ColStride, M, N, K);
     }
 #endif
     if (sgemm_tile(c, ldc, acc_in != nullptr, a, lda, b, Right::ColStride, M, N, K)) return;
