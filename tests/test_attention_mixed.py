@@ -46,6 +46,7 @@ def mqa_decode(q, k, v):
 # name: (fn, shapes of q, k, v[, mask])
 CASES = {
     "causal_prefill": (sdpa_causal, [(1, 3, 150, 64), (1, 3, 150, 64), (1, 3, 150, 64)]),
+    "causal_fewer_queries": (sdpa_causal, [(1, 2, 70, 32), (1, 2, 200, 32), (1, 2, 200, 32)]),
     "sdpa_bool_free_mask": (sdpa_mask, [(2, 2, 40, 32), (2, 2, 200, 32), (2, 2, 200, 32), (40, 200)]),
     "explicit_mask_ragged": (explicit, [(2, 2, 70, 128), (2, 2, 333, 128), (2, 2, 333, 128), (70, 333)]),
     "explicit_no_mask": (explicit_no_mask, [(3, 65, 48), (3, 129, 48), (3, 129, 48)]),
@@ -71,9 +72,11 @@ def _check_attention_on_device(fresh):
 
 
 BF16_CASES = ("causal_prefill", "explicit_mask_ragged", "decode_long_kv", "gqa_causal")   # bf16: a subset (time)
-# SDPA's is_causal mask (arange/le/where) marks the node causal, so the kernel skips the keys after
-# each query tile (queries 0..63 read keys 0..63 only); a random mask is not causal.
-CAUSAL = {"causal_prefill": True, "explicit_mask_ragged": False, "sdpa_bool_free_mask": False, "decode_long_kv": False}
+# SDPA's is_causal mask (arange/le/where) becomes the node's causal flag and no mask tensor: the
+# kernel skips the keys after each query tile and masks the steps that cross the diagonal (top-left:
+# with fewer queries than keys, query i still reads keys 0..i); a random mask is not causal.
+CAUSAL = {"causal_prefill": True, "causal_fewer_queries": True, "explicit_mask_ragged": False,
+          "sdpa_bool_free_mask": False, "decode_long_kv": False}
 
 
 @pytest.mark.parametrize("name, dtype", [(n, torch.float32) for n in CASES] + [(n, torch.bfloat16) for n in BF16_CASES],
@@ -87,6 +90,9 @@ def test_attention_matches_eager(fresh, name, dtype):
     if name in CAUSAL:
         (node,) = [n for n in compiled_graphs()[-1].graph.nodes if n.target is ATTENTION]
         assert node.args[6] is CAUSAL[name]
+        assert (node.args[3] is None) is CAUSAL[name]          # a causal mask is not built at all
+        if fn is sdpa_causal:               # SDPA's pre-scaling of q and k^T folds into the node
+            assert node.args[4] == pytest.approx(args[0].shape[-1] ** -0.5)
 
 
 def test_fully_masked_rows_match_sdpa(fresh):

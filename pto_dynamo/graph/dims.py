@@ -89,6 +89,26 @@ def free_dim_names(value) -> set[str]:
     return set()
 
 
+def same_layout(shape_a, stride_a, shape_b, stride_b) -> bool:
+    """Do two tensors of one shape lay their elements out alike? Strides along size-1 dims are
+    ignored (as torch's contiguity checks do), and the dims of the shape are taken >= 1: a tensor
+    with a 0-size dim has no element to place, so `128 * Max(1, T)` and `128 * T` agree."""
+    if len(shape_a) != len(shape_b) or len(stride_a) != len(stride_b) or len(shape_a) != len(stride_a):
+        return False
+    if any(not _equal(a, b, {}) for a, b in zip(shape_a, shape_b)):
+        return False
+    positive = {dim_symbol(n): sympy.Symbol(n, integer=True, positive=True) for n in free_dim_names(tuple(shape_a))}
+    return all(_equal(sa, sb, positive) for size, sa, sb in zip(shape_a, stride_a, stride_b)
+               if not (isinstance(size, int) and size == 1))
+
+
+def _equal(a, b, subs: dict) -> bool:
+    if isinstance(a, int) and isinstance(b, int):
+        return a == b
+    diff = sympy.sympify(a) - sympy.sympify(b)
+    return diff == 0 or sympy.simplify(diff.xreplace(subs)) == 0
+
+
 class _DimPrinter(PythonPrinter):
     """Python-source printer for dim expressions: `//`, `%`, `max`, comparisons."""
 

@@ -239,3 +239,31 @@ def test_cast_to_bf16_rounding_modes(mode):
     assert torch.equal(native["out"], oracle["out"])
     if mode == "CAST_RINT":
         assert torch.equal(native["out"], x.to(torch.bfloat16))
+
+
+def _triangle_program(upper: bool):
+    """z[i, j] = 1 where j <= i + d (lower) or j >= i + d (upper), else 0: TTRI per tile with the
+    diagonal shifted by the tile's origin (r0 - c0 + d), as the causal attention steps use it."""
+    from pto_dynamo.lowering.tile import A2A3_CAPACITY, KernelBuilder, TileLoc, ceil_div, emin, emod, floor_div
+    R, C = 16, 64
+    kb = KernelBuilder(f"pto_vec_tri_{int(upper)}_0", pass_name="test", description="triangle mask")
+    rows, cols, d = kb.scalar("rows"), kb.scalar("cols"), kb.scalar("d")
+    kb.tensor("z", F32, (rows, cols), (cols, 1), output=True)
+    col_tiles = ceil_div(cols, C)
+    with kb.tile_loop("t", ceil_div(rows, R) * col_tiles) as t:
+        r0, c0 = kb.let("r0", floor_div(t, col_tiles) * R), kb.let("c0", emod(t, col_tiles) * C)
+        vr, vc = kb.let("vr", emin(R, rows - r0)), kb.let("vc", emin(C, cols - c0))
+        kb.tile("tri", TileLoc.Vec, F32, R, C, vr, vc)
+        kb.emit("TTRI", "tri", r0 - c0 + d, upper=upper)
+        kb.emit("TSTORE", kb.view("z", r0 * cols + c0, vr, vc, cols), "tri")
+    return kb.build(A2A3_CAPACITY)
+
+
+@pytest.mark.parametrize("upper", [False, True])
+@pytest.mark.parametrize("rows,cols,d", [(37, 100, 0), (40, 130, -5), (3, 70, 1)])
+def test_triangle(upper, rows, cols, d):
+    native, oracle = _run_both(_triangle_program(upper), {}, {"z": torch.empty(rows, cols)}, [rows, cols, d], 3)
+    i, j = torch.arange(rows).unsqueeze(1), torch.arange(cols).unsqueeze(0)
+    expected = ((j >= i + d) if upper else (j <= i + d)).float()
+    assert torch.equal(native["z"], oracle["z"])
+    assert torch.equal(native["z"], expected)

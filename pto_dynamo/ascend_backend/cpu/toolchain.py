@@ -16,8 +16,12 @@ INCLUDE_DIR = Path(__file__).resolve().parent / "include"
 
 # docs/device_abi.md: the flags every kernel and orchestration source is built with.
 # -fno-math-errno is not value-changing (it only drops errno updates) and lets GCC vectorise sqrt.
+# -fno-trapping-math is not value-changing either (nothing here reads or traps on the FP exception
+# flags); without it GCC will not if-convert a select between computed floats on AVX2 (no masked
+# lanes there), so vexp/vlog/vtanh and every kernel using them stayed scalar on AVX2-only CPUs.
 CXX_FLAGS: tuple[str, ...] = (
     "-std=c++20", "-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fno-math-errno",
+    "-fno-trapping-math",
     "-D__CPU_SIM", "-DPTO_TARGET_CPU",
 )
 

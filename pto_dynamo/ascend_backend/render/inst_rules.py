@@ -49,6 +49,13 @@ def _iota(inst: TileInst, ctx) -> list[str]:
     return [f"TCI<decltype({dst}), {ctype}, {descending}>({dst}, {ctx.scalar(inst.ins[0], ctx.decl(dst).dtype)});"]
 
 
+@render_rule("TTRI")
+def _triangle(inst: TileInst, ctx) -> list[str]:
+    dst = inst.outs[0]
+    upper = int(bool(inst.attr("upper", False)))
+    return [f"TTRI<decltype({dst}), {upper}>({dst}, static_cast<int>({cexpr(inst.ins[0].value)}));"]
+
+
 @render_rule("MGATHER")
 def _gather(inst: TileInst, ctx) -> list[str]:
     decl_line, gm = ctx.global_view(inst.ins[0])

@@ -5,11 +5,12 @@
         m   = rowmax(s);  e = exp(s - m)
         out = e' @ v / (rowsum(e) [+ exp(sink - m)])                                    -> [B, M, Dv]
 
-which without a sink is `softmax(s, -1) @ v`. `mask` is additive and broadcast (a causal mask is
-0 / -inf), or bool: True drops the key (`masked_fill` semantics). `safe` gives rows whose every
-score is -inf an all-zero result (SDPA's `_safe_softmax`) instead of NaN; `causal` says the mask is
-the top-left causal one (key j masked for query i < j), so a kernel may skip the keys after a query
-tile's last row (the result is the same). `sink` ([B, M, 1], broadcast: a logit per row, one per
+which without a sink is `softmax(s, -1) @ v`. `mask` (or None) is additive and broadcast, or
+bool: True drops the key (`masked_fill` semantics). `safe` gives rows whose every score is -inf an
+all-zero result (SDPA's `_safe_softmax`) instead of NaN. `causal` applies the top-left causal mask
+besides `mask`: key j is dropped for query i < j (the pattern stage puts it in place of SDPA's
+arange/le/where mask, which a kernel then neither builds nor reads: it skips the keys after a
+query tile's last row and masks only the steps that cross the diagonal). `sink` ([B, M, 1], broadcast: a logit per row, one per
 head in DeepSeek-V4) joins only the denominator; `p_dtype` rounds the exp weights `e` to that
 dtype before `@ v` (e' = e.to(p_dtype).to(e.dtype)), as a bf16 kernel does; the denominator keeps
 them unrounded. The eager implementation below is the host fallback and the reference: it runs
@@ -31,6 +32,9 @@ def attention(q: torch.Tensor, kt: torch.Tensor, v: torch.Tensor, mask: Optional
         s = s * scale
     if mask is not None:
         s = s.masked_fill(mask, float("-inf")) if mask.dtype == torch.bool else s + mask
+    if causal:
+        later = torch.ones(s.shape[-2:], dtype=torch.bool, device=s.device).triu(1)
+        s = s.masked_fill(later, float("-inf"))
     if sink is None and p_dtype is None:
         p = torch.softmax(s, -1)
         if safe:

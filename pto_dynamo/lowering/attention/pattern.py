@@ -18,7 +18,8 @@ or the unnormalised form with an attention sink (DeepSeek-V4's, einsums included
     l   = sum(e, -1, keepdim) [+ exp(sink - m)]
     out = view(bmm(view(e [.to(dt).to(f32)]), V)) / l
 
-and becomes `pto::attention(Q, Kt, V, mask, scale, safe, causal, sink, p_dtype)` when every
+and becomes `pto::attention(Q, Kt, V, mask, scale, safe, causal, sink, p_dtype)` (SDPA's causal
+mask becomes `causal=True` and no mask tensor) when every
 intermediate (the scores, the probabilities, the statistics) is read only inside the pattern.
 SDPA's pre-scaling of q and k^T (a scalar mul feeding only the views) folds into `scale`, so the
 kernel reads q and k in place instead of a scaled copy. The dead intermediates go with the next DCE.
@@ -30,6 +31,7 @@ import numbers
 
 import torch
 
+from pto_dynamo.graph.dims import same_layout
 from pto_dynamo.graph.ir import Graph, Node, Ref
 from pto_dynamo.lowering.attention.op import ATTENTION
 
@@ -278,6 +280,8 @@ def _match(m: _Match, end: Node):
             rewritten[node.name] = node
             scale *= factor
     causal = mask is not None and _is_causal(m, mask)
+    if causal:                                   # the node applies it: the mask's nodes go with DCE
+        mask = None
     args = (q, kt, v, mask, scale, safe, causal, sink, p_dtype)
     if end is pv:
         rewritten[pv.name] = Node(pv.name, ATTENTION, args, (), pv.meta)
@@ -337,7 +341,7 @@ def _fold_scale(m: _Match, operand: Ref):
             or not isinstance(n.args[0], Ref):
         return None
     x, product = m.graph.meta_of(n.args[0].name), n.meta
-    if (tuple(x.shape), tuple(x.stride), x.dtype) != (tuple(product.shape), tuple(product.stride), product.dtype):
+    if x.dtype != product.dtype or not same_layout(x.shape, x.stride, product.shape, product.stride):
         return None
     if any(len(m.users.get(c.name, ())) != 1 for c in (n, *chain)) or n.name in m.graph.output_names:
         return None

@@ -16,9 +16,9 @@ class AttentionPlan:
 
     q: M x D, kt: D x S (a transposed k reads through its strides), v: S x Dv, mask: M x S
     (broadcast dims have stride 0; additive, or bool where True drops the key) or None,
-    out: M x Dv. `safe`: an all -inf row gives zeros. `causal`: the mask is top-left causal, keys
-    after a query tile's last row are skipped. `sink`: M x 1 logits (broadcast) or None;
-    `p_dtype`: the exp weights are rounded to it before P @ V (None: v's dtype)."""
+    out: M x Dv. `safe`: an all -inf row gives zeros. `causal`: the top-left causal mask applies
+    too (keys after a query tile's last row are skipped, the diagonal steps masked in the kernel).
+    `sink`: M x 1 logits (broadcast) or None; `p_dtype`: the exp weights are rounded to it before P @ V (None: v's dtype)."""
 
     q: Operand
     kt: Operand

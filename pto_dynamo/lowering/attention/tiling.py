@@ -5,10 +5,11 @@
         bi, m0, vm; this vector core's rows: s0 + [0, sv) of the tile (subblock_idx / subblock_num)
         vector: m = -inf, l = 0, o = 0                       (running max, sum, output rows)
         cube:   TLOAD q rows -> qmat (Mat), once per tile
-        for j0 in 0, Ns, 2 Ns, ... < S (causal: < min(S, m0 + vm)):                    (KV loop)
+        for j0 in 0, Ns, 2 Ns, ... < S (causal: < min(S, m0 + vm), in two loops)         (KV loop)
             cube:   TLOAD k^T window (ND -> Nz, or DN -> Zn for a row-major k) ; TMOV ; TMATMUL
                     s = q k^T -> TALLOC qk, TSTORE, TPUSH
             vector: TPOP qk; TLOAD its rows of s; s = s * scale + mask (bool: -inf where set); TFREE qk
+                    causal, on the steps that cross the diagonal only: s = -inf where key > query (TTRI)
                     mx = rowmax(s); m' = max(m, mx); m0 = m' == -inf ? 0 : m'
                     alpha = exp(m - m0); p = exp(s - m0); l = l * alpha + rowsum(p); o *= alpha; m = m'
                     TALLOC pp; TSTORE p (v's dtype) into its rows; TPUSH pp
@@ -47,6 +48,9 @@ class _Attention:
 
     def __init__(self, plan: AttentionPlan, metas: dict, name: str, graph: str, Mq: int, Ns: int):
         self.plan, self.Mq, self.Ns = plan, Mq, Ns
+        # suffix of the tiles declared in a KV loop: the planner places tiles by name, so the
+        # diagonal loop's own names keep the two loops' tiles from sharing one live range
+        self.tag = ""
         self.dtype = elem_type(metas[plan.q.buffer].dtype)
         self.out_dtype = elem_type(metas[plan.out.buffer].dtype)
         self.mask_dtype = elem_type(metas[plan.mask.buffer].dtype) if plan.mask is not None else None
@@ -63,27 +67,31 @@ class _Attention:
     # -- helpers -------------------------------------------------------------------------------
     def row(self, name: str) -> tuple[str, str]:
         """A per-row f32 tile [Mq, 1] ColMajor valid (sv, 1) and its [1, Mq] RowMajor alias."""
+        name = name + self.tag
         self.kb.tile(name, Vec, F32, self.Mq, 1, self.sv, 1, Layout.ColMajor)
         self.kb.tile(name + "_r", Vec, F32, 1, self.Mq, 1, self.sv)
         self.kb.emit("TRESHAPE", name + "_r", name)
         return name, name + "_r"
 
     def full(self, name: str, dtype, cols: int, valid_cols) -> str:
+        name = name + self.tag
         self.kb.tile(name, Vec, dtype, self.Mq, cols, self.sv, valid_cols)
         return name
 
     def mask_of(self, name: str, row_tile: str) -> str:
         """A u8 compare mask over a [1, Mq] row alias."""
+        name = name + self.tag
         self.kb.tile(name, Vec, U8, 1, _round_up(max(1, -(-self.Mq // 8)), 32), 1, ceil_div(self.sv, 8))
         return name
 
     def sel_tmp(self, name: str) -> str:
+        name = name + self.tag
         self.kb.tile(name, Vec, F32, 1, 16, 1, 16)
         return name
 
     def gm_load(self, tile: str, op: Operand, r0, c0, rows, cols, row_tile_rows: int, col_tile_cols: int, nd_ok=True):
         """TLOAD the (r0, c0) window of operand `op` of batch bi into Mat tile `tile`."""
-        p = self.p
+        p, tile = self.p, tile + self.tag
         sb, sr, sc = (p.expr(s) for s in op.strides)
         off = p.expr(op.offset) + self.bi * sb + r0 * sr + c0 * sc
         nd = is_one(op.strides[2])
@@ -127,37 +135,54 @@ class _Attention:
                 sb, sr = p.expr(q.strides[0]), p.expr(q.strides[1])
                 kb.emit("TLOAD", "qmat", kb.view(p.tensor(q.buffer), p.expr(q.offset) + self.bi * sb + m0 * sr,
                                                  vm, plan.D, sr))
-            stop = emin(S, m0 + vm) if plan.causal else S    # causal: later keys are masked for every row
-            with kb.serial_loop("j0", 0, stop, Ns) as j0:
-                p.bound.add("j0")
-                vs = p.let("vs", emin(Ns, S - j0))
-                self._scores(qk, j0, vm, vs)
-                self._softmax(qk, pp, j0, s0, vs, m_run_r, l_run, l_run_r, o)
-                self._pv(pp, pv, j0, vm, vs)
-                with kb.stage(Role.VECTOR):
-                    kb.emit("TPOP", pipe="pv")
-                    pvt = self.full("pvt", F32, self.Dvc, plan.Dv)
-                    kb.emit("TLOAD", pvt, GmView(pv.slot(Role.VECTOR), s0 * self.Dvc, sv, plan.Dv, self.Dvc))
-                    kb.emit("TFREE", pipe="pv")
-                    kb.emit("TADD", o, o, pvt)
+            if plan.causal:
+                # keys [0, seen) are visible to every row of the tile (j0 + Ns - 1 <= m0); the
+                # steps up to the tile's last row cross the diagonal and mask; later keys are
+                # masked for every row and skipped
+                all_seen = emin(S, floor_div(m0 + 1, Ns) * Ns)
+                steps = (("j0", 0, all_seen, False), ("j1", all_seen, emin(S, m0 + vm), True))
+            else:
+                steps = (("j0", 0, S, False),)
+            for var, start, stop, diagonal in steps:
+                self.tag = "_d" if diagonal else ""
+                with kb.serial_loop(var, start, stop, Ns) as j0:
+                    p.bound.add(var)
+                    self._kv_step(qk, pp, pv, j0, vm, s0, m_run_r, l_run, l_run_r, o, diagonal)
+            self.tag = ""
             with kb.stage(Role.VECTOR):
                 self._finish(o, m_run_r, l_run, l_run_r)
+
+    def _kv_step(self, qk, pp, pv, j0, vm, s0, m_run_r, l_run, l_run_r, o, diagonal: bool):
+        """One Ns-key step of the KV loop; `diagonal`: apply the causal mask (keys after a row's
+        own position get -inf)."""
+        kb, plan, p = self.kb, self.plan, self.p
+        vs = p.let("vs", emin(self.Ns, p.expr(plan.S) - j0))
+        self._scores(qk, j0, vm, vs)
+        self._softmax(qk, pp, j0, s0, vs, m_run_r, l_run, l_run_r, o, diagonal)
+        self._pv(pp, pv, j0, vm, vs)
+        with kb.stage(Role.VECTOR):
+            kb.emit("TPOP", pipe="pv")
+            pvt = self.full("pvt", F32, self.Dvc, plan.Dv)
+            kb.emit("TLOAD", pvt, GmView(pv.slot(Role.VECTOR), s0 * self.Dvc, self.sv, plan.Dv, self.Dvc))
+            kb.emit("TFREE", pipe="pv")
+            kb.emit("TADD", o, o, pvt)
 
     def _scores(self, qk, j0, vm, vs):
         kb, plan, Mq, Ns = self.kb, self.plan, self.Mq, self.Ns
         with kb.stage(Role.CUBE):
             kmat = self.gm_load("kmat", plan.kt, 0, j0, plan.D, vs, self.Dc, Ns)
-            kb.tile("lq", TileLoc.Left, self.dtype, Mq, self.Dc, vm, plan.D)
-            kb.tile("rk", TileLoc.Right, self.dtype, self.Dc, Ns, plan.D, vs)
-            kb.emit("TMOV", "lq", "qmat")
-            kb.emit("TMOV", "rk", kmat)
-            kb.tile("acc_s", TileLoc.Acc, F32, Mq, Ns, vm, vs)
-            kb.emit("TMATMUL", "acc_s", "lq", "rk")
+            lq, rk, acc = (name + self.tag for name in ("lq", "rk", "acc_s"))
+            kb.tile(lq, TileLoc.Left, self.dtype, Mq, self.Dc, vm, plan.D)
+            kb.tile(rk, TileLoc.Right, self.dtype, self.Dc, Ns, plan.D, vs)
+            kb.emit("TMOV", lq, "qmat")
+            kb.emit("TMOV", rk, kmat)
+            kb.tile(acc, TileLoc.Acc, F32, Mq, Ns, vm, vs)
+            kb.emit("TMATMUL", acc, lq, rk)
             kb.emit("TALLOC", pipe="qk")
-            kb.emit("TSTORE", GmView(qk.slot(Role.CUBE), 0, vm, vs, Ns), "acc_s")
+            kb.emit("TSTORE", GmView(qk.slot(Role.CUBE), 0, vm, vs, Ns), acc)
             kb.emit("TPUSH", pipe="qk")
 
-    def _softmax(self, qk, pp, j0, s0, vs, m_run_r, l_run, l_run_r, o):
+    def _softmax(self, qk, pp, j0, s0, vs, m_run_r, l_run, l_run_r, o, diagonal: bool):
         kb, plan, p, Ns, sv = self.kb, self.plan, self.p, self.Ns, self.sv
         with kb.stage(Role.VECTOR):
             kb.emit("TPOP", pipe="qk")
@@ -177,14 +202,21 @@ class _Attention:
                     kb.emit("TCVT", mkf, mk, round="CAST_RINT")
                     mk = mkf
                 if self.mask_dtype == U8:         # bool: True drops the key
-                    keep = "keep"
+                    keep = "keep" + self.tag
                     kb.tile(keep, Vec, U8, self.Mq, _round_up(max(1, -(-Ns // 8)), 32), sv, ceil_div(vs, 8))
                     kb.emit("TCMPS", keep, mk, 0.0, mode="EQ")
                     kb.emit("TSELS", s, keep, s, -math.inf, self.sel_tmp("sel_tmp_m"))
                 else:
                     kb.emit("TADD", s, s, mk)
-            mx, mx_r = self.row("mx")
             tmp = self.full("red_tmp", F32, Ns, vs)
+            if diagonal:                          # key j0 + c is seen by query r0 + r iff c <= r + r0 - j0
+                tri = tmp                         # (the reductions' scratch holds the triangle)
+                kb.emit("TTRI", tri, self.r0 - j0, upper=False)
+                seen = "seen" + self.tag
+                kb.tile(seen, Vec, U8, self.Mq, _round_up(max(1, -(-Ns // 8)), 32), sv, ceil_div(vs, 8))
+                kb.emit("TCMPS", seen, tri, 0.0, mode="NE")
+                kb.emit("TSELS", s, seen, s, -math.inf, self.sel_tmp("sel_tmp_c"))
+            mx, mx_r = self.row("mx")
             kb.emit("TROWMAX", mx, s, tmp)
             mnew, mnew_r = self.row("mnew")
             kb.emit("TMAX", mnew_r, m_run_r, mx_r)
@@ -219,18 +251,19 @@ class _Attention:
         kb, plan, Mq, Ns = self.kb, self.plan, self.Mq, self.Ns
         with kb.stage(Role.CUBE):
             kb.emit("TPOP", pipe="pp")
-            kb.tile("pmat", TileLoc.Mat, self.dtype, Mq, Ns, vm, vs)
-            kb.emit("TLOAD", "pmat", GmView(pp.slot(Role.CUBE), 0, vm, vs, Ns))
+            pmat, lp, rv, acc = (name + self.tag for name in ("pmat", "lp", "rv", "acc_o"))
+            kb.tile(pmat, TileLoc.Mat, self.dtype, Mq, Ns, vm, vs)
+            kb.emit("TLOAD", pmat, GmView(pp.slot(Role.CUBE), 0, vm, vs, Ns))
             kb.emit("TFREE", pipe="pp")
             vmat = self.gm_load("vmat", plan.v, j0, 0, vs, plan.Dv, Ns, self.Dvc)
-            kb.tile("lp", TileLoc.Left, self.dtype, Mq, Ns, vm, vs)
-            kb.tile("rv", TileLoc.Right, self.dtype, Ns, self.Dvc, vs, plan.Dv)
-            kb.emit("TMOV", "lp", "pmat")
-            kb.emit("TMOV", "rv", vmat)
-            kb.tile("acc_o", TileLoc.Acc, F32, Mq, self.Dvc, vm, plan.Dv)
-            kb.emit("TMATMUL", "acc_o", "lp", "rv")
+            kb.tile(lp, TileLoc.Left, self.dtype, Mq, Ns, vm, vs)
+            kb.tile(rv, TileLoc.Right, self.dtype, Ns, self.Dvc, vs, plan.Dv)
+            kb.emit("TMOV", lp, pmat)
+            kb.emit("TMOV", rv, vmat)
+            kb.tile(acc, TileLoc.Acc, F32, Mq, self.Dvc, vm, plan.Dv)
+            kb.emit("TMATMUL", acc, lp, rv)
             kb.emit("TALLOC", pipe="pv")
-            kb.emit("TSTORE", GmView(pv.slot(Role.CUBE), 0, vm, plan.Dv, self.Dvc), "acc_o")
+            kb.emit("TSTORE", GmView(pv.slot(Role.CUBE), 0, vm, plan.Dv, self.Dvc), acc)
             kb.emit("TPUSH", pipe="pv")
 
     def _finish(self, o, m_run_r, l_run, l_run_r):

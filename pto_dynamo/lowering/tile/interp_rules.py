@@ -86,6 +86,17 @@ def _iota(inst, m) -> None:
     m.write(inst.outs[0], values.reshape(1, -1), rows=1)
 
 
+@interp_rule("TTRI")
+def _triangle(inst, m) -> None:
+    """1 where column c <= row r + d (lower) or c >= r + d (upper), else 0, over the valid region."""
+    st = m.state(inst.outs[0])
+    d = int(m.scalar(inst.ins[0]))
+    r = torch.arange(st.valid_rows).unsqueeze(1)
+    c = torch.arange(st.valid_cols).unsqueeze(0)
+    on = c >= r + d if inst.attr("upper", False) else c <= r + d
+    m.write(inst.outs[0], on.to(torch.float32))
+
+
 def _round(x: torch.Tensor, mode: str, to_float: bool) -> torch.Tensor:
     if to_float or mode in ("CAST_RINT", "CAST_ODD"):   # float targets round to nearest even on write
         return x if to_float else torch.round(x)

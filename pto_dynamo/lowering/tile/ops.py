@@ -26,6 +26,7 @@ define_op("TEXTRACT", (TILE,), (TILE,), "extract", vec_only=False)   # attrs: ro
 define_op("TCVT", (TILE,), (TILE,), "convert")                      # attrs: round
 define_op("TEXPANDS", (TILE,), (SCALAR,), "fill")
 define_op("TCI", (TILE,), (SCALAR,), "iota")                         # attrs: descending
+define_op("TTRI", (TILE,), (SCALAR,), "triangle")                    # attrs: upper; scalar: the diagonal
 define_op("MGATHER", (TILE,), (GM, TILE), "gather")                  # attrs: coalesce (Row), oob
 define_op("TRESHAPE", (TILE,), (TILE,), "alias", vec_only=False)     # dst aliases src's bytes
 

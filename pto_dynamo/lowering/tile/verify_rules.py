@@ -49,6 +49,16 @@ def _iota(inst: TileInst, ctx) -> None:
         ctx.error(f"TCI needs a tile with more than one column; {dst.name} has 1")
 
 
+@verify_rule("TTRI")
+def _triangle(inst: TileInst, ctx) -> None:
+    dst = ctx.tile(inst.outs[0])
+    ctx.row_major(dst)
+    if dst.dtype not in (F32, F16, BF16, I32, I16, U8):
+        ctx.error(f"TTRI writes a float, int32/int16 or uint8 tile; {dst.name} is {dst.dtype}")
+    if not isinstance(inst.attr("upper", False), bool):
+        ctx.error(f"TTRI's `upper` attribute is a bool, not {inst.attr('upper')!r}")
+
+
 GATHER_OOB = ("Undefined", "Clamp", "Wrap", "Zero")
 
 
