@@ -193,6 +193,52 @@ PTO_INLINE void transpose16x16(__m512i r[16]) {
 }
 #endif
 
+#if defined(__AVX2__)
+// r[i] (8 floats each) -> r[j] = (r[0][j], ..., r[7][j]): an 8 x 8 transpose (unpacks and shuffles
+// within 128-bit lanes, then lane swaps).
+PTO_INLINE void transpose8x8(__m256 r[8]) {
+  const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+  const __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+  const __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+  const __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+  const __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+  const __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+  const __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+  const __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+  r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+  r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+  r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+  r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+  r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+  r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+  r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+  r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+// dst (column-stored) = src (row-stored) window at (row, col), 32-bit elements: 8 x 8 blocks, the
+// edges element by element.
+template <typename Dst, typename Src>
+PTO_INLINE void transpose_rows_u32(Dst& dst, Src& src, int row, int col, int vr, int vc) {
+  static_assert(sizeof(typename Dst::DType) == 4 && Dst::RowStride == 1 && Src::ColStride == 1);
+  const int vr8 = vr / 8 * 8, vc8 = vc / 8 * 8;
+  const auto* sbase = reinterpret_cast<const float*>(src.data());
+  auto* dbase = reinterpret_cast<float*>(dst.data());
+  for (int r0 = 0; r0 < vr8; r0 += 8)
+    for (int c0 = 0; c0 < vc8; c0 += 8) {
+      __m256 r[8];
+      for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(sbase + Src::offset(row + r0 + i, col + c0));
+      transpose8x8(r);
+      for (int j = 0; j < 8; ++j) _mm256_storeu_ps(dbase + Dst::offset(r0, c0 + j), r[j]);
+    }
+  auto scalar = [&](int ra, int rb, int ca, int cb) {
+    for (int r = ra; r < rb; ++r)
+      for (int c = ca; c < cb; ++c) dbase[Dst::offset(r, c)] = sbase[Src::offset(r + row, c + col)];
+  };
+  scalar(0, vr8, vc8, vc);                            // right edge of the full rows
+  scalar(vr8, vr, 0, vc);                             // bottom rows
+}
+#endif
+
 #if defined(__AVX512BW__)
 // dst (column-stored) = src (row-stored) window at (row, col), 16-bit elements: 32 x 32 blocks.
 // Two source rows interleave into 32-bit words (one word per column: the column's two elements,
@@ -422,6 +468,12 @@ PTO_INST RecordEvent TEXTRACT(Dst& dst, Src& src, uint16_t row = 0, uint16_t col
 #if defined(__AVX512BW__)
     if constexpr (sizeof(DT) == 2 && !Src::isColumnStored && Dst::isColumnStored) {
       detail::transpose_rows_u16(dst, src, row, col, vr, vc);
+      return {};
+    }
+#endif
+#if defined(__AVX2__)
+    if constexpr (sizeof(DT) == 4 && !Src::isColumnStored && Dst::isColumnStored) {
+      detail::transpose_rows_u32(dst, src, row, col, vr, vc);
       return {};
     }
 #endif
