@@ -4,7 +4,7 @@
     for t in tiles(batch x ceil(M / Mq)), chunked over blocks:                         (SPMD)
         bi, m0, vm; this vector core's rows: s0 + [0, sv) of the tile (subblock_idx / subblock_num)
         vector: m = -inf, l = 0, o = 0                       (running max, sum, output rows)
-        cube:   TLOAD q rows -> qmat (Mat), once per tile
+        cube:   TLOAD q rows -> qmat (Mat), once per tile (and TMOV -> its Left tile where L0A has room)
         for j0 in 0, Ns, 2 Ns, ... < S (causal: < min(S, m0 + vm), in two loops)         (KV loop)
             cube:   TLOAD k^T window (ND -> Nz, or DN -> Zn for a row-major k) ; TMOV ; TMATMUL
                     s = q k^T -> TALLOC qk, TSTORE, TPUSH
@@ -46,8 +46,12 @@ def _round_up(n: int, m: int) -> int:
 class _Attention:
     """Emits the kernel; `p` binds tensors and scalars as the cube tiling does."""
 
-    def __init__(self, plan: AttentionPlan, metas: dict, name: str, graph: str, Mq: int, Ns: int):
+    def __init__(self, plan: AttentionPlan, metas: dict, name: str, graph: str, Mq: int, Ns: int,
+                 q_resident: bool = True):
         self.plan, self.Mq, self.Ns = plan, Mq, Ns
+        # q's Left tile filled once per query tile (TMOV outside the KV loop) when L0A holds it
+        # beside the probabilities' Left tile; else refilled every step
+        self.q_resident = q_resident
         # suffix of the tiles declared in a KV loop: the planner places tiles by name, so the
         # diagonal loop's own names keep the two loops' tiles from sharing one live range
         self.tag = ""
@@ -126,6 +130,8 @@ class _Attention:
             m_run, m_run_r = self.row("m_run")
             l_run, l_run_r = self.row("l_run")
             kb.tile("qmat", TileLoc.Mat, self.dtype, Mq, self.Dc, vm, plan.D)
+            if self.q_resident:
+                kb.tile("lq", TileLoc.Left, self.dtype, Mq, self.Dc, vm, plan.D)
             with kb.stage(Role.VECTOR):
                 kb.emit("TEXPANDS", m_run_r, -math.inf)
                 kb.emit("TEXPANDS", l_run_r, 0.0)
@@ -135,6 +141,8 @@ class _Attention:
                 sb, sr = p.expr(q.strides[0]), p.expr(q.strides[1])
                 kb.emit("TLOAD", "qmat", kb.view(p.tensor(q.buffer), p.expr(q.offset) + self.bi * sb + m0 * sr,
                                                  vm, plan.D, sr))
+                if self.q_resident:
+                    kb.emit("TMOV", "lq", "qmat")
             if plan.causal:
                 # keys [0, seen) are visible to every row of the tile (j0 + Ns - 1 <= m0); the
                 # steps up to the tile's last row cross the diagonal and mask; later keys are
@@ -172,9 +180,12 @@ class _Attention:
         with kb.stage(Role.CUBE):
             kmat = self.gm_load("kmat", plan.kt, 0, j0, plan.D, vs, self.Dc, Ns)
             lq, rk, acc = (name + self.tag for name in ("lq", "rk", "acc_s"))
-            kb.tile(lq, TileLoc.Left, self.dtype, Mq, self.Dc, vm, plan.D)
+            if self.q_resident:
+                lq = "lq"
+            else:
+                kb.tile(lq, TileLoc.Left, self.dtype, Mq, self.Dc, vm, plan.D)
+                kb.emit("TMOV", lq, "qmat")
             kb.tile(rk, TileLoc.Right, self.dtype, self.Dc, Ns, plan.D, vs)
-            kb.emit("TMOV", lq, "qmat")
             kb.emit("TMOV", rk, kmat)
             kb.tile(acc, TileLoc.Acc, F32, Mq, Ns, vm, vs)
             kb.emit("TMATMUL", acc, lq, rk)
@@ -312,10 +323,11 @@ def tile_attention(plan: AttentionPlan, metas: dict, name: str, graph: str, capa
     attempts = []
     decode = isinstance(plan.M, int) and plan.M <= 16
     for Mq, Ns in (DECODE_TILE_CHOICES if decode else ()) + TILE_CHOICES:
-        a = _Attention(plan, metas, name, graph, Mq, Ns)
-        try:
-            a.build()
-            return a.kb.build(capacity), list(a.p.tensors)
-        except PlanningError as err:
-            attempts.append(f"Mq={Mq} Ns={Ns}: {err}")
+        for q_resident in (True, False):
+            a = _Attention(plan, metas, name, graph, Mq, Ns, q_resident)
+            try:
+                a.build()
+                return a.kb.build(capacity), list(a.p.tensors)
+            except PlanningError as err:
+                attempts.append(f"Mq={Mq} Ns={Ns}{'' if q_resident else ' (q refilled per step)'}: {err}")
     raise TilingError(f"attention kernel {name}: no tile size fits the target's memory:\n  " + "\n  ".join(attempts[-2:]))
