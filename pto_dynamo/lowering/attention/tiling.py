@@ -144,7 +144,7 @@ class _Attention:
                 if self.q_resident:
                     kb.emit("TMOV", "lq", "qmat")
             if plan.causal:
-                # keys [0, seen) are visible to every row of the tile (j0 + Ns - 1 <= m0); the
+                # keys [0, all_seen) are visible to every row of the tile (j0 + Ns - 1 <= m0); the
                 # steps up to the tile's last row cross the diagonal and mask; later keys are
                 # masked for every row and skipped
                 all_seen = emin(S, floor_div(m0 + 1, Ns) * Ns)

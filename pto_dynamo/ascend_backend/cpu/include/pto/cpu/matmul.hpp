@@ -426,8 +426,10 @@ PTO_INLINE void avx2_block(float* c, std::ptrdiff_t ldc, bool accumulate, const 
   }
 }
 
+// Not inlined: one copy per element type and library (a tile-sized product per call), instead of
+// six register blocks inlined at every TMATMUL of a kernel (seconds of compile time each).
 template <typename T>
-PTO_INLINE void avx2_gemm(float* c, std::ptrdiff_t ldc, bool accumulate, const T* a, std::ptrdiff_t lda, const T* b,
+[[gnu::noinline]] inline void avx2_gemm(float* c, std::ptrdiff_t ldc, bool accumulate, const T* a, std::ptrdiff_t lda, const T* b,
                           std::ptrdiff_t ldb, int M, int N, int K) {
   const float* af = reinterpret_cast<const float*>(a);
   if constexpr (!std::is_same_v<T, float>) {   // bf16 A: widened once, row-major with lda = K
