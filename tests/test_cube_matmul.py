@@ -99,8 +99,9 @@ def test_operand_without_unit_stride_stays_on_the_host(fresh):
 
 
 def test_f32_without_host_blas_uses_the_generic_kernel(tmp_path):
-    """PTO_CPU_BLAS=0 (or a process without libtorch_cpu's sgemm_): the generic dot kernel, same
-    results. A fresh process, since the BLAS lookup happens once per loaded library."""
+    """PTO_CPU_BLAS=0 (or a process without libtorch_cpu's sgemm_): the generic dot kernel (on an
+    AVX2-only CPU the packed kernel, as always there), same results. A fresh process, since the
+    BLAS lookup happens once per loaded library."""
     import os
     import subprocess
     import sys

@@ -10,10 +10,10 @@ bool: True drops the key (`masked_fill` semantics). `safe` gives rows whose ever
 all-zero result (SDPA's `_safe_softmax`) instead of NaN. `causal` applies the top-left causal mask
 besides `mask`: key j is dropped for query i < j (the pattern stage puts it in place of SDPA's
 arange/le/where mask, which a kernel then neither builds nor reads: it skips the keys after a
-query tile's last row and masks only the steps that cross the diagonal). `sink` ([B, M, 1], broadcast: a logit per row, one per
-head in DeepSeek-V4) joins only the denominator; `p_dtype` rounds the exp weights `e` to that
-dtype before `@ v` (e' = e.to(p_dtype).to(e.dtype)), as a bf16 kernel does; the denominator keeps
-them unrounded. The eager implementation below is the host fallback and the reference: it runs
+query tile's last row and masks only the steps that cross the diagonal). `sink` ([B, M, 1],
+broadcast: a logit per row, one per head in DeepSeek-V4) joins only the denominator; `p_dtype`
+rounds the exp weights `e` to that dtype before `@ v` (e' = e.to(p_dtype).to(e.dtype)), as a bf16
+kernel does; the denominator keeps them unrounded. The eager implementation below is the host fallback and the reference: it runs
 the ATen ops the pattern replaced.
 """
 from __future__ import annotations

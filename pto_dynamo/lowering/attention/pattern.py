@@ -18,9 +18,9 @@ or the unnormalised form with an attention sink (DeepSeek-V4's, einsums included
     l   = sum(e, -1, keepdim) [+ exp(sink - m)]
     out = view(bmm(view(e [.to(dt).to(f32)]), V)) / l
 
-and becomes `pto::attention(Q, Kt, V, mask, scale, safe, causal, sink, p_dtype)` (SDPA's causal
-mask becomes `causal=True` and no mask tensor) when every
+and becomes `pto::attention(Q, Kt, V, mask, scale, safe, causal, sink, p_dtype)` when every
 intermediate (the scores, the probabilities, the statistics) is read only inside the pattern.
+SDPA's causal mask becomes `causal=True` and no mask tensor (the kernel masks in place).
 SDPA's pre-scaling of q and k^T (a scalar mul feeding only the views) folds into `scale`, so the
 kernel reads q and k in place instead of a scaled copy. The dead intermediates go with the next DCE.
 """

@@ -193,6 +193,18 @@ PTO_INLINE void transpose16x16(__m512i r[16]) {
 }
 #endif
 
+// The elements a blocked row -> column transpose of the window at (row, col) leaves to do one by
+// one: the right edge of the full blocks' rows (columns vc_b..vc) and the rows below them.
+template <typename Dst, typename Src, typename T>
+PTO_INLINE void transpose_edges(T* d, const T* s, int row, int col, int vr, int vc, int vr_b, int vc_b) {
+  auto copy = [&](int ra, int rb, int ca, int cb) {
+    for (int r = ra; r < rb; ++r)
+      for (int c = ca; c < cb; ++c) d[Dst::offset(r, c)] = s[Src::offset(r + row, c + col)];
+  };
+  copy(0, vr_b, vc_b, vc);
+  copy(vr_b, vr, 0, vc);
+}
+
 #if defined(__AVX2__)
 // r[i] (8 floats each) -> r[j] = (r[0][j], ..., r[7][j]): an 8 x 8 transpose (unpacks and shuffles
 // within 128-bit lanes, then lane swaps).
@@ -230,12 +242,7 @@ PTO_INLINE void transpose_rows_u32(Dst& dst, Src& src, int row, int col, int vr,
       transpose8x8(r);
       for (int j = 0; j < 8; ++j) _mm256_storeu_ps(dbase + Dst::offset(r0, c0 + j), r[j]);
     }
-  auto scalar = [&](int ra, int rb, int ca, int cb) {
-    for (int r = ra; r < rb; ++r)
-      for (int c = ca; c < cb; ++c) dbase[Dst::offset(r, c)] = sbase[Src::offset(r + row, c + col)];
-  };
-  scalar(0, vr8, vc8, vc);                            // right edge of the full rows
-  scalar(vr8, vr, 0, vc);                             // bottom rows
+  transpose_edges<Dst, Src>(dbase, sbase, row, col, vr, vc, vr8, vc8);
 }
 #endif
 
@@ -268,12 +275,7 @@ PTO_INLINE void transpose_rows_u16(Dst& dst, Src& src, int row, int col, int vr,
         _mm512_storeu_si512(dbase + Dst::offset(r0, c0 + 16 + c), w1[c]);
       }
     }
-  auto scalar = [&](int ra, int rb, int ca, int cb) {
-    for (int r = ra; r < rb; ++r)
-      for (int c = ca; c < cb; ++c) dbase[Dst::offset(r, c)] = sbase[Src::offset(r + row, c + col)];
-  };
-  scalar(0, vr32, vc32, vc);                          // right edge of the full rows
-  scalar(vr32, vr, 0, vc);                            // bottom rows
+  transpose_edges<Dst, Src>(dbase, sbase, row, col, vr, vc, vr32, vc32);
 }
 #endif
 
