@@ -62,6 +62,20 @@ PTO_INLINE bool sgemm_tile(float* c, std::ptrdiff_t ldc, bool accumulate, const 
   return true;
 }
 
+// Per-thread scratch of the packed kernels (B panels, widened operands), 64-byte aligned, grown on
+// demand; `slot` < 2 keeps two buffers of one call apart.
+PTO_INLINE void* matmul_scratch(int slot, std::size_t bytes) {
+  static thread_local void* buf[2] = {nullptr, nullptr};
+  static thread_local std::size_t size[2] = {0, 0};
+  if (bytes > size[slot]) {
+    std::free(buf[slot]);
+    buf[slot] = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+    if (!buf[slot]) fail("out of memory for a matmul panel", __FILE__, __LINE__);
+    size[slot] = bytes;
+  }
+  return buf[slot];
+}
+
 // ---- generic kernel ----------------------------------------------------------------------------
 // Right column-stored: C(i, j) is the dot product of row i of A and column j of B.
 template <typename CT, typename AT, typename BT>
@@ -303,17 +317,8 @@ __attribute__((optimize("no-tree-loop-distribution"))) PTO_INLINE void bf16_bloc
   }
 }
 
-PTO_INLINE uint32_t* bf16_panel_buffer(int K) {  // per thread, grown on demand, 64-byte aligned
-  static thread_local uint32_t* buf = nullptr;
-  static thread_local std::size_t words = 0;
-  const std::size_t need = std::size_t((K + 1) / 2 + 1) * 32;
-  if (need > words) {
-    std::free(buf);
-    buf = static_cast<uint32_t*>(std::aligned_alloc(64, need * 4));
-    if (!buf) fail("out of memory for a matmul panel", __FILE__, __LINE__);
-    words = need;
-  }
-  return buf;
+PTO_INLINE uint32_t* bf16_panel_buffer(int K) {
+  return static_cast<uint32_t*>(matmul_scratch(0, std::size_t((K + 1) / 2 + 1) * 32 * 4));
 }
 
 #ifndef PTO_BF16_DOT_ROWS
@@ -350,17 +355,9 @@ PTO_INLINE void bf16_matmul(float* c, std::ptrdiff_t ldc, const float* cin, cons
 // which packs both operands and scales C on every call.
 constexpr int kPanelCols = 16;
 
-// Per-thread scratch, 64-byte aligned, grown on demand: slot 0 the B panel, slot 1 A widened to f32.
+// Per-thread f32 scratch: slot 0 the B panel, slot 1 A widened to f32.
 PTO_INLINE float* avx2_scratch(int slot, std::size_t floats) {
-  static thread_local float* buf[2] = {nullptr, nullptr};
-  static thread_local std::size_t size[2] = {0, 0};
-  if (floats > size[slot]) {
-    std::free(buf[slot]);
-    buf[slot] = static_cast<float*>(std::aligned_alloc(64, (floats * 4 + 63) / 64 * 64));
-    if (!buf[slot]) fail("out of memory for a matmul panel", __FILE__, __LINE__);
-    size[slot] = floats;
-  }
-  return buf[slot];
+  return static_cast<float*>(matmul_scratch(slot, floats * 4));
 }
 
 PTO_INLINE __m256 widen8(const float* p) { return _mm256_loadu_ps(p); }
