@@ -98,7 +98,7 @@ def test_operand_without_unit_stride_stays_on_the_host(fresh):
     assert any("no unit stride" in r for r in reasons.values()), reasons
 
 
-def test_f32_without_host_blas_uses_the_generic_kernel(tmp_path):
+def test_f32_without_host_blas_uses_the_generic_kernel():
     """PTO_CPU_BLAS=0 (or a process without libtorch_cpu's sgemm_): the generic dot kernel (on an
     AVX2-only CPU the packed kernel, as always there), same results. A fresh process, since the
     BLAS lookup happens once per loaded library."""
@@ -113,6 +113,6 @@ def test_f32_without_host_blas_uses_the_generic_kernel(tmp_path):
         "s = pto_dynamo.stats()\n"
         "assert all(n == 0 for n in s['host_nodes'].values()) and s['launches'] == 1, s\n"
         "print('ok')\n")
-    env = dict(os.environ, PTO_CPU_BLAS="0", PTO_CACHE_DIR=str(tmp_path / "cache"))
+    env = dict(os.environ, PTO_CPU_BLAS="0")      # the test's private cache (conftest.py)
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]

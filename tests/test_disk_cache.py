@@ -38,9 +38,13 @@ def _entries(cache: Path) -> list[Path]:
 
 
 @pytest.fixture
-def cache(tmp_path) -> Path:
+def cache(tmp_path, _session_native_dir) -> Path:
+    """A private cache folder whose graph entries start empty; its native/ folder (the
+    content-addressed libraries and the PCH) is the session's, as for every test (conftest.py), so
+    each process here does not precompile the headers again."""
     path = tmp_path / "cache"
     path.mkdir(mode=0o700)
+    (path / "native").symlink_to(_session_native_dir, target_is_directory=True)
     return path
 
 

@@ -31,7 +31,15 @@
 #define __out__
 #define __tf__
 
-#define PTO_INST inline __attribute__((always_inline))
+// A tile instruction is one out-of-line function per instantiation (tile types, GM types): the
+// kernels of a region that use the same instruction on the same types share its code, and g++
+// optimises it once per translation unit instead of once per use (inlining every instruction into
+// every kernel made a region's build twice as long; a call per tile-wide instruction costs nothing
+// measurable). Helpers inside an instruction stay always_inline (PTO_INLINE), so its loops keep
+// their static tile shapes. Instructions that only rebind a tile's address or view
+// (TASSIGN, TRESHAPE, TSUBVIEW) are PTO_INST_TRIVIAL: inlined, so no tile escapes for them.
+#define PTO_INST inline __attribute__((noinline))
+#define PTO_INST_TRIVIAL inline __attribute__((always_inline))
 #define PTO_INLINE inline __attribute__((always_inline))
 // Lambdas handed to the loop engines must inline into the `omp simd` loop or it stays scalar
 // (GCC stops inlining them in large kernels otherwise).

@@ -202,7 +202,7 @@ template <typename T> concept GlobalT = is_global<std::remove_cv_t<T>>::value;
 // Offset into the calling thread's arena of the tile's memory; an address beyond the arena is
 // taken as a host pointer (how kernels carve views: (uint64_t)other.data() + bytes).
 template <detail::TileT TileData, typename... E>
-PTO_INST RecordEvent TASSIGN(TileData& tile, uint64_t addr, E&...) {
+PTO_INST_TRIVIAL RecordEvent TASSIGN(TileData& tile, uint64_t addr, E&...) {
   constexpr std::size_t cap = cpu::arena_bytes(TileData::Loc);
   if (addr < cap) {
     PTO_CHECK(addr + TileData::Bytes <= cap, "TASSIGN: tile does not fit in its on-chip memory");
@@ -215,21 +215,21 @@ PTO_INST RecordEvent TASSIGN(TileData& tile, uint64_t addr, E&...) {
   return {};
 }
 template <uint64_t Addr, detail::TileT TileData>
-PTO_INST RecordEvent TASSIGN(TileData& tile) {
+PTO_INST_TRIVIAL RecordEvent TASSIGN(TileData& tile) {
   static_assert(Addr % TileConfig::alignedSize == 0, "TASSIGN<Addr>: address must be 32-byte aligned");
   static_assert(Addr + TileData::Bytes <= cpu::arena_bytes(TileData::Loc), "TASSIGN<Addr>: tile exceeds its memory");
   return TASSIGN(tile, Addr);
 }
 template <detail::GlobalT G, typename P>
   requires std::is_pointer_v<P>
-PTO_INST RecordEvent TASSIGN(G& gt, P ptr) {
+PTO_INST_TRIVIAL RecordEvent TASSIGN(G& gt, P ptr) {
   gt.ptr_ = const_cast<typename G::Ptr>(ptr);
   return {};
 }
 
 // ---- TRESHAPE / TSUBVIEW: aliases -------------------------------------------------------------
 template <detail::TileT Dst, detail::TileT Src, typename... E>
-PTO_INST RecordEvent TRESHAPE(Dst& dst, Src& src, E&...) {
+PTO_INST_TRIVIAL RecordEvent TRESHAPE(Dst& dst, Src& src, E&...) {
   static_assert(Dst::Loc == Src::Loc, "TRESHAPE: tiles must live in the same memory");
   static_assert(Dst::Bytes == Src::Bytes, "TRESHAPE: tiles must have the same total bytes");
   static_assert(Dst::isBoxed == Src::isBoxed, "TRESHAPE: both tiles boxed or both unboxed");
@@ -237,7 +237,7 @@ PTO_INST RecordEvent TRESHAPE(Dst& dst, Src& src, E&...) {
   return {};
 }
 template <detail::TileT Dst, detail::TileT Src, typename... E>
-PTO_INST RecordEvent TSUBVIEW(Dst& dst, Src& src, uint16_t rowIdx, uint16_t colIdx, E&...) {
+PTO_INST_TRIVIAL RecordEvent TSUBVIEW(Dst& dst, Src& src, uint16_t rowIdx, uint16_t colIdx, E&...) {
   static_assert(Dst::Loc == Src::Loc, "TSUBVIEW: tiles must have the same TileType");
   static_assert(Dst::Rows == Src::Rows && Dst::Cols == Src::Cols, "TSUBVIEW: tiles must have the same capacity");
   static_assert(Dst::BFractal == Src::BFractal && Dst::SFractal == Src::SFractal, "TSUBVIEW: same layout");
