@@ -89,6 +89,28 @@ def test_every_row_count_of_the_small_m_kernels(fresh, dtype):
     assert s["signatures_compiled"] == 1 and all(n == 0 for n in s["fallback_regions"].values()), s
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+def test_few_rows_tile_loop_around_its_threshold(fresh, dtype):
+    """A dynamic M holds two tile loops (cube/tiling.py): narrow long-K tiles for M <= FEW_ROWS
+    and the big tiles above it; exactly one runs. M on both sides of the threshold, K over several
+    of the long K steps with a ragged tail, N over several 32-column tiles with a ragged tail."""
+    from pto_dynamo.lowering.cube.tiling import FEW_ROWS
+    K = 2 * 4096 // dtype.itemsize + 37                # the few-rows K step is 4 KiB of a row
+    w = torch.randn(70, K).to(dtype)
+    fn = torch.compile(lambda x, w: F.linear(x, w), backend="pto", fullgraph=True, options=VERIFY)
+    for T in [1, 5, FEW_ROWS, FEW_ROWS + 1, 40]:
+        x = torch.randn(T, K).to(dtype)
+        fresh.mark_dynamic(x, 0, name="T")
+        expected = (x.float() @ w.float().t()).to(dtype)
+        torch.testing.assert_close(fn(x, w), expected, **TOL[dtype])
+    s = fresh.stats()
+    assert s["signatures_compiled"] == 1 and s["launches"] == 5, s
+    assert all(n == 0 for n in s["host_nodes"].values()) and s["host_nodes"], s
+    (c,) = compiled_graphs()
+    source = c.runners[0].source
+    assert "t_accd_count" in source and "t_count" in source, "the kernel has no few-rows tile loop"
+
+
 def test_operand_without_unit_stride_stays_on_the_host(fresh):
     fn = torch.compile(lambda a, b: a[:, ::2] @ b[::2, ::2], backend="pto", fullgraph=True, options=VERIFY)
     a, b = torch.randn(6, 10), torch.randn(10, 8)

@@ -12,6 +12,13 @@
 The first K step is peeled so that it starts the accumulator. Tile sizes come from the target's
 capacities (Left, Right, Acc, Mat); the sizes, strides and offsets are runtime scalars, so one
 source serves every M (the token count). Ragged M/N/K tails are valid regions.
+
+Few rows (decode). With a dynamic M the kernel holds a second tile loop for M <= FEW_ROWS, of
+narrow, long-K tiles (`few_rows_shape`: 16 x 32 x 1024 f32 on the cpu target), and each loop's tile
+count is multiplied by its side of that test, so exactly one of them runs. A decode step reads each
+weight once: the big tiles' short K steps (512 columns x 128 K) make every TLOAD a gather of 512
+short row pieces, and the copy of a narrow long-K window is close to streaming the rows
+(benchmarks/probe_decode_gemv.py measures both).
 """
 from __future__ import annotations
 
@@ -58,6 +65,23 @@ def tile_shape(itemsize: int, capacity: TargetCapacity, M=None, accs: int = 1) -
     return best[1]
 
 
+# The token counts (M) that take the few-rows tile loop of a kernel with a dynamic M.
+FEW_ROWS = 16
+
+
+def few_rows_shape(itemsize: int, capacity: TargetCapacity) -> tuple[int, int, int]:
+    """(Mt, Nt, Kt) for M <= FEW_ROWS: FEW_ROWS rows, 32 columns, the longest K step up to 4 KiB
+    of a row that fits the target (contiguous row pieces that long stream like whole rows)."""
+    left, right = capacity.capacity(TileLoc.Left), capacity.capacity(TileLoc.Right)
+    acc, mat = capacity.capacity(TileLoc.Acc), capacity.capacity(TileLoc.Mat)
+    mt, nt = FEW_ROWS, 32
+    for kt in (2048, 1024, 512, 256, 128, 64, 32, 16):
+        if (kt * itemsize <= 4096 and mt * kt * itemsize <= left and kt * nt * itemsize <= right
+                and mt * nt * 4 <= acc and (mt * kt + kt * nt) * itemsize <= mat):
+            return mt, nt, kt
+    raise CubeTilingError(f"target {capacity.name}: no few-rows matmul tile of {itemsize}-byte elements fits")
+
+
 class _Params:
     """Tensor parameters (one per buffer) and scalar parameters (free symbols) of the kernel."""
 
@@ -92,13 +116,27 @@ def tile_matmul(mm: MatmulPlan, metas: dict, name: str, graph: str, capacity: Ta
     p = _Params(kb, metas, {mm.c.buffer})
     for op in (mm.a, mm.b, mm.c):
         p.tensor(op.buffer)
-    shape = tile_shape(dtype.itemsize, capacity, mm.M if isinstance(mm.M, int) else None)
-    with output_tiles(p, mm, shape) as tile:
-        accumulate(p, mm, dtype, tile, shape, "acc")
+    static_m = mm.M if isinstance(mm.M, int) else None
+    shape = tile_shape(dtype.itemsize, capacity, static_m)
+    few = few_rows_shape(dtype.itemsize, capacity)
+    if static_m is None and few != shape:
+        # 1 when M <= FEW_ROWS, else 0: each tile loop runs its share of tiles times its side
+        few_side = emin(1, emax(0, FEW_ROWS + 1 - p.expr(mm.M)))
+        _store_tiles(p, mm, dtype, few, "accd", few_side)
+        _store_tiles(p, mm, dtype, shape, "acc", 1 - few_side)
+    else:
+        _store_tiles(p, mm, dtype, shape, "acc", 1)
+    return kb.build(capacity), list(p.tensors)
+
+
+def _store_tiles(p, mm: MatmulPlan, dtype: ElemType, shape: tuple[int, int, int], acc: str, side) -> None:
+    """One SPMD loop of `shape` output tiles (its count times `side`): K loop into `acc`, TSTORE."""
+    sfx = "" if acc == "acc" else "_" + acc
+    with output_tiles(p, mm, shape, side=side, suffix=sfx) as tile:
+        accumulate(p, mm, dtype, tile, shape, acc)
         c = mm.c
         off = p.expr(c.offset) + tile.bi * p.expr(c.strides[0]) + tile.m0 * p.expr(c.strides[1]) + tile.n0
-        kb.emit("TSTORE", kb.view(p.tensor(c.buffer), off, tile.vm, tile.vn, p.expr(c.strides[1])), "acc")
-    return kb.build(capacity), list(p.tensors)
+        p.kb.emit("TSTORE", p.kb.view(p.tensor(c.buffer), off, tile.vm, tile.vn, p.expr(c.strides[1])), acc)
 
 
 @dataclass(frozen=True)
@@ -113,21 +151,22 @@ class OutputTile:
 
 
 @contextlib.contextmanager
-def output_tiles(p, mm: MatmulPlan, shape: tuple[int, int, int]) -> Iterator[OutputTile]:
+def output_tiles(p, mm: MatmulPlan, shape: tuple[int, int, int], side=1, suffix: str = "") -> Iterator[OutputTile]:
     """The SPMD loop over batch x M-tiles x N-tiles (chunked over blocks); yields the tile.
-    `p` binds scalars: `.kb`, `.expr(e)`, `.let(name, value)`, `.tensor(buffer)`, `.bound`."""
+    `p` binds scalars: `.kb`, `.expr(e)`, `.let(name, value)`, `.tensor(buffer)`, `.bound`.
+    `side` (0 or 1 at run time) multiplies the tile count; `suffix` names this loop's scalars."""
     Mt, Nt, _ = shape
     batch, M, N = (p.expr(e) for e in (mm.batch, mm.M, mm.N))
     tn = ceil_div(N, Nt)
     per_batch = ceil_div(M, Mt) * tn
     # divisors >= 1, so that an empty result (no tile) still has well-formed index arithmetic
     tn_div, per_batch_div = emax(tn, 1), emax(per_batch, 1)
-    with p.kb.tile_loop("t", batch * per_batch, Distribution.CHUNKED) as t:
-        bi = p.let("bi", floor_div(t, per_batch_div))
-        r = p.let("r", emod(t, per_batch_div))
-        m0 = p.let("m0", floor_div(r, tn_div) * Mt)
-        n0 = p.let("n0", emod(r, tn_div) * Nt)
-        yield OutputTile(bi, m0, n0, p.let("vm", emin(Mt, M - m0)), p.let("vn", emin(Nt, N - n0)))
+    with p.kb.tile_loop("t" + suffix, batch * per_batch * side, Distribution.CHUNKED) as t:
+        bi = p.let("bi" + suffix, floor_div(t, per_batch_div))
+        r = p.let("r" + suffix, emod(t, per_batch_div))
+        m0 = p.let("m0" + suffix, floor_div(r, tn_div) * Mt)
+        n0 = p.let("n0" + suffix, emod(r, tn_div) * Nt)
+        yield OutputTile(bi, m0, n0, p.let("vm" + suffix, emin(Mt, M - m0)), p.let("vn" + suffix, emin(Nt, N - n0)))
 
 
 def accumulate(p, mm: MatmulPlan, dtype: ElemType, tile: OutputTile, shape: tuple[int, int, int], acc: str) -> None:
