@@ -85,11 +85,12 @@ def test_mixed_kernel_faithful_mode_is_bitwise_the_single_threaded_result(fresh,
 
 
 def test_dynamic_tokens_one_compile(fresh, monkeypatch):
-    """A dynamic token count through the mixed SwiGLU kernel, faithful mode: one compile."""
+    """A dynamic token count through the mixed SwiGLU kernel, faithful mode: one compile; 1, 2 and
+    16 run its few-rows tile loop, 17 and 300 the big tiles' loop (cube/tiling.py)."""
     monkeypatch.setenv("PTO_CPU_MIXED", "faithful")
     w1, w3 = _args([(200, 96), (200, 96)], torch.float32, seed=1)
     compiled = torch.compile(swiglu, backend="pto", fullgraph=True, options={**VERIFY, "core_num": 24})
-    for t in (1, 2, 17, 300):
+    for t in (1, 2, 16, 17, 300):
         x = torch.randn(t, 96)
         fresh.mark_dynamic(x, 0, name="T")
         torch.testing.assert_close(compiled(x, w1, w3), swiglu(x, w1, w3), **TOL[torch.float32])
@@ -97,7 +98,7 @@ def test_dynamic_tokens_one_compile(fresh, monkeypatch):
     assert stats["signatures_compiled"] == 1 and stats["native_builds"] <= 1
     assert sum(stats["fallback_regions"].values()) == 0
     assert sum(stats["host_nodes"].values()) == 0
-    assert stats["launches"] == 4
+    assert stats["launches"] == 5
 
 
 # ---- the sharding proof: verifier and runtime ------------------------------------------------------
