@@ -82,6 +82,29 @@ def few_rows_shape(itemsize: int, capacity: TargetCapacity) -> tuple[int, int, i
     raise CubeTilingError(f"target {capacity.name}: no few-rows matmul tile of {itemsize}-byte elements fits")
 
 
+@dataclass(frozen=True)
+class TileLoopPlan:
+    """One SPMD tile loop of a matmul kernel: its tile shape, the run-time factor (0 or 1) of its
+    tile count, and the name of its (first) Acc tile."""
+
+    shape: tuple[int, int, int]
+    side: object
+    acc: str
+
+
+def tile_loops(p, M, itemsize: int, capacity: TargetCapacity, accs: int = 1) -> list[TileLoopPlan]:
+    """The tile loops of a kernel whose matmul has `M` rows: one for a static M (or when the
+    few-rows shape is the big one); for a dynamic M the few-rows loop (M <= FEW_ROWS), then the
+    big tiles' loop (M > FEW_ROWS)."""
+    static_m = M if isinstance(M, int) else None
+    shape = tile_shape(itemsize, capacity, static_m, accs)
+    few = few_rows_shape(itemsize, capacity)
+    if static_m is not None or few == shape:
+        return [TileLoopPlan(shape, 1, "acc")]
+    few_side = emin(1, emax(0, FEW_ROWS + 1 - p.expr(M)))          # 1 when M <= FEW_ROWS, else 0
+    return [TileLoopPlan(few, few_side, "accd"), TileLoopPlan(shape, 1 - few_side, "acc")]
+
+
 class _Params:
     """Tensor parameters (one per buffer) and scalar parameters (free symbols) of the kernel."""
 
@@ -116,27 +139,13 @@ def tile_matmul(mm: MatmulPlan, metas: dict, name: str, graph: str, capacity: Ta
     p = _Params(kb, metas, {mm.c.buffer})
     for op in (mm.a, mm.b, mm.c):
         p.tensor(op.buffer)
-    static_m = mm.M if isinstance(mm.M, int) else None
-    shape = tile_shape(dtype.itemsize, capacity, static_m)
-    few = few_rows_shape(dtype.itemsize, capacity)
-    if static_m is None and few != shape:
-        # 1 when M <= FEW_ROWS, else 0: each tile loop runs its share of tiles times its side
-        few_side = emin(1, emax(0, FEW_ROWS + 1 - p.expr(mm.M)))
-        _store_tiles(p, mm, dtype, few, "accd", few_side)
-        _store_tiles(p, mm, dtype, shape, "acc", 1 - few_side)
-    else:
-        _store_tiles(p, mm, dtype, shape, "acc", 1)
+    for loop in tile_loops(p, mm.M, dtype.itemsize, capacity):
+        with output_tiles(p, mm, loop) as tile:
+            accumulate(p, mm, dtype, tile, loop.shape, loop.acc)
+            c = mm.c
+            off = p.expr(c.offset) + tile.bi * p.expr(c.strides[0]) + tile.m0 * p.expr(c.strides[1]) + tile.n0
+            kb.emit("TSTORE", kb.view(p.tensor(c.buffer), off, tile.vm, tile.vn, p.expr(c.strides[1])), loop.acc)
     return kb.build(capacity), list(p.tensors)
-
-
-def _store_tiles(p, mm: MatmulPlan, dtype: ElemType, shape: tuple[int, int, int], acc: str, side) -> None:
-    """One SPMD loop of `shape` output tiles (its count times `side`): K loop into `acc`, TSTORE."""
-    sfx = "" if acc == "acc" else "_" + acc
-    with output_tiles(p, mm, shape, side=side, suffix=sfx) as tile:
-        accumulate(p, mm, dtype, tile, shape, acc)
-        c = mm.c
-        off = p.expr(c.offset) + tile.bi * p.expr(c.strides[0]) + tile.m0 * p.expr(c.strides[1]) + tile.n0
-        p.kb.emit("TSTORE", p.kb.view(p.tensor(c.buffer), off, tile.vm, tile.vn, p.expr(c.strides[1])), acc)
 
 
 @dataclass(frozen=True)
@@ -151,11 +160,12 @@ class OutputTile:
 
 
 @contextlib.contextmanager
-def output_tiles(p, mm: MatmulPlan, shape: tuple[int, int, int], side=1, suffix: str = "") -> Iterator[OutputTile]:
-    """The SPMD loop over batch x M-tiles x N-tiles (chunked over blocks); yields the tile.
-    `p` binds scalars: `.kb`, `.expr(e)`, `.let(name, value)`, `.tensor(buffer)`, `.bound`.
-    `side` (0 or 1 at run time) multiplies the tile count; `suffix` names this loop's scalars."""
-    Mt, Nt, _ = shape
+def output_tiles(p, mm: MatmulPlan, loop: TileLoopPlan) -> Iterator[OutputTile]:
+    """The SPMD loop over batch x M-tiles x N-tiles (chunked over blocks), its count times
+    `loop.side`; yields the tile. `p` binds scalars: `.kb`, `.expr(e)`, `.let(name, value)`,
+    `.tensor(buffer)`, `.bound`. The scalars of a loop other than the "acc" one carry its name."""
+    (Mt, Nt, _), side = loop.shape, loop.side
+    suffix = "" if loop.acc == "acc" else "_" + loop.acc
     batch, M, N = (p.expr(e) for e in (mm.batch, mm.M, mm.N))
     tn = ceil_div(N, Nt)
     per_batch = ceil_div(M, Mt) * tn

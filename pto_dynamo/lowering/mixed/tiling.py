@@ -13,6 +13,9 @@
                 slot, other operands from their buffers, results TSTOREd to theirs
             TFREE pipe0
 
+With a dynamic M the kernel holds this loop twice: over the few-rows tiles for M <= FEW_ROWS, then
+over the big tiles, each running only on its side of that test (cube/tiling.tile_loops).
+
 The result dtype in the slot rounds the product exactly where the eager matmul does, so the
 epilogue sees the values eager's pointwise ops see.
 """
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import sympy
 
-from pto_dynamo.lowering.cube.tiling import FEW_ROWS, accumulate, few_rows_shape, output_tiles, tile_shape
+from pto_dynamo.lowering.cube.tiling import TileLoopPlan, accumulate, output_tiles, tile_loops, tile_shape
 from pto_dynamo.lowering.mixed.epilogue import MixedPlan
 from pto_dynamo.lowering.tile import GmView, PlanningError, Role, ceil_div, elem_type, emax, emin
 from pto_dynamo.lowering.tile.capacity import TargetCapacity
@@ -77,12 +80,9 @@ def tile_mixed(mixed: MixedPlan, metas: dict, name: str, graph: str, capacity: T
     first_value, first = mixed.matmuls[0]
     dtype = elem_type(metas[first.a.buffer].dtype)
     out_dtype = elem_type(metas[first_value].dtype)
-    static_m = first.M if isinstance(first.M, int) else None
-    shape = tile_shape(dtype.itemsize, capacity, static_m, accs=len(mixed.matmuls))
-    few = few_rows_shape(dtype.itemsize, capacity)
-    # a dynamic M: a few-rows tile loop beside the big one, as in cube/tiling.py
-    shapes = [shape] if static_m is not None or few == shape else [few, shape]
-    Mt, Nt, _ = shape
+    # the big tiles (a dynamic M adds the few-rows loop, whose tiles are smaller: cube/tiling.py)
+    Mt, Nt, _ = tile_shape(dtype.itemsize, capacity, first.M if isinstance(first.M, int) else None,
+                           accs=len(mixed.matmuls))
     plan = mixed.epilogue        # rows of every Vec tile span whole 32-byte blocks, as in tile_kernel
     align = 32 // min([elem_type(metas[a.buffer].dtype).itemsize for a in (*plan.loads.values(), *plan.stores.values())]
                       + [2])
@@ -93,7 +93,7 @@ def tile_mixed(mixed: MixedPlan, metas: dict, name: str, graph: str, capacity: T
         while R >= 1:
             tiler = _EpilogueTiler(mixed, metas, name, graph, R, C, align)
             try:
-                _build(tiler, mixed, shapes, dtype, out_dtype)
+                _build(tiler, mixed, dtype, out_dtype, capacity)
                 return tiler.kb.build(capacity), tiler
             except PlanningError as err:
                 attempts.append(f"R={R} C={C}: {err}")
@@ -102,33 +102,30 @@ def tile_mixed(mixed: MixedPlan, metas: dict, name: str, graph: str, capacity: T
     raise TilingError(f"mixed kernel {name}: no epilogue tile fits the target's memory:\n  " + "\n  ".join(attempts[-3:]))
 
 
-def _build(tiler: _EpilogueTiler, mixed: MixedPlan, shapes, dtype, out_dtype) -> None:
-    """The kernel: one tile loop per shape (two: the few-rows loop for M <= FEW_ROWS, then the big
-    tiles' loop, each running only on its side of that test), sharing the pipe and the epilogue."""
+def _build(tiler: _EpilogueTiler, mixed: MixedPlan, dtype, out_dtype, capacity: TargetCapacity) -> None:
+    """The kernel: its tile loops (cube/tiling.tile_loops: for a dynamic M the few-rows loop, then
+    the big tiles' loop, each running only on its side of M <= FEW_ROWS) share the pipe."""
     kb, p = tiler.kb, _CubeParams(tiler)
     kb.kind, kb.pass_name = "mixed", "lowering.mixed"
     kb.description = (" + ".join(f"{v} = {mm_name(mm)}" for v, mm in mixed.matmuls) + "; epilogue: "
                       + tiler._describe())[:300]
-    pipe = kb.pipe("pipe0", out_dtype, len(mixed.matmuls) * max(mt * nt for mt, nt, _ in shapes))
     first = mixed.matmuls[0][1]
-    if len(shapes) == 1:
-        _tile_loop(tiler, p, mixed, pipe, shapes[0], dtype, 1, "acc")
-    else:
-        few_side = emin(1, emax(0, FEW_ROWS + 1 - p.expr(first.M)))
-        _tile_loop(tiler, p, mixed, pipe, shapes[0], dtype, few_side, "accd")
-        _tile_loop(tiler, p, mixed, pipe, shapes[1], dtype, 1 - few_side, "acc")
+    loops = tile_loops(p, first.M, dtype.itemsize, capacity, accs=len(mixed.matmuls))
+    pipe = kb.pipe("pipe0", out_dtype, len(mixed.matmuls) * max(l.shape[0] * l.shape[1] for l in loops))
+    for loop in loops:
+        _tile_loop(tiler, p, mixed, pipe, loop, dtype)
 
 
-def _tile_loop(tiler: _EpilogueTiler, p: _CubeParams, mixed: MixedPlan, pipe, shape, dtype, side, acc0: str) -> None:
-    """The SPMD loop over `shape` output tiles (its count times `side`): cube stage, vector stage."""
-    kb, (Mt, Nt, _) = tiler.kb, shape
+def _tile_loop(tiler: _EpilogueTiler, p: _CubeParams, mixed: MixedPlan, pipe, loop: TileLoopPlan, dtype) -> None:
+    """One SPMD loop over output tiles: the cube stage's K loops into the pipe, the vector stage's
+    epilogue out of it."""
+    kb, (Mt, Nt, _) = tiler.kb, loop.shape
     first = mixed.matmuls[0][1]
-    suffix = "" if acc0 == "acc" else "_" + acc0
-    with output_tiles(p, first, shape, side=side, suffix=suffix) as tile:
+    with output_tiles(p, first, loop) as tile:
         with kb.stage(Role.CUBE):
-            accs = [f"{acc0}{i}" if i else acc0 for i in range(len(mixed.matmuls))]
+            accs = [f"{loop.acc}{i}" if i else loop.acc for i in range(len(mixed.matmuls))]
             for acc, (_, mm) in zip(accs, mixed.matmuls):
-                accumulate(p, mm, dtype, tile, shape, acc)
+                accumulate(p, mm, dtype, tile, loop.shape, acc)
             kb.emit("TALLOC", pipe="pipe0")
             for i, acc in enumerate(accs):
                 kb.emit("TSTORE", GmView(pipe.slot(Role.CUBE), i * Mt * Nt, tile.vm, tile.vn, Nt), acc)
