@@ -93,10 +93,12 @@ def test_every_row_count_of_the_small_m_kernels(fresh, dtype):
 def test_few_rows_tile_loop_around_its_threshold(fresh, dtype):
     """A dynamic M holds two tile loops (cube/tiling.py): narrow long-K tiles for M <= FEW_ROWS
     and the big tiles above it; exactly one runs. M on both sides of the threshold, K over several
-    of the long K steps with a ragged tail, N over several 32-column tiles with a ragged tail."""
-    from pto_dynamo.lowering.cube.tiling import FEW_ROWS
+    of the long K steps with a ragged tail, N over several 32-column tiles with a ragged tail, the
+    weight just over FEW_ROWS_MIN_BYTES."""
+    from pto_dynamo.lowering.cube.tiling import FEW_ROWS, FEW_ROWS_MIN_BYTES
     K = 2 * 4096 // dtype.itemsize + 37                # the few-rows K step is 4 KiB of a row
-    w = torch.randn(70, K).to(dtype)
+    N = FEW_ROWS_MIN_BYTES // (K * dtype.itemsize) + 6
+    w = torch.randn(N, K).to(dtype)
     fn = torch.compile(lambda x, w: F.linear(x, w), backend="pto", fullgraph=True, options=VERIFY)
     for T in [1, 5, FEW_ROWS, FEW_ROWS + 1, 40]:
         x = torch.randn(T, K).to(dtype)
@@ -109,6 +111,18 @@ def test_few_rows_tile_loop_around_its_threshold(fresh, dtype):
     (c,) = compiled_graphs()
     source = c.runners[0].source
     assert "t_accd_count" in source and "t_count" in source, "the kernel has no few-rows tile loop"
+
+
+def test_small_weight_has_one_tile_loop(fresh):
+    """A B operand under FEW_ROWS_MIN_BYTES stays in the caches: no few-rows loop (compile time)."""
+    w = torch.randn(70, 300)
+    fn = torch.compile(lambda x, w: F.linear(x, w), backend="pto", fullgraph=True, options=VERIFY)
+    for T in [1, 40]:
+        x = torch.randn(T, 300)
+        fresh.mark_dynamic(x, 0, name="T")
+        torch.testing.assert_close(fn(x, w), F.linear(x, w), rtol=1e-4, atol=1e-4)
+    (c,) = compiled_graphs()
+    assert "t_count" in c.runners[0].source and "t_accd_count" not in c.runners[0].source
 
 
 def test_operand_without_unit_stride_stays_on_the_host(fresh):

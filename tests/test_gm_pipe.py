@@ -88,10 +88,11 @@ def test_dynamic_tokens_one_compile(fresh, monkeypatch):
     """A dynamic token count through the mixed SwiGLU kernel, faithful mode: one compile; 1, 2 and
     16 run its few-rows tile loop, 17 and 300 the big tiles' loop (cube/tiling.py)."""
     monkeypatch.setenv("PTO_CPU_MIXED", "faithful")
-    w1, w3 = _args([(200, 96), (200, 96)], torch.float32, seed=1)
+    # >= FEW_ROWS_MIN_BYTES each; scaled so that a product is O(1) like the other cases' (K = 1400)
+    w1, w3 = (w / 1400 ** 0.5 for w in _args([(200, 1400), (200, 1400)], torch.float32, seed=1))
     compiled = torch.compile(swiglu, backend="pto", fullgraph=True, options={**VERIFY, "core_num": 24})
     for t in (1, 2, 16, 17, 300):
-        x = torch.randn(t, 96)
+        x = torch.randn(t, 1400)
         fresh.mark_dynamic(x, 0, name="T")
         torch.testing.assert_close(compiled(x, w1, w3), swiglu(x, w1, w3), **TOL[torch.float32])
     stats = fresh.stats()
@@ -99,6 +100,8 @@ def test_dynamic_tokens_one_compile(fresh, monkeypatch):
     assert sum(stats["fallback_regions"].values()) == 0
     assert sum(stats["host_nodes"].values()) == 0
     assert stats["launches"] == 5
+    (c,) = compiled_graphs()
+    assert all("t_accd_count" in r.source for r in c.runners), "no few-rows tile loop"
 
 
 # ---- the sharding proof: verifier and runtime ------------------------------------------------------

@@ -13,9 +13,10 @@ The first K step is peeled so that it starts the accumulator. Tile sizes come fr
 capacities (Left, Right, Acc, Mat); the sizes, strides and offsets are runtime scalars, so one
 source serves every M (the token count). Ragged M/N/K tails are valid regions.
 
-Few rows (decode). With a dynamic M the kernel holds a second tile loop for M <= FEW_ROWS, of
-narrow, long-K tiles (`few_rows_shape`: 16 x 32 x 1024 f32 on the cpu target), and each loop's tile
-count is multiplied by its side of that test, so exactly one of them runs. A decode step reads each
+Few rows (decode). With a dynamic M and a B operand of at least FEW_ROWS_MIN_BYTES (1 MiB), the
+kernel holds a second tile loop for M <= FEW_ROWS, of narrow, long-K tiles (`few_rows_shape`:
+16 x 32 x 1024 f32 on the cpu target), and each loop's tile count is multiplied by its side of that
+test, so exactly one of them runs. A decode step reads each
 weight once: the big tiles' short K steps (512 columns x 128 K) make every TLOAD a gather of 512
 short row pieces, and the copy of a narrow long-K window is close to streaming the rows
 (benchmarks/probe_decode_gemv.py measures both).
@@ -67,6 +68,10 @@ def tile_shape(itemsize: int, capacity: TargetCapacity, M=None, accs: int = 1) -
 
 # The token counts (M) that take the few-rows tile loop of a kernel with a dynamic M.
 FEW_ROWS = 16
+# The smallest B operand (K x N per batch, in bytes; a dynamic K or N counts as large) that gets a
+# few-rows loop: a smaller one stays in a core's caches between calls, so its decode step does not
+# wait on DRAM and a second tile loop would only cost compile time.
+FEW_ROWS_MIN_BYTES = 1 << 20
 
 
 def few_rows_shape(itemsize: int, capacity: TargetCapacity) -> tuple[int, int, int]:
@@ -92,17 +97,26 @@ class TileLoopPlan:
     acc: str
 
 
-def tile_loops(p, M, itemsize: int, capacity: TargetCapacity, accs: int = 1) -> list[TileLoopPlan]:
-    """The tile loops of a kernel whose matmul has `M` rows: one for a static M (or when the
-    few-rows shape is the big one); for a dynamic M the few-rows loop (M <= FEW_ROWS), then the
-    big tiles' loop (M > FEW_ROWS)."""
-    static_m = M if isinstance(M, int) else None
+def tile_loops(p, mm: MatmulPlan, itemsize: int, capacity: TargetCapacity, accs: int = 1) -> list[TileLoopPlan]:
+    """The tile loops of a kernel computing `mm`: one for a static M, a B operand under
+    FEW_ROWS_MIN_BYTES, or when the few-rows shape is the big one; else the few-rows loop
+    (M <= FEW_ROWS), then the big tiles' loop (M > FEW_ROWS)."""
+    static_m = mm.M if isinstance(mm.M, int) else None
     shape = tile_shape(itemsize, capacity, static_m, accs)
     few = few_rows_shape(itemsize, capacity)
-    if static_m is not None or few == shape:
+    k, n = (_static(d) for d in (mm.K, mm.N))
+    small_b = k is not None and n is not None and k * n * itemsize < FEW_ROWS_MIN_BYTES
+    if static_m is not None or small_b or few == shape:
         return [TileLoopPlan(shape, 1, "acc")]
-    few_side = emin(1, emax(0, FEW_ROWS + 1 - p.expr(M)))          # 1 when M <= FEW_ROWS, else 0
+    few_side = emin(1, emax(0, FEW_ROWS + 1 - p.expr(mm.M)))       # 1 when M <= FEW_ROWS, else 0
     return [TileLoopPlan(few, few_side, "accd"), TileLoopPlan(shape, 1 - few_side, "acc")]
+
+
+def _static(dim) -> int | None:
+    """A dim's value when it is a constant (int or sympy Integer), else None."""
+    if isinstance(dim, int) or getattr(dim, "is_Integer", False):
+        return int(dim)
+    return None
 
 
 class _Params:
@@ -139,7 +153,7 @@ def tile_matmul(mm: MatmulPlan, metas: dict, name: str, graph: str, capacity: Ta
     p = _Params(kb, metas, {mm.c.buffer})
     for op in (mm.a, mm.b, mm.c):
         p.tensor(op.buffer)
-    for loop in tile_loops(p, mm.M, dtype.itemsize, capacity):
+    for loop in tile_loops(p, mm, dtype.itemsize, capacity):
         with output_tiles(p, mm, loop) as tile:
             accumulate(p, mm, dtype, tile, loop.shape, loop.acc)
             c = mm.c

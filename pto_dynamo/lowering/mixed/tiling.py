@@ -13,7 +13,7 @@
                 slot, other operands from their buffers, results TSTOREd to theirs
             TFREE pipe0
 
-With a dynamic M the kernel holds this loop twice: over the few-rows tiles for M <= FEW_ROWS, then
+With a dynamic M (and a B of >= 1 MiB) the kernel holds this loop twice: over the few-rows tiles for M <= FEW_ROWS, then
 over the big tiles, each running only on its side of that test (cube/tiling.tile_loops).
 
 The result dtype in the slot rounds the product exactly where the eager matmul does, so the
@@ -110,7 +110,7 @@ def _build(tiler: _EpilogueTiler, mixed: MixedPlan, dtype, out_dtype, capacity: 
     kb.description = (" + ".join(f"{v} = {mm_name(mm)}" for v, mm in mixed.matmuls) + "; epilogue: "
                       + tiler._describe())[:300]
     first = mixed.matmuls[0][1]
-    loops = tile_loops(p, first.M, dtype.itemsize, capacity, accs=len(mixed.matmuls))
+    loops = tile_loops(p, first, dtype.itemsize, capacity, accs=len(mixed.matmuls))
     pipe = kb.pipe("pipe0", out_dtype, len(mixed.matmuls) * max(l.shape[0] * l.shape[1] for l in loops))
     for loop in loops:
         _tile_loop(tiler, p, mixed, pipe, loop, dtype)
