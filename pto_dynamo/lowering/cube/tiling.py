@@ -16,10 +16,9 @@ source serves every M (the token count). Ragged M/N/K tails are valid regions.
 Few rows (decode). With a dynamic M and a B operand of at least FEW_ROWS_MIN_BYTES (1 MiB), the
 kernel holds a second tile loop for M <= FEW_ROWS, of narrow, long-K tiles (`few_rows_shape`:
 16 x 32 x 1024 f32 on the cpu target), and each loop's tile count is multiplied by its side of that
-test, so exactly one of them runs. A decode step reads each
-weight once: the big tiles' short K steps (512 columns x 128 K) make every TLOAD a gather of 512
-short row pieces, and the copy of a narrow long-K window is close to streaming the rows
-(benchmarks/probe_decode_gemv.py measures both).
+test, so exactly one of them runs. A decode step reads each weight once: the big tiles' short K
+steps (512 columns x 128 K) make every TLOAD a gather of 512 short row pieces, and the copy of a
+narrow long-K window is close to streaming the rows (benchmarks/probe_decode_gemv.py measures both).
 """
 from __future__ import annotations
 
