@@ -13,8 +13,8 @@ arange/le/where mask, which a kernel then neither builds nor reads: it skips the
 query tile's last row and masks only the steps that cross the diagonal). `sink` ([B, M, 1],
 broadcast: a logit per row, one per head in DeepSeek-V4) joins only the denominator; `p_dtype`
 rounds the exp weights `e` to that dtype before `@ v` (e' = e.to(p_dtype).to(e.dtype)), as a bf16
-kernel does; the denominator keeps them unrounded. The eager implementation below is the host fallback and the reference: it runs
-the ATen ops the pattern replaced.
+kernel does; the denominator keeps them unrounded. The eager implementation below is the host
+fallback and the reference: it runs the ATen ops the pattern replaced.
 """
 from __future__ import annotations
 

@@ -88,10 +88,10 @@ class _Attention:
         self.kb.tile(name, Vec, U8, 1, _round_up(max(1, -(-self.Mq // 8)), 32), 1, ceil_div(self.sv, 8))
         return name
 
-    def key_mask(self, name: str) -> str:
-        """A u8 compare mask over this core's rows of an Ns-key score tile."""
+    def key_mask(self, name: str, vs) -> str:
+        """A u8 compare mask over this core's rows of an Ns-key score tile with `vs` valid keys."""
         name = name + self.tag
-        self.kb.tile(name, Vec, U8, self.Mq, _round_up(max(1, -(-self.Ns // 8)), 32), self.sv, ceil_div(self.vs, 8))
+        self.kb.tile(name, Vec, U8, self.Mq, _round_up(max(1, -(-self.Ns // 8)), 32), self.sv, ceil_div(vs, 8))
         return name
 
     def sel_tmp(self, name: str) -> str:
@@ -170,7 +170,7 @@ class _Attention:
         """One Ns-key step of the KV loop; `diagonal`: apply the causal mask (keys after a row's
         own position get -inf)."""
         kb, plan, p = self.kb, self.plan, self.p
-        self.vs = vs = p.let("vs", emin(self.Ns, p.expr(plan.S) - j0))
+        vs = p.let("vs", emin(self.Ns, p.expr(plan.S) - j0))
         self._scores(qk, j0, vm, vs)
         self._softmax(qk, pp, j0, s0, vs, m_run_r, l_run, l_run_r, o, diagonal)
         self._pv(pp, pv, j0, vm, vs)
@@ -219,7 +219,7 @@ class _Attention:
                     kb.emit("TCVT", mkf, mk, round="CAST_RINT")
                     mk = mkf
                 if self.mask_dtype == U8:         # bool: True drops the key
-                    keep = self.key_mask("keep")
+                    keep = self.key_mask("keep", vs)
                     kb.emit("TCMPS", keep, mk, 0.0, mode="EQ")
                     kb.emit("TSELS", s, keep, s, -math.inf, self.sel_tmp("sel_tmp_m"))
                 else:
@@ -228,7 +228,7 @@ class _Attention:
             if diagonal:                          # key j0 + c is seen by query r0 + r iff c <= r + r0 - j0
                 tri = tmp                         # (the reductions' scratch holds the triangle)
                 kb.emit("TTRI", tri, self.r0 - j0, upper=False)
-                seen = self.key_mask("seen")
+                seen = self.key_mask("seen", vs)
                 kb.emit("TCMPS", seen, tri, 0.0, mode="NE")
                 kb.emit("TSELS", s, seen, s, -math.inf, self.sel_tmp("sel_tmp_c"))
             mx, mx_r = self.row("mx")

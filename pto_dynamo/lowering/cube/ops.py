@@ -43,9 +43,17 @@ class MatmulPlan:
     K: Dim
 
 
+def static_value(dim: Dim) -> int | None:
+    """A dim's value when it is a constant (int or sympy Integer), else None (a DynDim or an
+    expression, whatever its value)."""
+    if isinstance(dim, int) or getattr(dim, "is_Integer", False):
+        return int(dim)
+    return None
+
+
 def is_one(stride: Dim) -> bool:
     """Is this stride the constant 1 (a DynDim or expression is not, whatever its value)?"""
-    return isinstance(stride, int) and stride == 1 or getattr(stride, "is_Integer", False) and int(stride) == 1
+    return static_value(stride) == 1
 
 
 def batched(shape_or_stride: tuple, fill) -> tuple:

@@ -28,7 +28,7 @@ from typing import Iterator
 
 import sympy
 
-from pto_dynamo.lowering.cube.ops import MatmulPlan, Operand, is_one
+from pto_dynamo.lowering.cube.ops import MatmulPlan, Operand, is_one, static_value
 from pto_dynamo.lowering.tile import elem_type
 from pto_dynamo.lowering.tile.builder import KernelBuilder
 from pto_dynamo.lowering.tile.capacity import TargetCapacity
@@ -103,7 +103,7 @@ def tile_loops(p, mm: MatmulPlan, itemsize: int, capacity: TargetCapacity, accs:
     static_m = mm.M if isinstance(mm.M, int) else None
     shape = tile_shape(itemsize, capacity, static_m, accs)
     few = few_rows_shape(itemsize, capacity)
-    k, n = (_static(d) for d in (mm.K, mm.N))
+    k, n = static_value(mm.K), static_value(mm.N)
     small_b = k is not None and n is not None and k * n * itemsize < FEW_ROWS_MIN_BYTES
     if static_m is not None or small_b or few == shape:
         return [TileLoopPlan(shape, 1, "acc")]
@@ -111,11 +111,10 @@ def tile_loops(p, mm: MatmulPlan, itemsize: int, capacity: TargetCapacity, accs:
     return [TileLoopPlan(few, few_side, "accd"), TileLoopPlan(shape, 1 - few_side, "acc")]
 
 
-def _static(dim) -> int | None:
-    """A dim's value when it is a constant (int or sympy Integer), else None."""
-    if isinstance(dim, int) or getattr(dim, "is_Integer", False):
-        return int(dim)
-    return None
+def acc_suffix(acc: str) -> str:
+    """The suffix of the names (tiles, scalars, loop variables) of Acc tile `acc`'s matmul: none
+    for the kernel's first Acc "acc", "_<acc>" for the others."""
+    return "" if acc == "acc" else "_" + acc
 
 
 class _Params:
@@ -178,7 +177,7 @@ def output_tiles(p, mm: MatmulPlan, loop: TileLoopPlan) -> Iterator[OutputTile]:
     `loop.side`; yields the tile. `p` binds scalars: `.kb`, `.expr(e)`, `.let(name, value)`,
     `.tensor(buffer)`, `.bound`. The scalars of a loop other than the "acc" one carry its name."""
     (Mt, Nt, _), side = loop.shape, loop.side
-    suffix = "" if loop.acc == "acc" else "_" + loop.acc
+    suffix = acc_suffix(loop.acc)
     batch, M, N = (p.expr(e) for e in (mm.batch, mm.M, mm.N))
     tn = ceil_div(N, Nt)
     per_batch = ceil_div(M, Mt) * tn
@@ -197,7 +196,7 @@ def accumulate(p, mm: MatmulPlan, dtype: ElemType, tile: OutputTile, shape: tupl
     suffixed with `acc` when it is not "acc", so two matmuls can share a kernel)."""
     kb, (Mt, Nt, Kt) = p.kb, shape
     K = p.expr(mm.K)
-    tag = "" if acc == "acc" else "_" + acc
+    tag = acc_suffix(acc)
     kb.tile(acc, TileLoc.Acc, F32, Mt, Nt, tile.vm, tile.vn)
 
     def k_step(k0, first: bool):

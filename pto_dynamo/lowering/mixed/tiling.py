@@ -13,8 +13,9 @@
                 slot, other operands from their buffers, results TSTOREd to theirs
             TFREE pipe0
 
-With a dynamic M (and a B of >= 1 MiB) the kernel holds this loop twice: over the few-rows tiles for M <= FEW_ROWS, then
-over the big tiles, each running only on its side of that test (cube/tiling.tile_loops).
+With a dynamic M (and a B of >= 1 MiB) the kernel holds this loop twice: over the few-rows tiles
+for M <= FEW_ROWS, then over the big tiles, each running only on its side of that test
+(cube/tiling.tile_loops).
 
 The result dtype in the slot rounds the product exactly where the eager matmul does, so the
 epilogue sees the values eager's pointwise ops see.
