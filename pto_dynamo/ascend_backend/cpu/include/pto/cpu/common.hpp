@@ -52,11 +52,12 @@ using half = _Float16;
 
 namespace pto::detail {
 // fp32 -> bf16 bits, round to nearest even; NaN stays a (quiet) NaN with its sign.
+// Written for the vectoriser: the nan test is one unordered compare (AVX2 has no unsigned 32-bit
+// compare) and the select happens on the 32-bit value, so one narrowing serves both cases.
 constexpr PTO_INLINE uint16_t f32_to_bf16_bits(float f) {
   const uint32_t u = std::bit_cast<uint32_t>(f);
-  const uint32_t rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-  const bool is_nan = (u & 0x7FFFFFFFu) > 0x7F800000u;
-  return static_cast<uint16_t>(is_nan ? ((u >> 16) | 0x0040u) : rounded);
+  const uint32_t r = !(f == f) ? (u | 0x00400000u) : u + 0x7FFFu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(r >> 16);
 }
 // fp32 -> bf16 bits, truncating (round toward zero).
 constexpr PTO_INLINE uint16_t f32_to_bf16_bits_trunc(float f) {
@@ -149,7 +150,8 @@ template <typename T> PTO_INLINE compute_t<T> to_c(T v) {
 }
 // Convert a computed value to storage type T (RNE for fp16/bf16, C++ conversion otherwise).
 template <typename T, typename C> PTO_INLINE T from_c(C v) {
-  if constexpr (std::is_same_v<T, bfloat16_t>) return bfloat16_t::from_bits(f32_to_bf16_bits(static_cast<float>(v)));
+  if constexpr (std::is_same_v<T, C>) return v;  // already rounded (TCVT's convert_rounded)
+  else if constexpr (std::is_same_v<T, bfloat16_t>) return bfloat16_t::from_bits(f32_to_bf16_bits(static_cast<float>(v)));
   else if constexpr (std::is_same_v<T, half>) return static_cast<half>(static_cast<float>(v));
   else return static_cast<T>(v);
 }
