@@ -226,3 +226,45 @@ def test_sink_rows_that_see_nothing_are_zero(fresh):
     assert torch.all(out[1] == 0) and torch.isnan(ref[1]).all()
     torch.testing.assert_close(out[[0, 2]], ref[[0, 2]], **TOL[torch.float32])
     _check_attention_on_device(fresh)
+
+
+@pytest.mark.parametrize("q_shape, kv_len, dv", [((1, 2, 1, 512), 300, 512), ((1, 2, 70, 320), 70, 320),
+                                                 ((2, 40, 192), 90, 512)],
+                         ids=["decode_d512", "causal_d320", "d192_dv512"])
+def test_wide_heads_run_in_head_dim_panels(fresh, q_shape, kv_len, dv):
+    """Heads wider than A2A3's L0A/L0B/L0C (DeepSeek-V4's 512; a ragged 320; a value head wider
+    than the query head): planned for that target, QK^T accumulates over head-dim panels
+    (TEXTRACT from the q and k^T Mat tiles, TMATMUL then TMATMUL_ACC) and PV computes the value
+    head panel by panel into one pipe slot; the cpu target's larger memories take whole heads.
+    Both kernels run natively here and match eager; the interpreter agrees with the panel one."""
+    from pto_dynamo.ascend_backend.cpu import load_library, load_region
+    from pto_dynamo.ascend_backend.render import render_translation_unit
+    from pto_dynamo.lowering.tile import A2A3_CAPACITY, interpret_region
+    from pto_dynamo.lowering.vector.lower import lower_vector_region
+
+    *lead, tq, d = q_shape
+    causal = tq == kv_len
+    fn = sdpa_causal if causal else explicit_no_mask
+    q, k, v = _args([q_shape, (*lead, kv_len, d), (*lead, kv_len, dv)], torch.float32)
+    out = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(q, k, v)
+    ref = fn(q, k, v)
+    torch.testing.assert_close(out, ref, **TOL[torch.float32])
+    _check_attention_on_device(fresh)
+    c = compiled_graphs()[-1]
+    assert "TEXTRACT(" not in c.runners[0].source          # whole heads on the cpu target
+
+    part = next(p for p in c.partition.regions if any(n.startswith("pto_mixed_attention")
+                                                       for r in c.runners for n in r.kernel_names))
+    region = lower_vector_region(c.graph, part, (), f"attn_panels_{d}_{dv}", A2A3_CAPACITY)
+    source = render_translation_unit(region)
+    assert "TMATMUL_ACC(" in source and "TEXTRACT(" in source, "no head-dim panels on A2A3"
+    runner = c.runners[0]
+    seen = []                     # the tensors the host program hands the cpu-target region
+    runner._call, call = (lambda tensors, scalars: (seen.append(list(tensors)), call(tensors, scalars))), runner._call
+    torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(q, k, v)
+    (*inputs, cpu_out), = seen
+    native, interp = torch.full_like(cpu_out, float("nan")), torch.full_like(cpu_out, float("nan"))
+    load_region(load_library(source, region.name), region.name)(inputs + [native], [], 5)
+    interpret_region(region, inputs + [interp], [], 5)
+    torch.testing.assert_close(native, cpu_out, **TOL[torch.float32])    # cpu_out: what matched eager above
+    torch.testing.assert_close(interp, native, rtol=1e-5, atol=1e-5)

@@ -1,5 +1,5 @@
-"""Device claim of `pto::attention`: f32, bf16 or f16 operands read in place, head dims that fit
-one cube K step (the attention lowering keeps a whole head dim per tile)."""
+"""Device claim of `pto::attention`: f32, bf16 or f16 operands read in place, static head dims up
+to MAX_HEAD_DIM (a head wider than the target's cube memories runs in head-dim panels)."""
 from __future__ import annotations
 
 from pto_dynamo.graph.ir import Graph, Node, Ref, TensorMeta
@@ -8,7 +8,9 @@ from pto_dynamo.lowering.cube.claims import FLOATS
 from pto_dynamo.lowering.cube.ops import is_one
 from pto_dynamo.lowering.registry import device_rule
 
-MAX_HEAD_DIM = 256
+# Heads wider than the cube memories run in head-dim panels (attention/tiling.py HEAD_PANELS);
+# 512 is DeepSeek-V4's head (448 no-rope + 64 rope).
+MAX_HEAD_DIM = 512
 
 
 @device_rule(ATTENTION)

@@ -21,7 +21,10 @@
 The probabilities are rounded to v's dtype (or the node's `p_dtype`) before P @ V, as a bf16
 flash attention does; the running statistics and o stay f32. Mq query rows and Ns keys per step
 come from the target's memories (a static handful of queries, decode, takes 16-row tiles); D and
-Dv are static (one cube K step each).
+Dv are static. A head that fits L0A/L0B/L0C is one cube K step; a wider one (DeepSeek-V4's 512 on
+A2A3) runs in head-dim panels, as pto_isa.md's flash attention does: QK^T TEXTRACTs Dk-wide panels
+of q and k^T from their Mat tiles and accumulates (TMATMUL, then TMATMUL_ACC), and PV multiplies
+p by Dvk-wide column panels of v, each product stored at its columns of the one pv slot.
 """
 from __future__ import annotations
 
@@ -47,7 +50,7 @@ class _Attention:
     """Emits the kernel; `p` binds tensors and scalars as the cube tiling does."""
 
     def __init__(self, plan: AttentionPlan, metas: dict, name: str, graph: str, Mq: int, Ns: int,
-                 q_resident: bool = True):
+                 q_resident: bool = True, Dk: int | None = None, Dvk: int | None = None):
         self.plan, self.Mq, self.Ns = plan, Mq, Ns
         # q's Left tile filled once per query tile (TMOV outside the KV loop) when L0A holds it
         # beside the probabilities' Left tile; else refilled every step
@@ -62,6 +65,11 @@ class _Attention:
         self.p_round = elem_type(plan.p_dtype) if plan.p_dtype is not None else self.dtype
         box = 32 // self.dtype.itemsize
         self.Dc, self.Dvc = _round_up(plan.D, max(box, 16)), _round_up(plan.Dv, max(box, 16))
+        # head-dim panels: QK^T accumulates over D in Dk-wide panels, PV computes Dv in Dvk-wide
+        # column panels (one panel each when the whole head fits L0A/L0B/L0C)
+        self.Dk, self.Dvk = min(Dk or self.Dc, self.Dc), min(Dvk or self.Dvc, self.Dvc)
+        if self.Dk < self.Dc:
+            self.q_resident = False       # q's panels are extracted from qmat at every step
         what = ("causal " if plan.causal else "masked " if plan.mask is not None else "") + ("safe " if plan.safe else "") \
             + ("sink " if plan.sink is not None else "")
         self.kb = KernelBuilder(name, graph=graph, pass_name="lowering.attention", kind="mixed",
@@ -185,16 +193,30 @@ class _Attention:
         kb, plan, Mq, Ns = self.kb, self.plan, self.Mq, self.Ns
         with kb.stage(Role.CUBE):
             kmat = self.gm_load("kmat", plan.kt, 0, j0, plan.D, vs, self.Dc, Ns)
-            lq, rk, acc = (name + self.tag for name in ("lq", "rk", "acc_s"))
-            if self.q_resident:
-                lq = "lq"
-            else:
-                kb.tile(lq, TileLoc.Left, self.dtype, Mq, self.Dc, vm, plan.D)
-                kb.emit("TMOV", lq, "qmat")
-            kb.tile(rk, TileLoc.Right, self.dtype, self.Dc, Ns, plan.D, vs)
-            kb.emit("TMOV", rk, kmat)
+            acc = "acc_s" + self.tag
             kb.tile(acc, TileLoc.Acc, F32, Mq, Ns, vm, vs)
-            kb.emit("TMATMUL", acc, lq, rk)
+            if self.Dk == self.Dc:            # the whole head in one K step
+                lq, rk = "lq" + self.tag, "rk" + self.tag
+                if self.q_resident:
+                    lq = "lq"
+                else:
+                    kb.tile(lq, TileLoc.Left, self.dtype, Mq, self.Dc, vm, plan.D)
+                    kb.emit("TMOV", lq, "qmat")
+                kb.tile(rk, TileLoc.Right, self.dtype, self.Dc, Ns, plan.D, vs)
+                kb.emit("TMOV", rk, kmat)
+                kb.emit("TMATMUL", acc, lq, rk)
+            else:                             # Dk-wide panels of q and k^T, accumulated
+                for i, d0 in enumerate(range(0, plan.D, self.Dk)):
+                    dk, width = min(self.Dk, plan.D - d0), min(self.Dk, self.Dc - d0)
+                    lq, rk = f"lq{i}{self.tag}", f"rk{i}{self.tag}"
+                    kb.tile(lq, TileLoc.Left, self.dtype, Mq, width, vm, dk)
+                    kb.tile(rk, TileLoc.Right, self.dtype, width, Ns, dk, vs)
+                    kb.emit("TEXTRACT", lq, "qmat", row=0, col=d0)
+                    kb.emit("TEXTRACT", rk, kmat, row=d0, col=0)
+                    if i == 0:
+                        kb.emit("TMATMUL", acc, lq, rk)
+                    else:
+                        kb.emit("TMATMUL_ACC", acc, acc, lq, rk)
             kb.emit("TALLOC", pipe="qk")
             kb.emit("TSTORE", GmView(qk.slot(Role.CUBE), 0, vm, vs, Ns), acc)
             kb.emit("TPUSH", pipe="qk")
@@ -272,13 +294,24 @@ class _Attention:
             kb.emit("TFREE", pipe="pp")
             vmat = self.gm_load("vmat", plan.v, j0, 0, vs, plan.Dv, Ns, self.Dvc)
             kb.tile(lp, TileLoc.Left, self.dtype, Mq, Ns, vm, vs)
-            kb.tile(rv, TileLoc.Right, self.dtype, Ns, self.Dvc, vs, plan.Dv)
             kb.emit("TMOV", lp, pmat)
-            kb.emit("TMOV", rv, vmat)
-            kb.tile(acc, TileLoc.Acc, F32, Mq, self.Dvc, vm, plan.Dv)
-            kb.emit("TMATMUL", acc, lp, rv)
-            kb.emit("TALLOC", pipe="pv")
-            kb.emit("TSTORE", GmView(pv.slot(Role.CUBE), 0, vm, plan.Dv, self.Dvc), acc)
+            if self.Dvk == self.Dvc:          # the whole value head in one product
+                kb.tile(rv, TileLoc.Right, self.dtype, Ns, self.Dvc, vs, plan.Dv)
+                kb.emit("TMOV", rv, vmat)
+                kb.tile(acc, TileLoc.Acc, F32, Mq, self.Dvc, vm, plan.Dv)
+                kb.emit("TMATMUL", acc, lp, rv)
+                kb.emit("TALLOC", pipe="pv")
+                kb.emit("TSTORE", GmView(pv.slot(Role.CUBE), 0, vm, plan.Dv, self.Dvc), acc)
+            else:                             # Dvk-wide column panels of v, each its own product
+                kb.emit("TALLOC", pipe="pv")
+                for i, c0 in enumerate(range(0, plan.Dv, self.Dvk)):
+                    dvk, width = min(self.Dvk, plan.Dv - c0), min(self.Dvk, self.Dvc - c0)
+                    rv_i, acc_i = f"{rv}{i}", f"{acc}{i}"
+                    kb.tile(rv_i, TileLoc.Right, self.dtype, Ns, width, vs, dvk)
+                    kb.emit("TEXTRACT", rv_i, vmat, row=0, col=c0)
+                    kb.tile(acc_i, TileLoc.Acc, F32, Mq, width, vm, dvk)
+                    kb.emit("TMATMUL", acc_i, lp, rv_i)
+                    kb.emit("TSTORE", GmView(pv.slot(Role.CUBE), c0, vm, dvk, self.Dvc), acc_i)
             kb.emit("TPUSH", pipe="pv")
 
     def _finish(self, o, m_run_r, l_run, l_run_r):
@@ -322,16 +355,31 @@ TILE_CHOICES = ((128, 64), (64, 128), (32, 128), (32, 64), (16, 64))
 DECODE_TILE_CHOICES = ((16, 128),)
 
 
+# Head-dim panel widths tried when a whole head does not fit the cube memories (wide heads, e.g.
+# DeepSeek-V4's 512): QK^T then accumulates over D panels and PV computes Dv panel by panel.
+HEAD_PANELS = (256, 128, 64)
+
+
+def _head_panels(plan: AttentionPlan):
+    """(Dk, Dvk, q_resident) in order of preference: whole heads (None), then narrower panels."""
+    yield None, None, True
+    yield None, None, False
+    for width in HEAD_PANELS:
+        if width < plan.D or width < plan.Dv:
+            yield (width if width < plan.D else None), (width if width < plan.Dv else None), False
+
+
 def tile_attention(plan: AttentionPlan, metas: dict, name: str, graph: str, capacity: TargetCapacity):
     """The planned, verified mixed TileProgram of `plan` and its tensor parameters' buffers."""
     attempts = []
     decode = isinstance(plan.M, int) and plan.M <= 16
     for Mq, Ns in (DECODE_TILE_CHOICES if decode else ()) + TILE_CHOICES:
-        for q_resident in (True, False):
-            a = _Attention(plan, metas, name, graph, Mq, Ns, q_resident)
+        for Dk, Dvk, q_resident in _head_panels(plan):
+            a = _Attention(plan, metas, name, graph, Mq, Ns, q_resident, Dk, Dvk)
             try:
                 a.build()
                 return a.kb.build(capacity), list(a.p.tensors)
             except PlanningError as err:
-                attempts.append(f"Mq={Mq} Ns={Ns}{'' if q_resident else ' (q refilled per step)'}: {err}")
+                panels = f" D panels {Dk} / Dv panels {Dvk}" if Dk or Dvk else ""
+                attempts.append(f"Mq={Mq} Ns={Ns}{panels}{'' if q_resident else ' (q refilled per step)'}: {err}")
     raise TilingError(f"attention kernel {name}: no tile size fits the target's memory:\n  " + "\n  ".join(attempts[-2:]))
