@@ -1,7 +1,8 @@
 """The project's decomposition table: core ATen, minus the ops the device wants whole.
 
 Keeping `_softmax`/`_log_softmax` whole lets the lowering emit one online-softmax kernel instead of
-recognising max/sub/exp/sum/div again; matmul-family ops stay whole for the cube lowering.
+recognising max/sub/exp/sum/div again; matmul-family ops stay whole for the cube lowering; `silu`
+stays one TSILU (x / (1 + exp(-x)), ATen's own formula) instead of TSIGMOID and a TMUL pass.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ KEEP_WHOLE = (
     aten._softmax.default,
     aten._log_softmax.default,
     aten.native_layer_norm.default,
+    aten.silu.default,
     aten.addmm.default,
     aten.mm.default,
     aten.bmm.default,
