@@ -129,10 +129,12 @@ PTO_INLINE void stream_fence() {
 // so the next tile's lines are in flight during this tile's V-ops. Copy in 256-byte steps, each
 // with the prefetch of 4 lines of the next tile; prefetcht1 (into L2): prefetcht0 would pull the
 // next tile into L1 and evict the tiles being worked on, prefetchnta measured slower.
+// `n` is an int, as a tile's valid extent is: with an int64_t GCC could not bound the scalar tail
+// and warned that a 2^62-th iteration would be undefined (-Waggressive-loop-optimizations).
 template <typename D, typename S>
-PTO_INLINE void copy_prefetch(D* __restrict__ d, const S* __restrict__ s, const S* pf, int64_t n) {
-  constexpr int64_t B = 256 / int64_t(sizeof(S));
-  int64_t i = 0;
+PTO_INLINE void copy_prefetch(D* __restrict__ d, const S* __restrict__ s, const S* pf, int n) {
+  constexpr int B = 256 / int(sizeof(S));
+  int i = 0;
   for (; i + B <= n; i += B) {
     const char* p = reinterpret_cast<const char*>(pf + i);
     __builtin_prefetch(p, 0, 2); __builtin_prefetch(p + 64, 0, 2);
