@@ -75,10 +75,13 @@ CMP = [torch.eq, torch.ne, torch.lt, torch.le, torch.gt, torch.ge]   # CmpMode o
 def test_cmp_sel(lib, mode, rows, cols):
     x = torch.randint(-2, 3, (rows, cols)).float() * 0.25
     y = torch.randint(-2, 3, (rows, cols)).float() * 0.25
+    x.view(-1)[::7] = float("nan")        # C semantics: NE true for a nan operand, the rest false
+    y.view(-1)[3::11] = float("nan")      # (in the 8-column vector path and in ragged tails)
     sel, sels = torch.empty_like(x), torch.empty_like(x)
     load_region(lib, "region_cmp_sel", 3)([x, y, sel, sels], [rows, cols, mode])
-    assert torch.equal(sel, torch.where(CMP[mode](x, y), x, y))
-    assert torch.equal(sels, torch.where(CMP[mode](x, torch.tensor(0.25)), x, torch.tensor(-7.0)))
+    exact = {"rtol": 0, "atol": 0, "equal_nan": True}
+    torch.testing.assert_close(sel, torch.where(CMP[mode](x, y), x, y), **exact)
+    torch.testing.assert_close(sels, torch.where(CMP[mode](x, torch.tensor(0.25)), x, torch.tensor(-7.0)), **exact)
 
 
 @pytest.mark.parametrize("upper", [0, 1])
