@@ -83,6 +83,19 @@ PTO_INLINE __m256 unpack_byte(uint8_t byte) {
 }
 #endif
 
+// f(std::integral_constant<CmpMode, mode>{}): a run-time compare mode as a compile-time one.
+template <typename F> PTO_INLINE void with_cmp_mode(CmpMode mode, F f) {
+  using M = CmpMode;
+  switch (mode) {
+    case M::EQ: f(std::integral_constant<M, M::EQ>{}); break;
+    case M::NE: f(std::integral_constant<M, M::NE>{}); break;
+    case M::LT: f(std::integral_constant<M, M::LT>{}); break;
+    case M::LE: f(std::integral_constant<M, M::LE>{}); break;
+    case M::GT: f(std::integral_constant<M, M::GT>{}); break;
+    case M::GE: f(std::integral_constant<M, M::GE>{}); break;
+  }
+}
+
 // TCMP (rhs: src1) / TCMPS (rhs: a scalar) for one compare mode: whole mask bytes of f32 rows
 // with the AVX2 path where it applies, the rest bit by bit.
 template <CmpMode M, typename Mask, typename S0, typename S1>
@@ -116,27 +129,13 @@ PTO_INLINE void tcmps(Mask& mask, Src& src, C s) {
 namespace pto {
 template <detail::TileT Mask, detail::TileT S0, detail::TileT S1, typename... E>
 PTO_INST RecordEvent TCMP(Mask& mask, S0& src0, S1& src1, CmpMode mode, E&...) {
-  switch (mode) {
-    case CmpMode::EQ: detail::tcmp<CmpMode::EQ>(mask, src0, src1); break;
-    case CmpMode::NE: detail::tcmp<CmpMode::NE>(mask, src0, src1); break;
-    case CmpMode::LT: detail::tcmp<CmpMode::LT>(mask, src0, src1); break;
-    case CmpMode::LE: detail::tcmp<CmpMode::LE>(mask, src0, src1); break;
-    case CmpMode::GT: detail::tcmp<CmpMode::GT>(mask, src0, src1); break;
-    case CmpMode::GE: detail::tcmp<CmpMode::GE>(mask, src0, src1); break;
-  }
+  detail::with_cmp_mode(mode, [&](auto m) PTO_LAMBDA { detail::tcmp<decltype(m)::value>(mask, src0, src1); });
   return {};
 }
 template <detail::TileT Mask, detail::TileT Src, typename... E>
 PTO_INST RecordEvent TCMPS(Mask& mask, Src& src, typename Src::DType scalar, CmpMode mode, E&...) {
   const auto s = detail::to_c(scalar);
-  switch (mode) {
-    case CmpMode::EQ: detail::tcmps<CmpMode::EQ>(mask, src, s); break;
-    case CmpMode::NE: detail::tcmps<CmpMode::NE>(mask, src, s); break;
-    case CmpMode::LT: detail::tcmps<CmpMode::LT>(mask, src, s); break;
-    case CmpMode::LE: detail::tcmps<CmpMode::LE>(mask, src, s); break;
-    case CmpMode::GT: detail::tcmps<CmpMode::GT>(mask, src, s); break;
-    case CmpMode::GE: detail::tcmps<CmpMode::GE>(mask, src, s); break;
-  }
+  detail::with_cmp_mode(mode, [&](auto m) PTO_LAMBDA { detail::tcmps<decltype(m)::value>(mask, src, s); });
   return {};
 }
 template <detail::TileT Mask, detail::TileT Src, detail::TileT S1, typename... E>
