@@ -258,9 +258,13 @@ def test_wide_heads_run_in_head_dim_panels(fresh, q_shape, kv_len, dv):
     region = lower_vector_region(c.graph, part, (), f"attn_panels_{d}_{dv}", A2A3_CAPACITY)
     source = render_translation_unit(region)
     assert "TMATMUL_ACC(" in source and "TEXTRACT(" in source, "no head-dim panels on A2A3"
-    runner = c.runners[0]
-    seen = []                     # the tensors the host program hands the cpu-target region
-    runner._call, call = (lambda tensors, scalars: (seen.append(list(tensors)), call(tensors, scalars))), runner._call
+    runner, seen = c.runners[0], []       # seen: the tensors the host program hands the region
+    call = runner._call
+
+    def spy(tensors, scalars):
+        seen.append(list(tensors))
+        call(tensors, scalars)
+    runner._call = spy
     torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(q, k, v)
     (*inputs, cpu_out), = seen
     native, interp = torch.full_like(cpu_out, float("nan")), torch.full_like(cpu_out, float("nan"))

@@ -76,10 +76,11 @@ PTO_INLINE int pack_compare_f32_row(Mask& mask, Src& src, int r, int vc, Rhs8 rh
     m[k] = static_cast<uint8_t>(_mm256_movemask_ps(cmp8<M>(_mm256_loadu_ps(s + 8 * k), rhs8(r, 8 * k))));
   return 8 * full;
 }
-// The lane mask of mask byte `byte`: lane j all-ones iff bit j is set.
-PTO_INLINE __m256 unpack_byte(uint8_t byte) {
+// d[j] = bit j of `byte` ? on[j] : off[j] for 8 32-bit words (the mask byte's lanes unpacked).
+PTO_INLINE void select8(void* d, const void* on, __m256 off, uint8_t byte) {
   const __m256i bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
-  return _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(byte), bit), bit));
+  const __m256 lanes = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(_mm256_set1_epi32(byte), bit), bit));
+  _mm256_storeu_ps(static_cast<float*>(d), _mm256_blendv_ps(off, _mm256_loadu_ps(static_cast<const float*>(on)), lanes));
 }
 #endif
 
@@ -157,10 +158,7 @@ PTO_INST RecordEvent TSEL(Dst& dst, Mask& mask, S0& src0, S1& src1, Tmp&, E&...)
 #if defined(__AVX2__)
     if constexpr (detail::word_unit_cols_v<Dst> && detail::word_unit_cols_v<S0> && detail::word_unit_cols_v<S1>) {
       for (; c0 + 8 <= vc; c0 += 8)
-        _mm256_storeu_ps(reinterpret_cast<float*>(d + c0),
-                         _mm256_blendv_ps(_mm256_loadu_ps(reinterpret_cast<const float*>(b + c0)),
-                                          _mm256_loadu_ps(reinterpret_cast<const float*>(a + c0)),
-                                          detail::unpack_byte(m[c0 >> 3])));
+        detail::select8(d + c0, a + c0, _mm256_loadu_ps(reinterpret_cast<const float*>(b + c0)), m[c0 >> 3]);
     }
 #endif
 #pragma omp simd
@@ -189,10 +187,7 @@ PTO_INST RecordEvent TSELS(Dst& dst, Mask& mask, Src& src, Tmp&, typename Src::D
 #if defined(__AVX2__)
     if constexpr (detail::word_unit_cols_v<Dst> && detail::word_unit_cols_v<Src>) {
       const __m256 s8 = _mm256_castsi256_ps(_mm256_set1_epi32(std::bit_cast<int32_t>(sv)));
-      for (; c0 + 8 <= vc; c0 += 8)
-        _mm256_storeu_ps(reinterpret_cast<float*>(d + c0),
-                         _mm256_blendv_ps(s8, _mm256_loadu_ps(reinterpret_cast<const float*>(a + c0)),
-                                          detail::unpack_byte(m[c0 >> 3])));
+      for (; c0 + 8 <= vc; c0 += 8) detail::select8(d + c0, a + c0, s8, m[c0 >> 3]);
     }
 #endif
 #pragma omp simd
