@@ -1,5 +1,5 @@
-"""embedding / index_select on the device (MGATHER of table rows by a per-row index), and the
-bounds check that raises on an out-of-range index as eager does."""
+"""embedding / index_select / `x[idx]` on the device (MGATHER of table rows by a per-row index),
+and the bounds check that raises on an out-of-range index as eager does."""
 import pytest
 import torch
 import torch.nn.functional as F
@@ -17,7 +17,62 @@ CASES = {
     "embedding_0d_index": (lambda i, w: F.embedding(i, w), lambda: [torch.tensor(3), W]),
     "index_select_int32": (lambda x, i: torch.index_select(x, 0, i).relu(),
                            lambda: [W, torch.randint(0, 50, (13,), dtype=torch.int32)]),
+    "embedding_one_column": (lambda i, w: F.embedding(i, w) + 1, lambda: [torch.randint(0, 50, (9,)), W[:, :1]]),
 }
+
+
+X3 = torch.randn(40, 3, 8)
+INDEXING = {   # x[idx]: one integer index tensor on dim 0, negative indices counting from the end
+    "rows_of_2d": (lambda x, i: x[i] * 2, lambda: [W, torch.randint(-50, 50, (9,))]),
+    "rows_of_3d_by_2d_index": (lambda x, i: x[i] + 1, lambda: [X3, torch.randint(-40, 40, (3, 4))]),
+    "elements_of_1d": (lambda x, i: x[i] - 1, lambda: [torch.randn(30), torch.tensor([-30, 29, 3, -1])]),
+    "bf16_by_int32": (lambda x, i: x[i].float(), lambda: [W.bfloat16(), torch.randint(-50, 50, (6,), dtype=torch.int32)]),
+    "rows_of_a_slice": (lambda x, i: x[3:][i] * 2, lambda: [W, torch.randint(-47, 47, (5,))]),
+    "computed_index": (lambda x, p: x[p % 7 + 1].sum(-1), lambda: [W, torch.arange(20)]),
+}
+
+
+@pytest.mark.parametrize("name", list(INDEXING))
+def test_indexing_rows_on_the_device(fresh, name):
+    fn, make = INDEXING[name]
+    args = make()
+    torch.testing.assert_close(torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(*args), fn(*args))
+    s = fresh.stats()
+    assert s["launches"] > 0 and all(n == 0 for n in s["fallback_regions"].values()), s
+    if name != "computed_index":                     # `%` on integers is a host op
+        assert all(n == 0 for n in s["host_nodes"].values()), s
+
+
+@pytest.mark.parametrize("fn", [lambda x, i: x[:, i] * 2,                 # not dim 0
+                                lambda x, i: x[:, ::2][i] * 2,            # rows not dense
+                                lambda x, i: x[i, i % 37] * 2],           # two index tensors
+                         ids=["columns", "strided_rows", "two_indices"])
+def test_other_indexing_runs_on_the_host(fresh, fn):
+    args = [W, torch.tensor([0, 3, -2])]
+    torch.testing.assert_close(torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(*args), fn(*args))
+    s = fresh.stats()
+    assert sum(s["host_nodes"].values()) >= 1 and all(n == 0 for n in s["fallback_regions"].values()), s
+
+
+@pytest.mark.parametrize("bad", [[1, 50], [-51, 2]], ids=["past_the_end", "before_the_start"])
+def test_out_of_range_row_index_raises(fresh, bad):
+    fn = torch.compile(lambda x, i: x[i] * 2, backend="pto", fullgraph=True, options=VERIFY)
+    torch.testing.assert_close(fn(W, torch.tensor([-50, 49])), W[torch.tensor([-50, 49])] * 2)
+    with pytest.raises(RuntimeError, match=r"index: index out of range.*\[-50, 50\)"):
+        fn(W, torch.tensor(bad))
+
+
+def test_row_index_dynamic_tokens_one_compile(fresh):
+    cos = torch.randn(64, 16)
+    fn = lambda pos, x: x * cos[pos]                                                   # noqa: E731
+    compiled = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)
+    for T in [7, 1, 130]:
+        pos, x = torch.randint(-64, 64, (T,)), torch.randn(T, 16)
+        fresh.mark_dynamic(pos, 0, name="T")
+        fresh.mark_dynamic(x, 0, name="T")
+        torch.testing.assert_close(compiled(pos, x), fn(pos, x))
+    s = fresh.stats()
+    assert s["signatures_compiled"] == 1 and all(n == 0 for n in s["host_nodes"].values()), s
 
 
 @pytest.mark.parametrize("name", list(CASES))
@@ -65,3 +120,20 @@ def test_bad_index_raises_before_an_in_place_update_of_an_input(fresh):
     with pytest.raises(RuntimeError, match="index out of range"):
         compiled(torch.tensor([3, 77]), cache, pos)
     assert cache.abs().sum() == 0
+
+
+def test_rotary_tables_gathered_twice_cross_multiply(fresh):
+    # rope: two gathers (cos, sin) by the same positions, each read by both outputs. The kernel of
+    # one gather comes to load a product from the other's after values of it were used there: the
+    # fuser must see kernel-level dependencies, or the two kernels wait for each other (a cycle).
+    cos, sin = torch.randn(64, 16), torch.randn(64, 16)
+
+    def rope(pos, x, y):
+        c, s = cos[pos], sin[pos]
+        return x * c - y * s, x * s + y * c
+    args = [torch.randint(0, 64, (5,)), torch.randn(5, 16), torch.randn(5, 16)]
+    got = torch.compile(rope, backend="pto", fullgraph=True, options=VERIFY)(*args)
+    for g, w in zip(got, rope(*args)):
+        torch.testing.assert_close(g, w)
+    s = fresh.stats()
+    assert all(n == 0 for n in s["host_nodes"].values()) and all(n == 0 for n in s["fallback_regions"].values()), s

@@ -1,54 +1,96 @@
-"""Bounds checks for gathers the device runs (embedding, index_select).
+"""Bounds checks for gathers the device runs (embedding, index_select, `x[idx]`).
 
 Eager raises on an index outside the table. The device gather clamps instead (it never reads
 outside the table), so this pass adds, before each such op, a check that raises the error:
 
-    bad = any((idx < 0) | (idx >= size));  _assert_async(!bad, "<op>: index out of range ...")
+    bad = any((idx < lo) | (idx >= size));  _assert_async(!bad, "<op>: index out of range ...")
 
-The comparisons and the `any` are device ops (they fuse into one small kernel); the assert is a
-host runtime check. It runs before the graph returns and before any later in-place update of an
-input (the partition orders updates after checks), so a bad index raises instead of returning
-rows of the clamped index or writing them into a cache.
+with lo = 0, or -size for `x[idx]` (a negative index counts from the end, as in Python). The
+comparisons and the `any` are device ops (they fuse into one small kernel); the assert is a host
+runtime check. It runs before the graph returns and before any later in-place update of an input
+(the partition orders updates after checks), so a bad index raises instead of returning rows of
+the clamped index or writing them into a cache.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from pto_dynamo.graph.dims import Dim
 from pto_dynamo.graph.ir import Graph, Node, Ref, TensorMeta
 from pto_dynamo.lowering.vector.expand import contiguous_meta
 
 aten = torch.ops.aten
 
-# op -> (table arg, index arg, the table dim indexed)
-GATHERS = {aten.embedding.default: (0, 1, lambda node: 0),
-           aten.index_select.default: (0, 2, lambda node: node.args[1])}
+
+@dataclass(frozen=True)
+class IndexedRows:
+    """What a gather reads: `table`'s dim `dim` (of `size`) at the indices `idx`, which may be
+    negative down to -size when `negative` is True."""
+
+    table: Ref
+    idx: Ref
+    dim: int
+    size: Dim
+    negative: bool = False
+
+
+def _rows(node: Node, graph: Graph, table_arg: int, index_arg: int, dim: int, negative: bool = False):
+    table, idx = node.args[table_arg], node.args[index_arg]
+    meta = graph.meta_of(table.name)
+    size = meta.shape[dim % meta.rank] if meta.rank else 1           # 0-d: one element
+    return IndexedRows(table, idx, dim, size, negative)
+
+
+def single_leading_index(node: Node, graph: Graph) -> IndexedRows | None:
+    """`x[idx]` (aten.index.Tensor with one integer index tensor, on dim 0): the rows it reads."""
+    indices = node.args[1]
+    if len(indices) != 1 or not isinstance(indices[0], Ref):
+        return None
+    meta = graph.meta_of(indices[0].name)
+    if not isinstance(meta, TensorMeta) or meta.dtype not in (torch.int32, torch.int64):
+        return None                                     # a bool mask: a data-dependent shape
+    table = graph.meta_of(node.args[0].name)
+    if not isinstance(table, TensorMeta) or table.rank == 0:
+        return None
+    return IndexedRows(node.args[0], indices[0], 0, table.shape[0], negative=True)
+
+
+# op -> the rows it reads (None: a form this pass leaves to ATen's own checks)
+GATHERS = {aten.embedding.default: lambda node, graph: _rows(node, graph, 0, 1, 0),
+           aten.index_select.default: lambda node, graph: _rows(node, graph, 0, 2, node.args[1]),
+           aten.index.Tensor: single_leading_index}
 
 
 def _bool_meta(shape) -> TensorMeta:
     return contiguous_meta(tuple(shape), torch.bool)
 
 
+def _check_nodes(node: Node, graph: Graph, rows: IndexedRows) -> list[Node]:
+    idx, size = rows.idx, rows.size
+    lo = -size if rows.negative else 0
+    op = str(node.target).split(".")[1]
+    name = f"{node.name}__check"
+    mask = _bool_meta(graph.meta_of(idx.name).shape)
+    return [Node(f"{name}_lo", aten.lt.Scalar, (idx, lo), (), mask),
+            Node(f"{name}_hi", aten.ge.Scalar, (idx, size), (), mask),
+            Node(f"{name}_bad", aten.logical_or.default, (Ref(f"{name}_lo"), Ref(f"{name}_hi")), (), mask),
+            Node(f"{name}_any", aten.any.default, (Ref(f"{name}_bad"),), (), _bool_meta(())),
+            Node(f"{name}_ok", aten.logical_not.default, (Ref(f"{name}_any"),), (), _bool_meta(())),
+            Node(name, aten._assert_async.msg,
+                 (Ref(f"{name}_ok"), f"{op}: index out of range: every index of {idx.name} must be in "
+                                     f"[{lo}, {size}), the size of {rows.table.name} along the indexed dim"), ())]
+
+
 def add_index_checks(graph: Graph) -> Graph:
-    """The graph with a bounds check before every embedding / index_select."""
+    """The graph with a bounds check before every embedding / index_select / `x[idx]`."""
     if not any(n.target in GATHERS for n in graph.nodes):
         return graph
     out: list[Node] = []
     for node in graph.nodes:
-        if node.target in GATHERS:
-            table_arg, index_arg, dim_of = GATHERS[node.target]
-            table, idx = node.args[table_arg], node.args[index_arg]
-            table_meta, idx_meta = graph.meta_of(table.name), graph.meta_of(idx.name)
-            size = table_meta.shape[dim_of(node) % table_meta.rank] if table_meta.rank else 1   # 0-d: one element
-            op = str(node.target).split(".")[1]
-            name = f"{node.name}__check"
-            mask = _bool_meta(idx_meta.shape)
-            out += [Node(f"{name}_lo", aten.lt.Scalar, (idx, 0), (), mask),
-                    Node(f"{name}_hi", aten.ge.Scalar, (idx, size), (), mask),
-                    Node(f"{name}_bad", aten.logical_or.default, (Ref(f"{name}_lo"), Ref(f"{name}_hi")), (), mask),
-                    Node(f"{name}_any", aten.any.default, (Ref(f"{name}_bad"),), (), _bool_meta(())),
-                    Node(f"{name}_ok", aten.logical_not.default, (Ref(f"{name}_any"),), (), _bool_meta(())),
-                    Node(name, aten._assert_async.msg,
-                         (Ref(f"{name}_ok"), f"{op}: index out of range: every index of {idx.name} must be in "
-                                             f"[0, {size}), the size of {table.name} along the indexed dim"), ())]
+        rows = GATHERS[node.target](node, graph) if node.target in GATHERS else None
+        if rows is not None:
+            out += _check_nodes(node, graph, rows)
         out.append(node)
     return graph.replace_nodes(out)

@@ -165,7 +165,33 @@ class _Fuser:
         return out
 
     def _legal(self, k: KernelPlan, operands: list[str]) -> bool:
-        return all(self.kernel_of.get(u) == k.index or k.index not in self.deps[u] for u in operands)
+        """May a node reading `operands` join k? Not when an operand computed elsewhere depends
+        on k: through its own inputs (`deps`), or because its kernel, which runs as a whole, already
+        loads something k stores (k gained that reader after the operand was placed)."""
+        for u in operands:
+            j = self.kernel_of.get(u)
+            if j == k.index:
+                continue
+            if k.index in self.deps[u] or (j is not None and self._reaches(j, k.index)):
+                return False
+        return True
+
+    def _reaches(self, start: int, target: int) -> bool:
+        """Does kernel `start` run after kernel `target` (loads, transitively, what it stores)?"""
+        producers: dict[str, set[int]] = {}
+        for k in self.kernels:
+            for access in k.stores.values():
+                producers.setdefault(access.buffer, set()).add(k.index)
+        seen, todo = set(), [start]
+        while todo:
+            i = todo.pop()
+            if i == target:
+                return True
+            if i not in seen:
+                seen.add(i)
+                k = self.kernels[i]
+                todo += [p for a in (*k.loads.values(), *k.tables.values()) for p in producers.get(a.buffer, ())]
+        return False
 
     def materialize(self, name: str) -> BufferView:
         """Make sure value `name` lives in a buffer; returns where."""
@@ -484,7 +510,9 @@ def _order(kernels: list[KernelPlan], fuser: _Fuser) -> list[KernelPlan]:
     while len(order) < len(kernels):
         ready = [k for k in kernels if k.index not in done and deps[k.index] <= done]
         if not ready:
-            raise FusionError("vector lowering: kernels depend on each other in a cycle")
+            stuck = "; ".join(f"kernel {k.index} ({', '.join(n.name for n in k.nodes[:3])}...) waits for "
+                              f"{sorted(deps[k.index] - done)}" for k in kernels if k.index not in done)
+            raise FusionError(f"vector lowering: kernels depend on each other in a cycle: {stuck}")
         order.append(ready[0])
         done.add(ready[0].index)
     return order

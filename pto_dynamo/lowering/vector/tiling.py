@@ -258,6 +258,8 @@ class KernelTiler:
         val = self.get(value)
         gm = self.param(access.buffer, output=True)
         row_stride, col_stride = (self._expr(s) for s in access.strides[-2:])
+        if _is(self.plan.domain[-1], 1):
+            col_stride = 1           # a one-column domain (an [n, 1] value): any column stride will do
         out = val if elem_type(meta.dtype) == val.dtype else self.convert(val, elem_type(meta.dtype))
         off = self._offset(access)
         if val.form == "full" and not _is(col_stride, 1) and self.R == 1:
