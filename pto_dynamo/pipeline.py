@@ -24,8 +24,8 @@ from pto_dynamo.disk_cache import load_entry, store_entry
 from pto_dynamo.graph.ir import Graph
 from pto_dynamo.graph.printer import graph_text
 from pto_dynamo.graph.verify import verify_graph
+from pto_dynamo.lowering.gathers import rewrite_gathers
 from pto_dynamo.lowering.index_checks import add_index_checks
-from pto_dynamo.lowering.index_rows import gather_indexed_rows
 from pto_dynamo.lowering.partition import DeviceRegion, Partition, partition_graph
 from pto_dynamo.lowering.reinplace import reinplace_input_mutations
 from pto_dynamo.lowering.simplify import eliminate_common_subexpressions, eliminate_dead_code
@@ -56,7 +56,7 @@ class GraphPass:
 
 GRAPH_PASSES = (
     GraphPass("index_checks", add_index_checks),
-    GraphPass("index_rows", gather_indexed_rows, lambda o: not o.host_only),     # after the checks
+    GraphPass("gathers", rewrite_gathers, lambda o: not o.host_only),     # after the checks
     GraphPass("cse", eliminate_common_subexpressions, lambda o: o.cse),
     GraphPass("reinplace", reinplace_input_mutations, lambda o: o.reinplace),
     GraphPass("attention", recognise_attention, lambda o: not o.host_only),

@@ -1,18 +1,19 @@
-"""Bounds checks for gathers the device runs (embedding, index_select, `x[idx]`).
+"""Bounds checks for gathers the device runs (embedding, index_select, `x[idx]`, gather, take).
 
 Eager raises on an index outside the table. The device gather clamps instead (it never reads
 outside the table), so this pass adds, before each such op, a check that raises the error:
 
     bad = any((idx < lo) | (idx >= size));  _assert_async(!bad, "<op>: index out of range ...")
 
-with lo = 0, or -size for `x[idx]` (a negative index counts from the end, as in Python). The
-comparisons and the `any` are device ops (they fuse into one small kernel); the assert is a host
-runtime check. It runs before the graph returns and before any later in-place update of an input
-(the partition orders updates after checks), so a bad index raises instead of returning rows of
-the clamped index or writing them into a cache.
+with lo = 0, or -size for `x[idx]` and `take` (a negative index counts from the end, as in
+Python). The comparisons and the `any` are device ops (they fuse into one small kernel); the
+assert is a host runtime check. It runs before the graph returns and before any later in-place
+update of an input (the partition orders updates after checks), so a bad index raises instead of
+returning rows of the clamped index or writing them into a cache.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -26,12 +27,12 @@ aten = torch.ops.aten
 
 @dataclass(frozen=True)
 class IndexedRows:
-    """What a gather reads: `table`'s dim `dim` (of `size`) at the indices `idx`, which may be
-    negative down to -size when `negative` is True."""
+    """What a gather reads: `table`'s dim `dim` (of `size`; None: the flattened table) at the
+    indices `idx`, which may be negative down to -size when `negative` is True."""
 
     table: Ref
     idx: Ref
-    dim: int
+    dim: int | None
     size: Dim
     negative: bool = False
 
@@ -57,10 +58,30 @@ def single_leading_index(node: Node, graph: Graph) -> IndexedRows | None:
     return IndexedRows(node.args[0], indices[0], 0, table.shape[0], negative=True)
 
 
+def element_gather(node: Node, graph: Graph) -> IndexedRows | None:
+    """`gather(x, d, idx)`: the elements it reads along dim d (a 0-d x reads as one of size 1)."""
+    x, idx = graph.meta_of(node.args[0].name), graph.meta_of(node.args[2].name)
+    if (not isinstance(x, TensorMeta) or not isinstance(idx, TensorMeta) or idx.rank != max(x.rank, idx.rank)
+            or (x.rank and idx.rank != x.rank) or idx.dtype not in (torch.int32, torch.int64)):
+        return None                                     # (an empty index may have another dtype)
+    d = node.args[1] % max(x.rank, 1)
+    return IndexedRows(node.args[0], node.args[2], d, x.shape[d] if x.rank else 1)
+
+
+def flat_take(node: Node, graph: Graph) -> IndexedRows | None:
+    """`take(x, idx)`: the elements of x flattened, negative indices counting from the end."""
+    x = graph.meta_of(node.args[0].name)
+    if not isinstance(x, TensorMeta):
+        return None
+    return IndexedRows(node.args[0], node.args[1], None, math.prod(x.shape), negative=True)
+
+
 # op -> the rows it reads (None: a form this pass leaves to ATen's own checks)
 GATHERS = {aten.embedding.default: lambda node, graph: _rows(node, graph, 0, 1, 0),
            aten.index_select.default: lambda node, graph: _rows(node, graph, 0, 2, node.args[1]),
-           aten.index.Tensor: single_leading_index}
+           aten.index.Tensor: single_leading_index,
+           aten.gather.default: element_gather,
+           aten.take.default: flat_take}
 
 
 def _bool_meta(shape) -> TensorMeta:
@@ -73,6 +94,8 @@ def _check_nodes(node: Node, graph: Graph, rows: IndexedRows) -> list[Node]:
     op = str(node.target).split(".")[1]
     name = f"{node.name}__check"
     mask = _bool_meta(graph.meta_of(idx.name).shape)
+    where = (f"the number of elements of {rows.table.name}" if rows.dim is None
+             else f"the size of {rows.table.name} along the indexed dim")
     return [Node(f"{name}_lo", aten.lt.Scalar, (idx, lo), (), mask),
             Node(f"{name}_hi", aten.ge.Scalar, (idx, size), (), mask),
             Node(f"{name}_bad", aten.logical_or.default, (Ref(f"{name}_lo"), Ref(f"{name}_hi")), (), mask),
@@ -80,11 +103,11 @@ def _check_nodes(node: Node, graph: Graph, rows: IndexedRows) -> list[Node]:
             Node(f"{name}_ok", aten.logical_not.default, (Ref(f"{name}_any"),), (), _bool_meta(())),
             Node(name, aten._assert_async.msg,
                  (Ref(f"{name}_ok"), f"{op}: index out of range: every index of {idx.name} must be in "
-                                     f"[{lo}, {size}), the size of {rows.table.name} along the indexed dim"), ())]
+                                     f"[{lo}, {size}), {where}"), ())]
 
 
 def add_index_checks(graph: Graph) -> Graph:
-    """The graph with a bounds check before every embedding / index_select / `x[idx]`."""
+    """The graph with a bounds check before every gather this module knows (GATHERS)."""
     if not any(n.target in GATHERS for n in graph.nodes):
         return graph
     out: list[Node] = []

@@ -61,20 +61,28 @@ def _fill(inst, m) -> None:
 
 @interp_rule("MGATHER")
 def _gather(inst, m) -> None:
+    """Row: dst[r, :] = table[idx[0, r], :]; Elem: dst[r, c] = table_flat[idx[r, c]] (row-major
+    over the view's rows x cols)."""
     table = m.view(inst.ins[0])
-    rows = m.state(inst.outs[0]).valid_rows
-    idx = m.read(inst.ins[1])[0, :rows].long()
+    st = m.state(inst.outs[0])
+    elem = inst.attr("coalesce", "Row") == "Elem"
+    if elem:
+        idx = m.read(inst.ins[1])[:st.valid_rows, :st.valid_cols].long()
+        table = table.reshape(-1, 1)                     # table_flat, one element per "row"
+    else:
+        idx = m.read(inst.ins[1])[0, :st.valid_rows].long()
+    n = table.shape[0]
     oob = inst.attr("oob", "Undefined")
     if oob == "Clamp":
-        idx = idx.clamp(0, table.shape[0] - 1)
+        idx = idx.clamp(0, n - 1)
     elif oob == "Wrap":
-        idx = idx.remainder(table.shape[0])
-    elif oob == "Undefined" and bool(((idx < 0) | (idx >= table.shape[0])).any()):
-        raise IndexError(f"MGATHER: index out of [0, {table.shape[0]}) with oob=Undefined")
-    out = table[idx.clamp(0, table.shape[0] - 1)]
+        idx = idx.remainder(n)
+    elif oob == "Undefined" and bool(((idx < 0) | (idx >= n)).any()):
+        raise IndexError(f"MGATHER: index out of [0, {n}) with oob=Undefined")
+    out = table[idx.clamp(0, n - 1)]                     # Row: [R, width]; Elem: [R, C, 1]
     if oob == "Zero":
-        out = torch.where(((idx >= 0) & (idx < table.shape[0])).unsqueeze(1), out, torch.zeros((), dtype=out.dtype))
-    m.write(inst.outs[0], out)
+        out = torch.where(((idx >= 0) & (idx < n)).unsqueeze(-1), out, torch.zeros((), dtype=out.dtype))
+    m.write(inst.outs[0], out.squeeze(-1) if elem else out)
 
 
 @interp_rule("TCI")

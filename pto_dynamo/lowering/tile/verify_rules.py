@@ -64,22 +64,31 @@ GATHER_OOB = ("Undefined", "Clamp", "Wrap", "Zero")
 
 @verify_rule("MGATHER")
 def _gather(inst: TileInst, ctx) -> None:
-    """Row mode: dst[r, :] = table[idx[0, r], :] (the table: an ND view of `rows x width`)."""
+    """Row: dst[r, :] = table[idx[0, r], :] (the table: an ND view of `rows x width`).
+    Elem: dst[r, c] = table_flat[idx[r, c]] (an index tile of dst's shape)."""
     dst, view, idx = ctx.tile(inst.outs[0]), inst.ins[0], ctx.tile(inst.ins[1])
     ctx.row_major(dst, idx)
-    if inst.attr("coalesce", "Row") != "Row":
-        ctx.error("MGATHER: the tile IR emits the Row form only (dst[r, :] = table[idx[r], :])")
+    coalesce = inst.attr("coalesce", "Row")
+    if coalesce not in ("Row", "Elem"):
+        ctx.error(f"MGATHER: coalesce must be Row or Elem, got {coalesce!r}")
     if inst.attr("oob", "Undefined") not in GATHER_OOB:
         ctx.error(f"MGATHER: oob must be one of {', '.join(GATHER_OOB)}, got {inst.attr('oob')!r}")
-    if idx.dtype != I32 or idx.rows != 1:
-        ctx.error(f"MGATHER: the index tile {idx.name} must be a 1 x R i32 tile, is {idx.dtype} [{idx.rows} x {idx.cols}]")
-    if not exprs_equal(idx.valid_cols, dst.valid_rows):
-        ctx.error(f"MGATHER: index tile {idx.name} has {fmt_expr(idx.valid_cols)} valid indices for "
-                  f"{fmt_expr(dst.valid_rows)} rows of {dst.name}")
+    if idx.dtype != I32:
+        ctx.error(f"MGATHER: the index tile {idx.name} must be i32, is {idx.dtype}")
     if ctx.program.param(view.tensor).dtype != dst.dtype:
         ctx.error(f"MGATHER: table {view.tensor} is {ctx.program.param(view.tensor).dtype}, tile {dst.name} {dst.dtype}")
     if not view.is_nd or view.col_stride != 1:
         ctx.error("MGATHER: the table must be an ND view with unit column stride")
+    if coalesce == "Elem":
+        if not (exprs_equal(idx.valid_rows, dst.valid_rows) and exprs_equal(idx.valid_cols, dst.valid_cols)):
+            ctx.error(f"MGATHER: Elem index tile {idx.name} [{fmt_expr(idx.valid_rows)} x {fmt_expr(idx.valid_cols)}] "
+                      f"differs from {dst.name}'s valid shape [{fmt_expr(dst.valid_rows)} x {fmt_expr(dst.valid_cols)}]")
+        return
+    if idx.rows != 1:
+        ctx.error(f"MGATHER: the Row index tile {idx.name} must be a 1 x R tile, is [{idx.rows} x {idx.cols}]")
+    if not exprs_equal(idx.valid_cols, dst.valid_rows):
+        ctx.error(f"MGATHER: index tile {idx.name} has {fmt_expr(idx.valid_cols)} valid indices for "
+                  f"{fmt_expr(dst.valid_rows)} rows of {dst.name}")
     if not exprs_equal(view.cols, dst.valid_cols):
         ctx.error(f"MGATHER: table width {fmt_expr(view.cols)} differs from {dst.name}'s {fmt_expr(dst.valid_cols)} columns")
 

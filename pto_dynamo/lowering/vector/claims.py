@@ -10,6 +10,7 @@ import torch
 
 from pto_dynamo.graph.ir import Graph, Node, Ref, TensorMeta
 from pto_dynamo.lowering.registry import device_rule, host_reason
+from pto_dynamo.lowering.vector.expand import contiguous_meta
 from pto_dynamo.lowering.vector.opinfo import EXACT_ANY, EXACT_BOOL, EXACT_INT, VECTOR_OPS
 
 aten = torch.ops.aten
@@ -73,7 +74,10 @@ def _check_gather(node: Node, graph: Graph) -> str | None:
     table, idx = graph.meta_of(node.args[0].name), graph.meta_of(node.args[VECTOR_OPS[node.target].tensor_args[0]].name)
     if node.target is aten.index_select.default and node.args[1] % max(table.rank, 1) != 0:
         return "index_select along a dim other than 0"
-    if table.rank != 2 or not (isinstance(table.stride[1], int) and table.stride[1] == 1):
+    if node.target is aten.take.default:
+        if table.stride != contiguous_meta(tuple(table.shape), table.dtype).stride:
+            return "take from a non-contiguous tensor"
+    elif table.rank != 2 or not (isinstance(table.stride[1], int) and table.stride[1] == 1):
         return "gathers rows of a 2-d table with contiguous rows only"
     if table.dtype not in SUPPORTED or idx.dtype not in INTS:
         return f"table {_dtype_name(table.dtype)} indexed by {_dtype_name(idx.dtype)}"

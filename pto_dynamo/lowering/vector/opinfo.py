@@ -7,6 +7,7 @@ kinds:
   composite  expanded into primitives before fusion (softmax, mean, var, multi-dim reductions)
   cat        concatenation: each operand is copied into its slice of the result's buffer
   gather     rows of a table picked by an index operand (`tensor_args`: the index): MGATHER
+             (`take`: elements of the flattened table, one index per output element)
 """
 from __future__ import annotations
 
@@ -77,6 +78,7 @@ for _op in [aten._softmax.default, aten._log_softmax.default, aten.mean.dim, ate
 VECTOR_OPS[aten.cat.default] = VectorOp("cat", ())
 VECTOR_OPS[aten.embedding.default] = VectorOp("gather", (1,))          # embedding(weight, indices)
 VECTOR_OPS[aten.index_select.default] = VectorOp("gather", (2,))       # index_select(x, 0, indices)
+VECTOR_OPS[aten.take.default] = VectorOp("gather", (1,))               # take(x, flat indices)
 
 # Ops whose integer or bool results the lowering computes exactly (int32/int64 math in integer
 # tiles, bool as 0/1); any other op with an integer or bool result stays on the host.
@@ -87,7 +89,8 @@ EXACT_INT = {aten.add.Tensor, aten.sub.Tensor, aten.mul.Tensor, aten.add.Scalar,
 EXACT_BOOL = {*COMPARE_TENSOR, *COMPARE_SCALAR, *LOGICAL_BINARY, *LOGICAL_UNARY, aten.any.default, aten.any.dim,
               aten.any.dims, aten.all.default, aten.all.dim, aten.all.dims, aten.maximum.default,
               aten.minimum.default}
-EXACT_ANY = {aten.where.self, aten.cat.default, aten.embedding.default, aten.index_select.default, aten.clone.default, aten._to_copy.default, prims.convert_element_type.default,
+EXACT_ANY = {aten.where.self, aten.cat.default, aten.embedding.default, aten.index_select.default, aten.take.default,
+             aten.clone.default, aten._to_copy.default, prims.convert_element_type.default,
              aten.alias.default, aten.copy.default, aten.amax.default, aten.amin.default, *CREATION}
 
 # Reductions are "composite" too when they reduce several dims (expanded into a chain first).

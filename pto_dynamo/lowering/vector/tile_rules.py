@@ -425,9 +425,13 @@ def _arange(t, node, _):
 # -- gathers ----------------------------------------------------------------------------------
 @tile_rule("gather")
 def _gather(t, node, _):
-    """Rows of the table picked by the per-row index (MGATHER, clamped into the table: the
+    """Rows of the table picked by the per-row index, or for `take` elements of the flattened
+    table picked by a full index tile (MGATHER Row / Elem, clamped into the table: the
     index_checks pass raises on an out-of-range index before the result is used)."""
     idx = to(t, t.operand(node, node.args[vector_op(node.target).tensor_args[0]]), torch.int32)
+    if node.target is aten.take.default:                 # one flat index per element
+        _set(t, node, t.take(node, expand(t, idx)))
+        return
     if idx.form != "row":
         raise TilingError(f"{node.name}: the gather index must vary along rows only, not as a {idx.form} value")
     _set(t, node, t.gather(node, idx))

@@ -235,16 +235,24 @@ class KernelTiler:
     def gather(self, node: Node, idx: TileVal) -> TileVal:
         """The full tile of table rows idx (a row value) over the current column window."""
         table = self.plan.tables[node.name]
-        meta = self.metas[table.buffer]
-        storage = elem_type(meta.dtype)
-        gm = self.param(table.buffer)
+        meta = self.metas[node.args[0].name]        # the table as the op sees it (a view of its buffer)
         row_stride, col_stride = (self._expr(st) for st in table.strides)
-        raw = self.tile("full", storage, base=node.name)
-        view = GmView(gm, self._expr(table.offset) + self.col.c0 * col_stride, self._expr(meta.shape[0]),
-                      self.col.vc, row_stride)
-        self.emit("MGATHER", raw.name, view, idx.vec, coalesce="Row", oob="Clamp")
+        view = GmView(self.param(table.buffer), self._expr(table.offset) + self.col.c0 * col_stride,
+                      self._expr(meta.shape[0]), self.col.vc, row_stride)
+        return self._mgather(node, meta, view, idx, "Row")
+
+    def take(self, node: Node, idx: TileVal) -> TileVal:
+        """The full tile of elements of the (contiguous) table at the flat indices idx (a full value)."""
+        table = self.plan.tables[node.name]
+        meta = self.metas[node.args[0].name]
+        view = GmView(self.param(table.buffer), self._expr(table.offset), self._expr(math.prod(meta.shape)), 1, 1)
+        return self._mgather(node, meta, view, idx, "Elem")
+
+    def _mgather(self, node: Node, meta, view: GmView, idx: TileVal, coalesce: str) -> TileVal:
+        raw = self.tile("full", elem_type(meta.dtype), base=node.name)
+        self.emit("MGATHER", raw.name, view, idx.vec, coalesce=coalesce, oob="Clamp")
         want = compute_type(meta.dtype)
-        val = raw if storage == want else self.convert(raw, want)
+        val = raw if raw.dtype == want else self.convert(raw, want)
         return replace(val, boolean=meta.dtype == torch.bool)
 
     def convert(self, src: TileVal, dtype, round: str = "CAST_RINT") -> TileVal:
