@@ -29,6 +29,7 @@ from pto_dynamo.lowering.index_checks import add_index_checks
 from pto_dynamo.lowering.partition import DeviceRegion, Partition, partition_graph
 from pto_dynamo.lowering.reinplace import reinplace_input_mutations
 from pto_dynamo.lowering.simplify import eliminate_common_subexpressions, eliminate_dead_code
+from pto_dynamo.lowering.splits import split_into_views
 # The cpu target tiles within the A2A3 capacities (CPU_CAPACITY: the same bytes, L1-sized tiles),
 # so the same kernels stay legal for the NPU.
 from pto_dynamo.lowering.tile import CPU_CAPACITY, TileVerificationError, print_program
@@ -57,6 +58,7 @@ class GraphPass:
 GRAPH_PASSES = (
     GraphPass("index_checks", add_index_checks),
     GraphPass("gathers", rewrite_gathers, lambda o: not o.host_only),     # after the checks
+    GraphPass("splits", split_into_views, lambda o: not o.host_only),
     GraphPass("cse", eliminate_common_subexpressions, lambda o: o.cse),
     GraphPass("reinplace", reinplace_input_mutations, lambda o: o.reinplace),
     GraphPass("attention", recognise_attention, lambda o: not o.host_only),

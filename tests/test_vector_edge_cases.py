@@ -75,3 +75,23 @@ def test_interleaved_rope_on_the_device(fresh):
     s = fresh.stats()
     assert all(n == 0 for n in s["fallback_regions"].values()), s
     assert sum(s["host_nodes"].values()) <= 1, s          # at most the free flatten of the output
+
+
+def _split_parts(x):
+    a, b = x.split([3, 5], dim=-1)
+    c, d, e = x.split(3, dim=-1)                 # 3, 3, and a last part of 2
+    u, v = x[..., 6:].unbind(-1)
+    return a * 2 + d[..., :1], b.exp() + e.sum(-1, keepdim=True), u - v * c[:, 0]
+
+
+def test_split_and_unbind_parts_are_views_on_the_device(fresh):
+    # a split is a tuple (a host value); each part read as the slice / select it is runs on the device
+    compiled = torch.compile(_split_parts, backend="pto", fullgraph=True, options=VERIFY)
+    for T in [2, 5, 33]:
+        x = torch.randn(T, 8)
+        fresh.mark_dynamic(x, 0, name="T")
+        for got, want in zip(compiled(x), _split_parts(x)):
+            torch.testing.assert_close(got, want)
+    s = fresh.stats()
+    assert s["signatures_compiled"] == 1, s
+    assert all(n == 0 for n in s["host_nodes"].values()) and all(n == 0 for n in s["fallback_regions"].values()), s

@@ -5,6 +5,8 @@ the compute dtype (fp32 for floats) and rounded once when written.
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from pto_dynamo.lowering.tile import ops  # noqa: F401  (the opcode table the rules attach to)
@@ -44,6 +46,8 @@ def _scalar(inst, m) -> None:
     value = m.scalar(inst.ins[1], m.state(inst.ins[0]).decl.dtype.torch_dtype)
     if not src.is_floating_point():
         value = int(value)
+        if inst.op == "TDIVS":                           # integer tiles divide as C does
+            fn = functools.partial(torch.div, rounding_mode="trunc")
     m.write(inst.outs[0], fn(src, value))
 
 

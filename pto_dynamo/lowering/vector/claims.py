@@ -11,7 +11,7 @@ import torch
 from pto_dynamo.graph.ir import Graph, Node, Ref, TensorMeta
 from pto_dynamo.lowering.registry import device_rule, host_reason
 from pto_dynamo.lowering.vector.expand import contiguous_meta
-from pto_dynamo.lowering.vector.opinfo import EXACT_ANY, EXACT_BOOL, EXACT_INT, VECTOR_OPS
+from pto_dynamo.lowering.vector.opinfo import EXACT_ANY, EXACT_BOOL, EXACT_INT, INT_DIVISION, VECTOR_OPS
 
 aten = torch.ops.aten
 FLOATS = (torch.float32, torch.bfloat16, torch.float16)
@@ -36,6 +36,8 @@ def check_vector_node(node: Node, graph: Graph) -> str | None:
             return f"{_dtype_name(dtype)} result (integer math on the device: add/sub/mul/max/min/abs/neg/clamp/sum)"
         if dtype == torch.bool and node.target not in EXACT_BOOL:
             return "bool result of an arithmetic op (bool math on the device: compare/logical/where/any/all)"
+    if node.target in INT_DIVISION:
+        return _check_int_division(node)
     if info.kind == "cat":
         return _check_cat(node, graph)
     if info.kind == "gather":
@@ -54,6 +56,17 @@ def check_vector_node(node: Node, graph: Graph) -> str | None:
         return "reduction with an accumulation dtype"
     if info.kind == "view" and not _feeds_device(node, graph):
         return "view read only on the host (a view costs nothing there)"
+    return None
+
+
+def _check_int_division(node: Node) -> str | None:
+    divisor = node.args[1]
+    if node.meta.dtype not in INTS:
+        return "floating-point remainder / rounded division (the device takes them on integers)"
+    if isinstance(divisor, bool) or not isinstance(divisor, int) or divisor == 0:
+        return "division by a tensor or a symbolic value (the device divides by a nonzero integer constant)"
+    if node.target is aten.div.Tensor_mode and node.kwargs_dict().get("rounding_mode") not in ("floor", "trunc"):
+        return "div with rounding_mode=None on integers"
     return None
 
 

@@ -44,6 +44,10 @@ for _op in POINTWISE_UNARY:
 for _op in POINTWISE_BINARY:
     VECTOR_OPS[_op] = VectorOp("pointwise", (0, 1))
 VECTOR_OPS[aten.copy.default] = VectorOp("pointwise", (1,))          # copy(dst, src) = src in dst's meta
+# Integer division by a nonzero integer constant (x % b, x // b): integer results only (claims.py).
+INT_DIVISION = [aten.remainder.Scalar, aten.div.Tensor_mode]
+for _op in INT_DIVISION:
+    VECTOR_OPS[_op] = VectorOp("pointwise", (0,))
 VECTOR_OPS[aten.sum.dim_IntList] = VectorOp("reduction", reduce="sum")
 VECTOR_OPS[aten.amax.default] = VectorOp("reduction", reduce="max")
 VECTOR_OPS[aten.amin.default] = VectorOp("reduction", reduce="min")
@@ -85,7 +89,7 @@ VECTOR_OPS[aten.take.default] = VectorOp("gather", (1,))               # take(x,
 EXACT_INT = {aten.add.Tensor, aten.sub.Tensor, aten.mul.Tensor, aten.add.Scalar, aten.sub.Scalar, aten.mul.Scalar,
              aten.maximum.default, aten.minimum.default, aten.neg.default, aten.abs.default, aten.clamp.default,
              aten.clamp_min.default, aten.clamp_max.default, aten.clamp.Tensor, aten.sum.dim_IntList,
-             aten.sum.default}
+             aten.sum.default, *INT_DIVISION}
 EXACT_BOOL = {*COMPARE_TENSOR, *COMPARE_SCALAR, *LOGICAL_BINARY, *LOGICAL_UNARY, aten.any.default, aten.any.dim,
               aten.any.dims, aten.all.default, aten.all.dim, aten.all.dims, aten.maximum.default,
               aten.minimum.default}

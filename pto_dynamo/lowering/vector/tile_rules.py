@@ -297,6 +297,28 @@ def _reduce(t, node, accs):
 
 
 # -- predicates and selection -----------------------------------------------------------------
+# -- integer division by a constant ---------------------------------------------------------------
+@tile_rule(aten.remainder.Scalar, aten.div.Tensor_mode)
+def _int_division(t, node, _):
+    """x // b (floor or trunc) and x % b (Python's: the sign of b) of an integer x by a nonzero
+    integer constant b (claims.py): the C quotient q rounds toward zero, r = x - q * b has x's
+    sign; where r is nonzero with the sign opposite to b's, floor takes q - 1 and remainder r + b."""
+    x, b = _arg(t, node, 0), int(node.args[1])
+    q = with_scalar(t, "DIV", x, b)
+    mode = "floor" if node.target is aten.remainder.Scalar else node.kwargs_dict()["rounding_mode"]
+    if mode == "trunc":
+        _set(t, node, q)
+        return
+    r = binary(t, "SUB", x, with_scalar(t, "MUL", q, b))
+    mask = t.mask(r.form)
+    t.emit("TCMPS", mask, r.vec, _scalar_of(t, r.dtype, 0), mode="LT" if b > 0 else "GT")
+    base, fixed = (r, with_scalar(t, "ADD", r, b)) if node.target is aten.remainder.Scalar else \
+        (q, with_scalar(t, "SUB", q, 1))
+    dst = t.tile(base.form, base.dtype)
+    t.emit("TSEL", dst.vec, mask, fixed.vec, base.vec, t.sel_tmp(base.dtype))
+    _set(t, node, dst)
+
+
 _CMP = {aten.eq: "EQ", aten.ne: "NE", aten.lt: "LT", aten.le: "LE", aten.gt: "GT", aten.ge: "GE"}
 _CMP_MODES = {getattr(packet, overload): mode for packet, mode in _CMP.items() for overload in ("Tensor", "Scalar")}
 
