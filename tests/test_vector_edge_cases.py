@@ -95,3 +95,34 @@ def test_split_and_unbind_parts_are_views_on_the_device(fresh):
     s = fresh.stats()
     assert s["signatures_compiled"] == 1, s
     assert all(n == 0 for n in s["host_nodes"].values()) and all(n == 0 for n in s["fallback_regions"].values()), s
+
+
+def _sinkhorn(x, iters=6):
+    # DeepSeek-V4's hyper-connection mixing matrix: alternating row and column normalisation
+    x = x.softmax(-1)
+    for _ in range(iters):
+        x = x / x.sum(-1, keepdim=True)
+        x = x / x.sum(-2, keepdim=True)
+    return x
+
+
+def test_sinkhorn_row_and_column_sums_are_one_kernel(fresh):
+    # a reduction over the rows of a domain that fits one tile is a per-column value (TCOLSUM) in the
+    # same kernel: 6 iterations of row and column sums are one launch, for every token count
+    compiled = torch.compile(_sinkhorn, backend="pto", fullgraph=True, options=VERIFY)
+    for T in [3, 1, 50]:
+        x = torch.rand(T, 4, 4)
+        fresh.mark_dynamic(x, 0, name="T")
+        torch.testing.assert_close(compiled(x), _sinkhorn(x))
+    s = fresh.stats()
+    assert s["signatures_compiled"] == 1 and s["launches"] == 3, s
+    assert all(n == 0 for n in s["host_nodes"].values()) and all(n == 0 for n in s["fallback_regions"].values()), s
+
+
+@pytest.mark.parametrize("fn,shape", [
+    (lambda x: x - x.amax(-2, keepdim=True) + x.amin(-2, keepdim=True) * 2, (3, 5, 33)),
+    (lambda x: (x * 2).sum(0) + x.sum(-1).sum(), (6, 20)),
+    (lambda x: x.sum(-2), (2, 70, 40)),                  # rows x cols past one tile: a kernel of its own
+], ids=["col_max_min", "col_sum_2d", "too_many_rows"])
+def test_reductions_over_rows(fresh, fn, shape):
+    _run_on_device(fresh, fn, torch.randn(shape))

@@ -7,8 +7,10 @@ and broadcast values. The rule, applied to the nodes in order:
 
   pointwise  joins the kernel of one of its in-kernel operands when its output maps onto that
              kernel's domain, else starts a kernel whose domain is its output shape;
-  reduction  joins the kernel of its operand when it reduces that kernel's col dim, else starts a
-             kernel whose domain is (kept dims..., reduced dim);
+  reduction  joins the kernel of its operand when it reduces that kernel's col dim (a per-row
+             value), or its row dim when the domain's rows x cols fit one tile (a per-column value:
+             Sinkhorn's alternating row and column sums stay in one kernel); else starts a kernel
+             whose domain is (kept dims..., reduced dim);
   view       of a buffer (region input, or a value some kernel stores) is an affine access and
              costs nothing; of an in-kernel value it relabels dims (permute, unsqueeze, squeeze,
              expand); any other view makes its operand stored and reads it back;
@@ -62,6 +64,7 @@ class KernelPlan:
     stores: value -> Access, for every value written to a buffer
     uses:   (node, operand) -> the dmap the node reads the operand with
     tables: gather node -> Access of the table it picks rows from (strides: row, column)
+    col_reductions: reductions over the row dim (per-column results, see _place_reduction)
     matmul: for a cube kernel, the matmul it computes (its only node)
     attention: for an attention kernel, the attention it computes (its only node)
     """
@@ -76,6 +79,7 @@ class KernelPlan:
     tables: dict[str, Access] = field(default_factory=dict)
     matmul: MatmulPlan | None = None
     attention: AttentionPlan | None = None
+    col_reductions: set[str] = field(default_factory=set)
 
     @property
     def opaque(self) -> bool:
@@ -337,9 +341,12 @@ class _Fuser:
         if x in self.kernel_of:
             k = self.kernels[self.kernel_of[x]]
             xd = self.dmaps_of(x)
-            if xd[d] == k.col and self._legal(k, [x]):
+            over_rows = xd[d] == k.rank - 2 and k.col in xd and _one_tile_block(k.domain)
+            if (xd[d] == k.col or over_rows) and self._legal(k, [x]):
                 out = tuple(None if j == d else m for j, m in enumerate(xd) if keepdim or j != d)
                 self._commit(k, node, out, {x: xd}, [x])
+                if over_rows:
+                    k.col_reductions.add(node.name)
                 return
         kept = [j for j in range(xm.rank) if j != d]
         k = self._new_kernel(tuple(xm.shape[j] for j in kept) + (xm.shape[d],))
@@ -487,6 +494,19 @@ class _Fuser:
         copy = Node(node.name, aten.alias.default, (Ref(src_name),), (), node.meta)
         self._place_pointwise(copy)
         self.materialize(node.name)
+
+
+# A reduction over the row dim joins its operand's kernel (a per-column value, TCOLSUM) when
+# every row and column of the domain fits one tile on every target (A2A3's 2048-element tiles):
+# then the tiler takes all rows at once (tiling.py checks it) and the sum needs no second pass.
+COL_REDUCE_MAX_ELEMS = 2048
+
+
+def _one_tile_block(domain) -> bool:
+    rows, cols = domain[-2], domain[-1]
+    if not (isinstance(rows, int) and isinstance(cols, int)):
+        return False
+    return rows <= 64 and rows * -(-cols // 16) * 16 <= COL_REDUCE_MAX_ELEMS
 
 
 def _permutation(node: Node, rank: int) -> list[int]:

@@ -277,15 +277,23 @@ def _view(t, node, _):
     _set(t, node, t.operand(node, node.args[0]))
 
 
-# -- reductions over the col dim --------------------------------------------------------------
+# -- reductions ------------------------------------------------------------------------------
 _ROW_REDUCE = {"sum": "TROWSUM", "max": "TROWMAX", "min": "TROWMIN"}
 _FOLD = {"sum": "TADD", "max": "TMAX", "min": "TMIN"}
+
+
+_COL_REDUCE = {"sum": "TCOLSUM", "max": "TCOLMAX", "min": "TCOLMIN"}
 
 
 @tile_rule("reduction")
 def _reduce(t, node, accs):
     kind = vector_op(node.target).reduce
     x = expand(t, _arg(t, node, 0))
+    if node.name in t.plan.col_reductions:               # over the rows: the tile holds them all
+        col = replace(t.tile("col", x.dtype), boolean=x.boolean)
+        t.emit(_COL_REDUCE[kind], col.name, x.name)
+        _set(t, node, col)
+        return
     part = replace(t.tile("row", x.dtype), boolean=x.boolean)
     scratch = t.tile("full", x.dtype)
     t.emit(_ROW_REDUCE[kind], part.name, x.name, scratch.name)

@@ -474,6 +474,9 @@ def tile_kernel(plan: KernelPlan, metas: dict, name: str, graph: str, capacity: 
         R = 1 if strided else max(1, min(64, capacity.tile_elems // C))
         if isinstance(rows, int):
             R = min(R, max(rows, 1))
+        if plan.col_reductions and (R < rows or C < cols):
+            raise TilingError(f"kernel {name}: a reduction over rows needs all {rows} x {cols} of the domain "
+                              f"in one tile (R={R}, C={C})")
         while R >= 1:
             tiler = KernelTiler(plan, metas, name, graph, R, C, align)
             try:
@@ -481,6 +484,8 @@ def tile_kernel(plan: KernelPlan, metas: dict, name: str, graph: str, capacity: 
                 return kb.build(capacity), tiler
             except PlanningError as err:
                 attempts.append(f"R={R} C={C}: {err}")
+                if plan.col_reductions:
+                    break
                 R //= 2
         C //= 2
     raise TilingError(f"kernel {name}: no tile size fits the target's memory:\n  " + "\n  ".join(attempts[-3:]))
