@@ -93,16 +93,24 @@ def _check_nodes(node: Node, graph: Graph, rows: IndexedRows) -> list[Node]:
     lo = -size if rows.negative else 0
     op = str(node.target).split(".")[1]
     name = f"{node.name}__check"
-    mask = _bool_meta(graph.meta_of(idx.name).shape)
+    meta = graph.meta_of(idx.name)
     where = (f"the number of elements of {rows.table.name}" if rows.dim is None
              else f"the size of {rows.table.name} along the indexed dim")
-    return [Node(f"{name}_lo", aten.lt.Scalar, (idx, lo), (), mask),
+    flat: list[Node] = []
+    if meta.rank > 1 and meta.stride == contiguous_meta(tuple(meta.shape), meta.dtype).stride:
+        numel = math.prod(meta.shape)              # one row of indices: a one-kernel check
+        flat = [Node(f"{name}_flat", aten.view.default, (idx, [numel]), (),
+                     TensorMeta((numel,), meta.dtype, (1,), offset=meta.offset))]
+        idx, meta = Ref(flat[0].name), flat[0].meta
+    mask = _bool_meta(meta.shape)
+    return flat + [
+            Node(f"{name}_lo", aten.lt.Scalar, (idx, lo), (), mask),
             Node(f"{name}_hi", aten.ge.Scalar, (idx, size), (), mask),
             Node(f"{name}_bad", aten.logical_or.default, (Ref(f"{name}_lo"), Ref(f"{name}_hi")), (), mask),
             Node(f"{name}_any", aten.any.default, (Ref(f"{name}_bad"),), (), _bool_meta(())),
             Node(f"{name}_ok", aten.logical_not.default, (Ref(f"{name}_any"),), (), _bool_meta(())),
             Node(name, aten._assert_async.msg,
-                 (Ref(f"{name}_ok"), f"{op}: index out of range: every index of {idx.name} must be in "
+                 (Ref(f"{name}_ok"), f"{op}: index out of range: every index of {rows.idx.name} must be in "
                                      f"[{lo}, {size}), {where}"), ())]
 
 
