@@ -97,8 +97,9 @@ def _check_nodes(node: Node, graph: Graph, rows: IndexedRows) -> list[Node]:
     where = (f"the number of elements of {rows.table.name}" if rows.dim is None
              else f"the size of {rows.table.name} along the indexed dim")
     flat: list[Node] = []
-    if meta.rank > 1 and meta.stride == contiguous_meta(tuple(meta.shape), meta.dtype).stride:
-        numel = math.prod(meta.shape)              # one row of indices: a one-kernel check
+    if (idx.name in graph.input_by_name and meta.rank > 1
+            and meta.stride == contiguous_meta(tuple(meta.shape), meta.dtype).stride):
+        numel = math.prod(meta.shape)              # an input's indices as one row: a one-kernel check
         flat = [Node(f"{name}_flat", aten.view.default, (idx, [numel]), (),
                      TensorMeta((numel,), meta.dtype, (1,), offset=meta.offset))]
         idx, meta = Ref(flat[0].name), flat[0].meta
