@@ -27,7 +27,8 @@ INDEXING = {   # x[idx]: one integer index tensor on dim 0, negative indices cou
     "rows_of_2d": (lambda x, i: x[i] * 2, lambda: [W, torch.randint(-50, 50, (9,))]),
     "rows_of_3d_by_2d_index": (lambda x, i: x[i] + 1, lambda: [X3, torch.randint(-40, 40, (3, 4))]),
     "elements_of_1d": (lambda x, i: x[i] - 1, lambda: [torch.randn(30), torch.tensor([-30, 29, 3, -1])]),
-    "bf16_by_int32": (lambda x, i: x[i].float(), lambda: [W.bfloat16(), torch.randint(-50, 50, (6,), dtype=torch.int32)]),
+    "bf16_by_int32": (lambda x, i: x[i].float(),
+                      lambda: [W.bfloat16(), torch.randint(-50, 50, (6,), dtype=torch.int32)]),
     "rows_of_a_slice": (lambda x, i: x[3:][i] * 2, lambda: [W, torch.randint(-47, 47, (5,))]),
     "computed_index": (lambda x, p: x[p % 7 + 1].sum(-1), lambda: [W, torch.arange(20)]),
 }
@@ -146,10 +147,12 @@ ELEMENTS = {   # gather and index_select as a take of x flattened (MGATHER Elem)
     "gather_dim1": (lambda x, i: torch.gather(x, 1, i) * 2, lambda: [X4, torch.randint(0, 5, (6, 2, 7))]),
     "gather_last_int32": (lambda x, i: torch.gather(x, -1, i) + 1,
                           lambda: [X4, torch.randint(0, 7, (5, 5, 9), dtype=torch.int32)]),
-    "gather_bf16": (lambda s, k: s.gather(1, k).float(), lambda: [torch.randn(9, 16).bfloat16(), torch.randint(0, 16, (9, 3))]),
+    "gather_bf16": (lambda s, k: s.gather(1, k).float(),
+                    lambda: [torch.randn(9, 16).bfloat16(), torch.randint(0, 16, (9, 3))]),
     "index_select_dim1": (lambda x, i: torch.index_select(x, 1, i) - 1, lambda: [W, torch.tensor([36, 0, 5, 5])]),
     "index_select_3d_dim0": (lambda x, i: torch.index_select(x, 0, i), lambda: [X4, torch.tensor([5, 1])]),
-    "index_select_1d": (lambda x, i: torch.index_select(x, 0, i) * 3, lambda: [torch.randn(11), torch.tensor([10, 0, 3])]),
+    "index_select_1d": (lambda x, i: torch.index_select(x, 0, i) * 3,
+                        lambda: [torch.randn(11), torch.tensor([10, 0, 3])]),
 }
 
 

@@ -61,8 +61,8 @@ CASES = {
     "arange_outer_dim": (lambda x: x * torch.arange(x.shape[0]).view(-1, 1, 1), lambda: [torch.randn(3, 5, 37)]),
     "remainder_python_sign": (lambda a: (a % 7) * 100 + a % -7, lambda: [_ints(5, 40)]),
     "floor_div_by_constant": (lambda a: (a // 4) * 7 + a // -3, lambda: [_ints(5, 40)]),
-    "trunc_div_by_constant": (lambda a: torch.div(a, -3, rounding_mode="trunc") + torch.div(a, 5, rounding_mode="trunc"),
-                              lambda: [_ints(5, 40)]),
+    "trunc_div_by_constant": (lambda a: torch.div(a, -3, rounding_mode="trunc") * 9
+                              + torch.div(a, 5, rounding_mode="trunc"), lambda: [_ints(5, 40)]),
     "ring_slot_int32": (lambda p: (p % 128) * 2 + p // 128, lambda: [_ints(3, 33, lo=-300, hi=300, dtype=torch.int32)]),
     "causal_mask_where": (_causal_where, lambda: [torch.randn(9, 9)]),
     "safe_softmax": (_safe_softmax, lambda: [torch.where(torch.rand(6, 40) > 0.3, torch.randn(6, 40),

@@ -13,9 +13,10 @@
     out  = take(x, flat)
 
 `index_select(x, d, idx)` (but rows of a 2-d table, an embedding as it is) is the same take over
-the result's shape, idx viewed along dim d. `take(x, idx)` itself gets the wrap of negative indices, `take(x, where(idx < 0, idx + numel, idx))`.
+the result's shape, idx viewed along dim d. `take(x, idx)` itself (core ATen decomposes a user's
+take into `x.reshape(-1)[idx]`) gets the wrap of negative indices: take(x, where(idx < 0, ...)).
 
-Both run after `index_checks`, which has already checked every index against its range as eager
+All run after `index_checks`, which has already checked every index against its range as eager
 does ([-n, n) for `x[idx]`, [0, x.shape[d]) for gather, [-numel, numel) for take). Other indexing
 (several index tensors, a bool mask, `x[:, idx]`, x with rows not dense) stays on the host, and a
 take of a non-contiguous x is a host op by claim.
@@ -84,7 +85,7 @@ def _index_rows(node: Node, graph: Graph) -> list[Node] | None:
     return b.finish(aten.view.default, (g, list(node.meta.shape)))
 
 
-def _flat_take(b: "_Nodes", graph: Graph, x: Ref, d: int, idx: Ref, idx_shape: tuple, out_shape: tuple) -> list[Node]:
+def _flat_take(b: _Nodes, graph: Graph, x: Ref, d: int, idx: Ref, idx_shape: tuple, out_shape: tuple) -> list[Node]:
     """take(x, flat) with flat[p] = idx'[p] * S[d] + sum over k != d of p[k] * S[k] at every
     position p of `out_shape`; idx' is idx viewed as `idx_shape` (which broadcasts to out_shape)."""
     meta = graph.meta_of(x.name)
@@ -93,7 +94,8 @@ def _flat_take(b: "_Nodes", graph: Graph, x: Ref, d: int, idx: Ref, idx_shape: t
     if tuple(imeta.shape) != idx_shape:
         idx = b.add("lined", aten.view.default, (idx, list(idx_shape)), contiguous_meta(idx_shape, imeta.dtype))
     if imeta.dtype != torch.int64:                                          # take indexes with int64
-        idx = b.add("i64", prims.convert_element_type.default, (idx, torch.int64), contiguous_meta(idx_shape, torch.int64))
+        idx = b.add("i64", prims.convert_element_type.default, (idx, torch.int64),
+                    contiguous_meta(idx_shape, torch.int64))
     shape = idx_shape
     flat = b.add("at_dim", aten.mul.Tensor, (idx, strides[d]), contiguous_meta(shape, torch.int64))
     for k, size in enumerate(out_shape):

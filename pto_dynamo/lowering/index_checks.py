@@ -37,11 +37,11 @@ class IndexedRows:
     negative: bool = False
 
 
-def _rows(node: Node, graph: Graph, table_arg: int, index_arg: int, dim: int, negative: bool = False):
+def _rows(node: Node, graph: Graph, table_arg: int, index_arg: int, dim: int) -> IndexedRows:
     table, idx = node.args[table_arg], node.args[index_arg]
     meta = graph.meta_of(table.name)
     size = meta.shape[dim % meta.rank] if meta.rank else 1           # 0-d: one element
-    return IndexedRows(table, idx, dim, size, negative)
+    return IndexedRows(table, idx, dim, size)
 
 
 def single_leading_index(node: Node, graph: Graph) -> IndexedRows | None:
@@ -76,7 +76,7 @@ def flat_take(node: Node, graph: Graph) -> IndexedRows | None:
     return IndexedRows(node.args[0], node.args[1], None, math.prod(x.shape), negative=True)
 
 
-# op -> the rows it reads (None: a form this pass leaves to ATen's own checks)
+# op -> what it reads (None: a form the device does not take; ATen's own checks apply on the host)
 GATHERS = {aten.embedding.default: lambda node, graph: _rows(node, graph, 0, 1, 0),
            aten.index_select.default: lambda node, graph: _rows(node, graph, 0, 2, node.args[1]),
            aten.index.Tensor: single_leading_index,

@@ -81,11 +81,12 @@ def _gather(inst: TileInst, ctx) -> None:
         ctx.error("MGATHER: the table must be an ND view with unit column stride")
     if coalesce == "Elem":
         if not (exprs_equal(idx.valid_rows, dst.valid_rows) and exprs_equal(idx.valid_cols, dst.valid_cols)):
-            ctx.error(f"MGATHER: Elem index tile {idx.name} [{fmt_expr(idx.valid_rows)} x {fmt_expr(idx.valid_cols)}] "
-                      f"differs from {dst.name}'s valid shape [{fmt_expr(dst.valid_rows)} x {fmt_expr(dst.valid_cols)}]")
+            ctx.error(f"MGATHER: Elem index tile {idx.name} [{fmt_expr(idx.valid_rows)} x "
+                      f"{fmt_expr(idx.valid_cols)}] differs from {dst.name}'s valid shape "
+                      f"[{fmt_expr(dst.valid_rows)} x {fmt_expr(dst.valid_cols)}]")
         return
     if idx.rows != 1:
-        ctx.error(f"MGATHER: the Row index tile {idx.name} must be a 1 x R tile, is [{idx.rows} x {idx.cols}]")
+        ctx.error(f"MGATHER: the Row index tile {idx.name} must be 1 x R, is [{idx.rows} x {idx.cols}]")
     if not exprs_equal(idx.valid_cols, dst.valid_rows):
         ctx.error(f"MGATHER: index tile {idx.name} has {fmt_expr(idx.valid_cols)} valid indices for "
                   f"{fmt_expr(dst.valid_rows)} rows of {dst.name}")
