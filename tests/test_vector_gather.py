@@ -214,3 +214,19 @@ def test_interpreter_runs_the_take_kernel(fresh):
     outputs = {n: torch.empty(c.graph.meta_of(n).shape, dtype=c.graph.meta_of(n).dtype) for n in part.outputs}
     interpret_region(region, [by_name[n] for n in part.inputs] + list(outputs.values()), [], 3)
     torch.testing.assert_close(outputs["gather"], fn(x, idx))
+
+
+def test_gathers_read_a_table_after_its_in_place_update(fresh):
+    # the compressor's pattern: write rows of a state in place (a host node), then gather from it on
+    # the device; the gathers must see the write (a memory-order edge), as eager does
+    def step(state, idx, s, rows):
+        state.index_copy_(0, idx, s)
+        return state[rows].exp() * 2, torch.gather(state, 1, rows[:, None].clamp(0, 7).expand(-1, 3))
+
+    def run(fn):
+        state = torch.zeros(10, 8)
+        out = fn(state, torch.tensor([1, 4]), torch.full((2, 8), 5.0), torch.tensor([4, 1, -9, 0]))
+        return state, out
+    torch.testing.assert_close(run(torch.compile(step, backend="pto", fullgraph=True, options=VERIFY)), run(step))
+    s = fresh.stats()
+    assert sum(s["host_nodes"].values()) == 1 and all(n == 0 for n in s["fallback_regions"].values()), s
