@@ -230,3 +230,36 @@ def test_gathers_read_a_table_after_its_in_place_update(fresh):
     torch.testing.assert_close(run(torch.compile(step, backend="pto", fullgraph=True, options=VERIFY)), run(step))
     s = fresh.stats()
     assert sum(s["host_nodes"].values()) == 1 and all(n == 0 for n in s["fallback_regions"].values()), s
+
+
+S16 = torch.rand(6, 16)
+TOP4 = S16.topk(4).indices
+SCATTERS = {   # scatter with few indices per line: where-selects in index order (a later index wins)
+    "router_weights": (lambda s, i, w: torch.zeros_like(s).scatter(1, i, w) * 2,
+                       lambda: [S16, TOP4, torch.rand(6, 4)]),
+    "value": (lambda s, i, w: s.scatter(1, i, 7.0) + w.sum(), lambda: [S16, TOP4, torch.rand(6, 4)]),
+    "dim0_larger_src": (lambda s, i, w: s.scatter(0, i, w),
+                        lambda: [S16, torch.randint(0, 6, (2, 16)), torch.rand(3, 16)]),
+    "duplicate_indices": (lambda s, i, w: s.scatter(1, torch.cat([i, i], 1), torch.cat([w, w + 1], 1)),
+                          lambda: [S16, TOP4, torch.rand(6, 4)]),
+}
+
+
+@pytest.mark.parametrize("name", list(SCATTERS))
+def test_scatters_on_the_device(fresh, name):
+    fn, make = SCATTERS[name]
+    args = make()
+    compiled = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)
+    torch.testing.assert_close(compiled(*args), fn(*args))
+    s = fresh.stats()
+    assert all(n == 0 for n in s["host_nodes"].values()) and all(n == 0 for n in s["fallback_regions"].values()), s
+
+
+def test_other_scatters_run_on_the_host_and_bad_indices_raise(fresh):
+    fn = lambda s, i, w: s.scatter(1, i[:3], w[:3]) * 2                                 # noqa: E731
+    args = [S16, TOP4, torch.rand(6, 4)]
+    compiled = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)
+    torch.testing.assert_close(compiled(*args), fn(*args))        # idx spans 3 of 6 rows: host
+    assert sum(fresh.stats()["host_nodes"].values()) >= 1
+    with pytest.raises(RuntimeError, match=r"scatter: index out of range.*\[0, 16\)"):
+        compiled(S16, TOP4 + 13, args[2])

@@ -1,4 +1,5 @@
-"""Indexing ops rewritten as the gathers the device runs (`embedding`, `take`).
+"""Indexing ops rewritten as the gathers the device runs (`embedding`, `take`), and small scatters
+as selects.
 
 `x[idx]`, one integer index tensor on dim 0 of x with dense rows (dims 1.. contiguous):
 
@@ -16,10 +17,13 @@
 the result's shape, idx viewed along dim d. `take(x, idx)` itself (core ATen decomposes a user's
 take into `x.reshape(-1)[idx]`) gets the wrap of negative indices: take(x, where(idx < 0, ...)).
 
+`scatter(x, d, idx, src)` with at most 16 indices per line is a chain of where-selects (see
+_scatter_by_selects).
+
 All run after `index_checks`, which has already checked every index against its range as eager
-does ([-n, n) for `x[idx]`, [0, x.shape[d]) for gather, [-numel, numel) for take). Other indexing
-(several index tensors, a bool mask, `x[:, idx]`, x with rows not dense) stays on the host, and a
-take of a non-contiguous x is a host op by claim.
+does ([-n, n) for `x[idx]`, [0, x.shape[d]) for gather and scatter, [-numel, numel) for take).
+Other indexing (several index tensors, a bool mask, `x[:, idx]`, x with rows not dense) stays on
+the host, and a take of a non-contiguous x is a host op by claim.
 """
 from __future__ import annotations
 
@@ -149,11 +153,60 @@ def _wrapped(b: _Nodes, rows: IndexedRows, graph: Graph) -> Ref:
     return b.add("wrapped", aten.where.self, (neg, up, rows.idx), contiguous_meta(ishape, imeta.dtype))
 
 
+SCATTER_MAX_WRITES = 16     # index entries per output line a scatter may have to run as selects
+
+
+def _slice_meta(meta: TensorMeta, dim: int, start, end) -> TensorMeta:
+    shape = tuple(end - start if j == dim else s for j, s in enumerate(meta.shape))
+    return TensorMeta(shape, meta.dtype, meta.stride, offset=meta.offset + start * meta.stride[dim])
+
+
+def _scatter_by_selects(node: Node, graph: Graph) -> list[Node] | None:
+    """scatter(x, d, idx, src) with few indices per line (k = idx.shape[d] <= 16, DeepSeek's router
+    writing k expert weights into a row of zeros) and idx spanning x in every other dim:
+    out = x, then for j < k: out = where(arange(n_d) == idx[.., j, ..], src[.., j, ..], out), in
+    order (a later index wins, as eager's sequential scatter)."""
+    x, idx = graph.meta_of(node.args[0].name), graph.meta_of(node.args[2].name)
+    rows = element_gather(node, graph)
+    if rows is None or x.rank == 0 or node.kwargs_dict().get("reduce") is not None:
+        return None
+    d, k = rows.dim, idx.shape[rows.dim]
+    if not isinstance(k, int) or k > SCATTER_MAX_WRITES or any(
+            j != d and not _same(a, b) for j, (a, b) in enumerate(zip(idx.shape, x.shape))):
+        return None
+    b = _Nodes(node)
+    lined = tuple(x.shape[d] if j == d else 1 for j in range(x.rank))
+    iota = b.add("iota", aten.arange.default, (x.shape[d],), contiguous_meta((x.shape[d],), idx.dtype),
+                 (("dtype", idx.dtype),))
+    iota = b.add("iota_view", aten.view.default, (iota, list(lined)), contiguous_meta(lined, idx.dtype))
+    src, smeta = node.args[3], None
+    if isinstance(src, Ref):
+        smeta = graph.meta_of(src.name)
+        for j, size in enumerate(idx.shape):              # src may be larger than idx: its leading part
+            if not _same(smeta.shape[j], size):
+                smeta = _slice_meta(smeta, j, 0, size)
+                src = b.add(f"src{j}", aten.slice.Tensor, (src, j, 0, size), smeta)
+    else:
+        src = b.add("value", aten.scalar_tensor.default, (src,), contiguous_meta((), x.dtype), (("dtype", x.dtype),))
+    out = node.args[0]
+    for j in range(k):
+        i_j = b.add(f"idx{j}", aten.slice.Tensor, (node.args[2], d, j, j + 1), _slice_meta(idx, d, j, j + 1))
+        hit = b.add(f"hit{j}", aten.eq.Tensor, (iota, i_j), contiguous_meta(tuple(x.shape), torch.bool))
+        s_j = src if smeta is None else b.add(f"src_at{j}", aten.slice.Tensor, (src, d, j, j + 1),
+                                              _slice_meta(smeta, d, j, j + 1))
+        if j == k - 1:
+            return b.finish(aten.where.self, (hit, s_j, out))
+        out = b.add(f"out{j}", aten.where.self, (hit, s_j, out), contiguous_meta(tuple(x.shape), x.dtype))
+    return b.finish(aten.clone.default, (out,))                # k == 0: a copy of x
+
+
 REWRITES: dict[object, Callable[[Node, Graph], list[Node] | None]] = {
     aten.index.Tensor: _index_rows,
     aten.gather.default: _gather_elements,
     aten.index_select.default: _index_select,
     aten.take.default: _take,
+    aten.scatter.src: _scatter_by_selects,
+    aten.scatter.value: _scatter_by_selects,
 }
 
 

@@ -81,6 +81,8 @@ GATHERS = {aten.embedding.default: lambda node, graph: _rows(node, graph, 0, 1, 
            aten.index_select.default: lambda node, graph: _rows(node, graph, 0, 2, node.args[1]),
            aten.index.Tensor: single_leading_index,
            aten.gather.default: element_gather,
+           aten.scatter.src: element_gather,             # scatter(x, d, idx, src): the same operands
+           aten.scatter.value: element_gather,
            aten.take.default: flat_take}
 
 
