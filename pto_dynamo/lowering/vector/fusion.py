@@ -6,7 +6,8 @@ holds full values `[.., row, col]`, per-row values `[.., row, 1]` (reductions ov
 and broadcast values. The rule, applied to the nodes in order:
 
   pointwise  joins the kernel of one of its in-kernel operands when its output maps onto that
-             kernel's domain, else starts a kernel whose domain is its output shape;
+             kernel's domain, else the latest kernel when it maps onto that one's (sibling
+             fusion), else starts a kernel whose domain is its output shape;
   reduction  joins the kernel of its operand when it reduces that kernel's col dim (a per-row
              value), or its row dim when the domain's rows x cols fit one tile (a per-column value:
              Sinkhorn's alternating row and column sums stay in one kernel); else starts a kernel
@@ -281,8 +282,8 @@ class _Fuser:
     def _place_pointwise(self, node: Node) -> None:
         operands = [r.name for r in _tensor_operands(node)]
         candidates = [self.kernel_of[u] for u in operands if u in self.kernel_of]
-        if not candidates and self.kernels and not self.kernels[-1].opaque:
-            candidates = [self.kernels[-1].index]          # sibling fusion with the latest kernel
+        if self.kernels and not self.kernels[-1].opaque:
+            candidates.insert(0, self.kernels[-1].index)   # else sibling fusion with the latest kernel
         for ki in dict.fromkeys(reversed(candidates)):
             k = self.kernels[ki]
             fit = self._pointwise_dmap(k, node, operands)
