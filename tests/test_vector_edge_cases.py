@@ -123,6 +123,7 @@ def test_sinkhorn_row_and_column_sums_are_one_kernel(fresh):
     (lambda x: x - x.amax(-2, keepdim=True) + x.amin(-2, keepdim=True) * 2, (3, 5, 33)),
     (lambda x: (x * 2).sum(0) + x.sum(-1).sum(), (6, 20)),
     (lambda x: x.sum(-2), (2, 70, 40)),                  # rows x cols past one tile: a kernel of its own
-], ids=["col_max_min", "col_sum_2d", "too_many_rows"])
+    (lambda x: (x + 1).sum(0) * 2, (0, 5)),              # no rows: the sums are still written (zeros)
+], ids=["col_max_min", "col_sum_2d", "too_many_rows", "no_rows"])
 def test_reductions_over_rows(fresh, fn, shape):
     _run_on_device(fresh, fn, torch.randn(shape))

@@ -507,7 +507,8 @@ def _one_tile_block(domain) -> bool:
     rows, cols = domain[-2], domain[-1]
     if not (isinstance(rows, int) and isinstance(cols, int)):
         return False
-    return rows <= 64 and rows * -(-cols // 16) * 16 <= COL_REDUCE_MAX_ELEMS
+    # no rows: the tile loop would run no iteration and leave the per-column result unwritten
+    return 1 <= rows <= 64 and rows * -(-cols // 16) * 16 <= COL_REDUCE_MAX_ELEMS
 
 
 def _permutation(node: Node, rank: int) -> list[int]:
