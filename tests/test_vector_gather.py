@@ -9,6 +9,12 @@ from tests.conftest import VERIFY, compiled_graphs
 
 W = torch.randn(50, 37)
 
+
+def _matches_eager(fresh, fn, args) -> dict:
+    """Compile fn, check it against eager on args, and return the counters."""
+    torch.testing.assert_close(torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(*args), fn(*args))
+    return fresh.stats()
+
 CASES = {
     "embedding": (lambda i, w: F.embedding(i, w), lambda: [torch.randint(0, 50, (9,)), W]),
     "embedding_2d_then_pointwise": (lambda i, w: F.embedding(i, w) * 3 + 1, lambda: [torch.randint(0, 50, (2, 5)), W]),
@@ -38,8 +44,7 @@ INDEXING = {   # x[idx]: one integer index tensor on dim 0, negative indices cou
 def test_indexing_rows_on_the_device(fresh, name):
     fn, make = INDEXING[name]
     args = make()
-    torch.testing.assert_close(torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(*args), fn(*args))
-    s = fresh.stats()
+    s = _matches_eager(fresh, fn, args)
     assert s["launches"] > 0 and all(n == 0 for n in s["fallback_regions"].values()), s
     if name != "computed_index":                     # `%` on integers is a host op
         assert all(n == 0 for n in s["host_nodes"].values()), s
@@ -51,8 +56,7 @@ def test_indexing_rows_on_the_device(fresh, name):
                          ids=["columns", "strided_rows", "two_indices"])
 def test_other_indexing_runs_on_the_host(fresh, fn):
     args = [W, torch.tensor([0, 3, -2])]
-    torch.testing.assert_close(torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(*args), fn(*args))
-    s = fresh.stats()
+    s = _matches_eager(fresh, fn, args)
     assert sum(s["host_nodes"].values()) >= 1 and all(n == 0 for n in s["fallback_regions"].values()), s
 
 
@@ -81,8 +85,7 @@ def test_row_index_dynamic_tokens_one_compile(fresh):
 def test_gather_on_the_device(fresh, name):
     fn, make = CASES[name]
     args = make()
-    torch.testing.assert_close(torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(*args), fn(*args))
-    s = fresh.stats()
+    s = _matches_eager(fresh, fn, args)
     assert all(n == 0 for n in s["host_nodes"].values()) and s["host_nodes"], s
     assert all(n == 0 for n in s["fallback_regions"].values()), s
 
@@ -160,8 +163,7 @@ ELEMENTS = {   # gather and index_select as a take of x flattened (MGATHER Elem)
 def test_element_gathers_on_the_device(fresh, name):
     fn, make = ELEMENTS[name]
     args = make()
-    torch.testing.assert_close(torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(*args), fn(*args))
-    s = fresh.stats()
+    s = _matches_eager(fresh, fn, args)
     assert all(n == 0 for n in s["host_nodes"].values()) and all(n == 0 for n in s["fallback_regions"].values()), s
     kernels = [k for g in compiled_graphs() for r in g.runners for k in getattr(r, "kernel_names", ())]
     assert any("take" in k for k in kernels), kernels
@@ -170,8 +172,7 @@ def test_element_gathers_on_the_device(fresh, name):
 def test_gather_from_a_transposed_source_is_right_on_the_host(fresh):
     fn = lambda x, i: torch.gather(x.t(), 0, i) * 2                                    # noqa: E731
     args = [W, torch.randint(0, 37, (3, 50))]
-    torch.testing.assert_close(torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(*args), fn(*args))
-    s = fresh.stats()
+    s = _matches_eager(fresh, fn, args)
     assert all(n == 0 for n in s["fallback_regions"].values()), s
 
 
@@ -249,9 +250,7 @@ SCATTERS = {   # scatter with few indices per line: where-selects in index order
 def test_scatters_on_the_device(fresh, name):
     fn, make = SCATTERS[name]
     args = make()
-    compiled = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)
-    torch.testing.assert_close(compiled(*args), fn(*args))
-    s = fresh.stats()
+    s = _matches_eager(fresh, fn, args)
     assert all(n == 0 for n in s["host_nodes"].values()) and all(n == 0 for n in s["fallback_regions"].values()), s
 
 

@@ -30,26 +30,22 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-import sympy
 import torch
 
 from pto_dynamo.graph.ir import Graph, Node, Ref, TensorMeta
 from pto_dynamo.lowering.index_checks import IndexedRows, element_gather, flat_take, single_leading_index
+from pto_dynamo.lowering.tile.expr import exprs_equal
 from pto_dynamo.lowering.vector.expand import contiguous_meta
 
 aten = torch.ops.aten
 prims = torch.ops.prims
 
 
-def _same(a, b) -> bool:
-    return sympy.simplify(sympy.sympify(a) - b) == 0
-
-
 def _dense_from(meta: TensorMeta, first: int) -> bool:
     """Are dims first.. of `meta` laid out contiguously (a size-1 dim's stride does not matter)?"""
     expected = 1
     for size, stride in reversed(list(zip(meta.shape[first:], meta.stride[first:]))):
-        if not _same(size, 1) and not _same(stride, expected):
+        if not exprs_equal(size, 1) and not exprs_equal(stride, expected):
             return False
         expected = expected * size
     return True
@@ -103,7 +99,7 @@ def _flat_take(b: _Nodes, graph: Graph, x: Ref, d: int, idx: Ref, idx_shape: tup
     shape = idx_shape
     flat = b.add("at_dim", aten.mul.Tensor, (idx, strides[d]), contiguous_meta(shape, torch.int64))
     for k, size in enumerate(out_shape):
-        if k == d or _same(size, 1):
+        if k == d or exprs_equal(size, 1):
             continue
         lined = tuple(size if j == k else 1 for j in range(len(out_shape)))
         iota = b.add(f"iota{k}", aten.arange.default, (size,), contiguous_meta((size,), torch.int64),
@@ -172,7 +168,7 @@ def _scatter_by_selects(node: Node, graph: Graph) -> list[Node] | None:
         return None
     d, k = rows.dim, idx.shape[rows.dim]
     if not isinstance(k, int) or k > SCATTER_MAX_WRITES or any(
-            j != d and not _same(a, b) for j, (a, b) in enumerate(zip(idx.shape, x.shape))):
+            j != d and not exprs_equal(a, b) for j, (a, b) in enumerate(zip(idx.shape, x.shape))):
         return None
     b = _Nodes(node)
     lined = tuple(x.shape[d] if j == d else 1 for j in range(x.rank))
@@ -183,7 +179,7 @@ def _scatter_by_selects(node: Node, graph: Graph) -> list[Node] | None:
     if isinstance(src, Ref):
         smeta = graph.meta_of(src.name)
         for j, size in enumerate(idx.shape):              # src may be larger than idx: its leading part
-            if not _same(smeta.shape[j], size):
+            if not exprs_equal(smeta.shape[j], size):
                 smeta = _slice_meta(smeta, j, 0, size)
                 src = b.add(f"src{j}", aten.slice.Tensor, (src, j, 0, size), smeta)
     else:

@@ -183,10 +183,7 @@ class _Fuser:
 
     def _reaches(self, start: int, target: int) -> bool:
         """Does kernel `start` run after kernel `target` (loads, transitively, what it stores)?"""
-        producers: dict[str, set[int]] = {}
-        for k in self.kernels:
-            for access in k.stores.values():
-                producers.setdefault(access.buffer, set()).add(k.index)
+        deps = _load_deps(self.kernels)
         seen, todo = set(), [start]
         while todo:
             i = todo.pop()
@@ -194,8 +191,7 @@ class _Fuser:
                 return True
             if i not in seen:
                 seen.add(i)
-                k = self.kernels[i]
-                todo += [p for a in (*k.loads.values(), *k.tables.values()) for p in producers.get(a.buffer, ())]
+                todo += deps[i]
         return False
 
     def materialize(self, name: str) -> BufferView:
@@ -520,14 +516,19 @@ def _permutation(node: Node, rank: int) -> list[int]:
     return perm[:rank]
 
 
-def _order(kernels: list[KernelPlan], fuser: _Fuser) -> list[KernelPlan]:
-    """Kernels in dependency order (a kernel runs after every kernel whose stores it loads)."""
+def _load_deps(kernels: list[KernelPlan]) -> dict[int, set[int]]:
+    """kernel index -> the other kernels that store a buffer it loads (or gathers from)."""
     producers: dict[str, set[int]] = {}                   # buffer -> kernels that write it
     for k in kernels:
         for access in k.stores.values():
             producers.setdefault(access.buffer, set()).add(k.index)
-    deps = {k.index: set().union(*(producers.get(a.buffer, set()) for a in (*k.loads.values(), *k.tables.values())))
+    return {k.index: set().union(*(producers.get(a.buffer, set()) for a in (*k.loads.values(), *k.tables.values())))
             - {k.index} for k in kernels}
+
+
+def _order(kernels: list[KernelPlan], fuser: _Fuser) -> list[KernelPlan]:
+    """Kernels in dependency order (a kernel runs after every kernel whose stores it loads)."""
+    deps = _load_deps(kernels)
     order, done = [], set()
     while len(order) < len(kernels):
         ready = [k for k in kernels if k.index not in done and deps[k.index] <= done]

@@ -280,8 +280,6 @@ def _view(t, node, _):
 # -- reductions ------------------------------------------------------------------------------
 _ROW_REDUCE = {"sum": "TROWSUM", "max": "TROWMAX", "min": "TROWMIN"}
 _FOLD = {"sum": "TADD", "max": "TMAX", "min": "TMIN"}
-
-
 _COL_REDUCE = {"sum": "TCOLSUM", "max": "TCOLMAX", "min": "TCOLMIN"}
 
 
@@ -304,7 +302,6 @@ def _reduce(t, node, accs):
         t.emit(_FOLD[kind], acc.vec, acc.vec, part.vec)
 
 
-# -- predicates and selection -----------------------------------------------------------------
 # -- integer division by a constant ---------------------------------------------------------------
 @tile_rule(aten.remainder.Scalar, aten.div.Tensor_mode)
 def _int_division(t, node, _):
@@ -327,6 +324,7 @@ def _int_division(t, node, _):
     _set(t, node, dst)
 
 
+# -- predicates and selection -----------------------------------------------------------------
 _CMP = {aten.eq: "EQ", aten.ne: "NE", aten.lt: "LT", aten.le: "LE", aten.gt: "GT", aten.ge: "GE"}
 _CMP_MODES = {getattr(packet, overload): mode for packet, mode in _CMP.items() for overload in ("Tensor", "Scalar")}
 
