@@ -9,6 +9,7 @@ from pto_dynamo.lowering.tile import (A2A3_CAPACITY, BF16, F16, F32, I32, Kernel
                                       TileLoc, TileVerificationError, ceil_div, emin, plan_tiles, sym,
                                       verify_program)
 from pto_dynamo.lowering.tile import handbuilt as hb
+from pto_dynamo.lowering.tile.ir import GmView
 
 Vec, Mat, Left, Right, Acc = TileLoc.Vec, TileLoc.Mat, TileLoc.Left, TileLoc.Right, TileLoc.Acc
 ColMajor = Layout.ColMajor
@@ -256,6 +257,46 @@ def test_matmul_locations_shapes_and_types():
         kb.tile("acc", Acc, I32, 16, 16, 16, 16)
         kb.emit("TMATMUL", "acc", "l", "r")
     _fails(_kernel(body2), "l must be a Left tile, is Vec")
+
+
+def _in_place_matmul(kb, tensor: str, *, store_mat: bool = False, vec_move: bool = False):
+    """x[0:16, 0:16] (in place) @ x[0:16, 0:16]^T (a copy) into an Acc tile; optionally a TSTORE of
+    the in-place Mat tile, or a move of it into a Vec tile."""
+    kb.tile("ma", Mat, F32, 16, 16, 16, 16)
+    kb.emit("TLOAD", "ma", kb.view(tensor, 0, 16, 16, 64), in_place=True)
+    kb.tile("mb", Mat, F32, 16, 16, 16, 16, ColMajor)
+    kb.emit("TLOAD", "mb", GmView("x", 0, 16, 16, 1, 64, dn=True))
+    kb.tile("l", Left, F32, 16, 16, 16, 16)
+    kb.tile("r", Right, F32, 16, 16, 16, 16)
+    kb.tile("acc", Acc, F32, 16, 16, 16, 16)
+    kb.emit("TMOV", "l", "ma")
+    kb.emit("TMOV", "r", "mb")
+    kb.emit("TMATMUL", "acc", "l", "r")
+    if store_mat:
+        kb.emit("TSTORE", kb.view("z", 0, 16, 16, 64), "ma")
+
+
+def test_in_place_loads():
+    """An in-place TLOAD (a view of global memory on the cpu target) reads a kernel input into a
+    Mat tile that only moves to Left/Right tiles that only TMATMUL reads."""
+    verify_program(_kernel(lambda kb, vr, t: _in_place_matmul(kb, "x")), A2A3_CAPACITY)
+    _fails(_kernel(lambda kb, vr, t: _in_place_matmul(kb, "z")),
+           "an in-place TLOAD reads a kernel input; the kernel writes z")
+    _fails(_kernel(lambda kb, vr, t: _in_place_matmul(kb, "x", store_mat=True)),
+           "TSTORE reads ma, a view of an in-place TLOAD that only TMOV/TEXTRACT may read")
+
+    def into_vec(kb, vr, t):
+        kb.tile("ma", Vec, F32, 8, 64, vr, 64)
+        kb.emit("TLOAD", "ma", kb.view("x", 64 * 8 * t, vr, 64, 64), in_place=True)
+    _fails(_kernel(into_vec), "an in-place TLOAD writes a Mat tile (a matmul operand); ma is a Vec tile")
+
+    def operand_read(kb, vr, t):
+        _in_place_matmul(kb, "x")
+        kb.tile("m2", Mat, F32, 16, 16, 16, 16)
+        kb.emit("TMOV", "m2", "acc")
+        kb.tile("l2", Left, F32, 16, 16, 16, 16)
+        kb.emit("TEXTRACT", "l2", "l", row=0, col=0)
+    _fails(_kernel(operand_read), "TEXTRACT reads l, a view of an in-place TLOAD that only TMATMUL may read")
 
 
 def test_treshape_needs_equal_bytes_and_binds_before_use():

@@ -76,13 +76,19 @@ def _extract(inst: TileInst, ctx) -> list[str]:
 
 @render_rule("TLOAD")
 def _load(inst: TileInst, ctx) -> list[str]:
-    """`TLOAD(tile, gm)`; with attr prefetch_next=True the CPU target's cache-hint form
-    `TLOAD(tile, gm, LoadHint::PrefetchNext)` (docs/device_abi.md: prefetch the rows after the
-    loaded ones, for tile loops that walk a tensor's rows in order)."""
+    """`TLOAD(tile, gm)`; with attrs prefetch_next=True and/or in_place=True the CPU target's
+    hint form `TLOAD(tile, gm, LoadHint::PrefetchNext | LoadHint::InPlace)` (docs/device_abi.md:
+    prefetch the rows after the loaded ones, for tile loops that walk a tensor's rows in order;
+    read a matmul operand where it lies instead of copying it)."""
     decl_line, gm = ctx.global_view(inst.ins[0])
-    if inst.attr("prefetch_next", False):
-        return [decl_line, _call("TLOAD", inst.outs[0], gm, "LoadHint::PrefetchNext")]
+    hints = [f"LoadHint::{hint}" for attr, hint in _LOAD_HINTS if inst.attr(attr, False)]
+    if hints:
+        return [decl_line, _call("TLOAD", inst.outs[0], gm, " | ".join(hints))]
     return [decl_line, _call("TLOAD", inst.outs[0], gm)]
+
+
+# TLOAD attrs -> the CPU target's LoadHint flags
+_LOAD_HINTS = (("prefetch_next", "PrefetchNext"), ("in_place", "InPlace"))
 
 
 @render_rule("TSTORE")

@@ -13,12 +13,17 @@ The first K step is peeled so that it starts the accumulator. Tile sizes come fr
 capacities (Left, Right, Acc, Mat); the sizes, strides and offsets are runtime scalars, so one
 source serves every M (the token count). Ragged M/N/K tails are valid regions.
 
+Operands in place. A Mat tile of a tensor the kernel does not write, whose layout is that of the
+L0 tile it moves into, is loaded with `in_place=True`; the cpu target then reads the operand where
+it lies (TLOAD, TMOV and TMATMUL pass a view along) instead of copying it twice, which on a CPU
+core is the core's own work (benchmarks/probe_decode_gemv.py measures the copies).
+
 Few rows (decode). With a dynamic M and a B operand of at least FEW_ROWS_MIN_BYTES (1 MiB), the
 kernel holds a second tile loop for M <= FEW_ROWS, of narrow, long-K tiles (`few_rows_shape`:
-16 x 32 x 1024 f32 on the cpu target), and each loop's tile count is multiplied by its side of that
+16 x 16 x 4096 f32 on the cpu target), and each loop's tile count is multiplied by its side of that
 test, so exactly one of them runs. A decode step reads each weight once: the big tiles' short K
-steps (512 columns x 128 K) make every TLOAD a gather of 512 short row pieces, and the copy of a
-narrow long-K window is close to streaming the rows (benchmarks/probe_decode_gemv.py measures both).
+steps (512 columns x 128 K) read 512 short row pieces at a time, the narrow long-K tiles stream
+whole rows of a transposed weight.
 """
 from __future__ import annotations
 
@@ -74,13 +79,15 @@ FEW_ROWS_MIN_BYTES = 1 << 20
 
 
 def few_rows_shape(itemsize: int, capacity: TargetCapacity) -> tuple[int, int, int]:
-    """(Mt, Nt, Kt) for M <= FEW_ROWS: FEW_ROWS rows, 32 columns, the longest K step up to 4 KiB
-    of a row that fits the target (contiguous row pieces that long stream like whole rows)."""
+    """(Mt, Nt, Kt) for M <= FEW_ROWS: FEW_ROWS rows, 16 columns, the longest K step up to 16 KiB
+    of a row that fits the target: a transposed weight's rows stream whole (read in place on the
+    cpu target, 16 of them at a time; 1 thread, linear [1, 4096] x [4096, 4096]^T: 4 KiB steps
+    x 32 columns 1.08x eager's time, 16 KiB x 16 columns 0.94x)."""
     left, right = capacity.capacity(TileLoc.Left), capacity.capacity(TileLoc.Right)
     acc, mat = capacity.capacity(TileLoc.Acc), capacity.capacity(TileLoc.Mat)
-    mt, nt = FEW_ROWS, 32
-    for kt in (2048, 1024, 512, 256, 128, 64, 32, 16):
-        if (kt * itemsize <= 4096 and mt * kt * itemsize <= left and kt * nt * itemsize <= right
+    mt, nt = FEW_ROWS, 16
+    for kt in (4096, 2048, 1024, 512, 256, 128, 64, 32, 16):
+        if (kt * itemsize <= 16384 and mt * kt * itemsize <= left and kt * nt * itemsize <= right
                 and mt * nt * 4 <= acc and (mt * kt + kt * nt) * itemsize <= mat):
             return mt, nt, kt
     raise CubeTilingError(f"target {capacity.name}: no few-rows matmul tile of {itemsize}-byte elements fits")
@@ -202,8 +209,9 @@ def accumulate(p, mm: MatmulPlan, dtype: ElemType, tile: OutputTile, shape: tupl
     def k_step(k0, first: bool):
         vk = p.let(("vk0" if first else "vk") + tag, emin(Kt, K - k0))
         sfx = ("0" if first else "") + tag
-        ma = _load(kb, p, f"ma{sfx}", mm.a, dtype, tile.bi, tile.m0, k0, tile.vm, vk, Mt, Kt)
-        mb = _load(kb, p, f"mb{sfx}", mm.b, dtype, tile.bi, k0, tile.n0, vk, tile.vn, Kt, Nt, prefetch_next=True)
+        ma = _load(kb, p, f"ma{sfx}", mm.a, dtype, tile.bi, tile.m0, k0, tile.vm, vk, Mt, Kt, Layout.RowMajor)
+        mb = _load(kb, p, f"mb{sfx}", mm.b, dtype, tile.bi, k0, tile.n0, vk, tile.vn, Kt, Nt, Layout.ColMajor,
+                   prefetch_next=True)
         kb.tile(f"la{sfx}", TileLoc.Left, dtype, Mt, Kt, tile.vm, vk)
         kb.tile(f"rb{sfx}", TileLoc.Right, dtype, Kt, Nt, vk, tile.vn)
         kb.emit("TMOV", f"la{sfx}", ma)
@@ -220,16 +228,23 @@ def accumulate(p, mm: MatmulPlan, dtype: ElemType, tile: OutputTile, shape: tupl
 
 
 def _load(kb: KernelBuilder, p: _Params, tile: str, op: Operand, dtype: ElemType, bi, r0, c0, vr, vc,
-          rows: int, cols: int, prefetch_next: bool = False) -> str:
+          rows: int, cols: int, l0_layout: Layout, prefetch_next: bool = False) -> str:
     """TLOAD the (r0, c0) window of operand `op` of batch bi into a Mat tile: ND when its column
     stride is 1 (an Nz tile), else DN (a Zn tile: the operand is a transpose). `prefetch_next`:
     the next K step's window follows this one along the tile's rows (the cpu target prefetches it
-    during the TMATMUL that follows, docs/device_abi.md)."""
+    during the TMATMUL that follows, docs/device_abi.md). A window of a tensor the kernel does not
+    write, in a Mat tile of the layout of the L0 tile it moves into (`l0_layout`: row-major Left,
+    column-major Right; the TMOV is a plain move, not a reformat), is loaded `in_place`: the cpu
+    target's matmul reads it where it lies instead of copying it twice (docs/device_abi.md)."""
     sb, sr, sc = (p.expr(s) for s in op.strides)
     off = p.expr(op.offset) + bi * sb + r0 * sr + c0 * sc
     nd = is_one(op.strides[2])
-    kb.tile(tile, TileLoc.Mat, dtype, rows, cols, vr, vc, Layout.RowMajor if nd else Layout.ColMajor)
+    layout = Layout.RowMajor if nd else Layout.ColMajor
+    kb.tile(tile, TileLoc.Mat, dtype, rows, cols, vr, vc, layout)
     tensor = p.tensor(op.buffer)
     view = kb.view(tensor, off, vr, vc, sr) if nd else GmView(tensor, off, vr, vc, 1, sc, dn=True)
-    kb.emit("TLOAD", tile, view, **({"prefetch_next": True} if prefetch_next else {}))
+    hints = {"prefetch_next": True} if prefetch_next else {}
+    if layout == l0_layout and not kb.is_output(tensor):
+        hints = {"in_place": True}          # read where it lies: the core's own prefetchers stream it
+    kb.emit("TLOAD", tile, view, **hints)
     return tile

@@ -49,6 +49,10 @@ class KernelBuilder:
         self._params.append(GlobalParam(name, elem_type(dtype), tuple(shape), tuple(strides), output))
         return name
 
+    def is_output(self, tensor: str) -> bool:
+        """Whether tensor parameter `tensor` is written by the kernel."""
+        return any(g.is_output for g in self._params if g.name == tensor)
+
     def pipe(self, name: str, dtype: ElemType, slot_elems: int, slot_num: int = 2,
              direction: Direction = Direction.C2V) -> Pipe:
         """A cube <-> vector pipe over its own gm-pipe tensor parameter (`gm_<name>`), sharded per

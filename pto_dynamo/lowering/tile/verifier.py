@@ -12,13 +12,16 @@ Checks (each failure names the kernel, the statement and what to do):
 - mixed kernels (verify_pipes.py): every tile and instruction sits in a stage of the right core
   (cube tiles in the cube stage, Vec tiles in the vector stage), pipe slots are used only while
   held (TALLOC..TPUSH, TPOP..TFREE), the gm-pipe tensor is reached only through its pipe, and no
-  two blocks' gm-pipe slices can overlap.
+  two blocks' gm-pipe slices can overlap;
+- in-place matmul operands (verify_in_place.py) come from kernel inputs and are read only by the
+  moves and matmuls that can take a view.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pto_dynamo.lowering.tile import verify_pipes, verify_rules  # noqa: F401  (registers the per-op rules)
+from pto_dynamo.lowering.tile import verify_in_place, verify_pipes
+from pto_dynamo.lowering.tile import verify_rules  # noqa: F401  (registers the per-op rules)
 from pto_dynamo.lowering.tile.capacity import TargetCapacity
 from pto_dynamo.lowering.tile.expr import exprs_equal, free_names
 from pto_dynamo.lowering.tile.ir import (BLOCK_IDX, BLOCK_NUM, SUBBLOCK_IDX, SUBBLOCK_NUM, FloatImm, GmView,
@@ -92,6 +95,7 @@ def verify_program(program: TileProgram, capacity: TargetCapacity | None = None)
     ctx.aliases = program.aliases()
     _check_scopes(ctx, program.body, bound, set(), [0])
     verify_pipes.check_sharding(ctx)
+    verify_in_place.check_in_place(ctx)
     if capacity is not None:
         _check_placement(ctx)
     if ctx.errors:

@@ -7,7 +7,9 @@ using namespace pto;
 constexpr int BM = 32, BK = 32, BN = 32, KP = 2;   // KP K-panels of BK per L1 load
 
 // c[M, N] = a[M, K] @ b (b: K x N row-major, or N x K row-major when trans_b), accumulating in fp32.
-template <typename T, typename OutT>
+// InPlace: the operands are loaded with LoadHint::InPlace (b^T into a Zn Mat tile, so that its view
+// passes to the Right tile; b into an Nz one, which TEXTRACT reformats into the Right tile).
+template <typename T, typename OutT, bool InPlace = false>
 inline void gemm(OutT* c, const T* a, const T* b, int64_t M, int64_t K, int64_t N, bool trans_b) {
   using Dyn2 = Shape<1, 1, 1, DYNAMIC, DYNAMIC>;
   using Ld = Stride<1, 1, 1, DYNAMIC, 1>;
@@ -18,13 +20,17 @@ inline void gemm(OutT* c, const T* a, const T* b, int64_t M, int64_t K, int64_t 
   using GC = GlobalTensor<OutT, Dyn2, Ld>;
   using MatA = Tile<TileType::Mat, T, BM, KP * BK, BLayout::ColMajor, DYNAMIC, DYNAMIC, SLayout::RowMajor, 512>;
   using MatB = Tile<TileType::Mat, T, KP * BK, BN, BLayout::ColMajor, DYNAMIC, DYNAMIC, SLayout::RowMajor, 512>;
+  using MatBt = Tile<TileType::Mat, T, KP * BK, BN, BLayout::RowMajor, DYNAMIC, DYNAMIC, SLayout::ColMajor, 512>;
+  constexpr LoadHint hint = InPlace ? LoadHint::InPlace : LoadHint::None;
   TileLeft<T, BM, BK, DYNAMIC, DYNAMIC> la;
   TileRight<T, BK, BN, DYNAMIC, DYNAMIC> rb;
   TileAcc<float, BM, BN, DYNAMIC, DYNAMIC> acc;
   MatA ma;
   MatB mb;
+  MatBt mbt;
   TASSIGN(ma, 0x0);
   TASSIGN(mb, 0x10000);
+  TASSIGN(mbt, 0x10000);
   TASSIGN(la, 0x0);
   TASSIGN(rb, 0x0);
   TASSIGN(acc, 0x0);
@@ -37,14 +43,16 @@ inline void gemm(OutT* c, const T* a, const T* b, int64_t M, int64_t K, int64_t 
       const int vk = int(std::min<int64_t>(KP * BK, K - k0));
       ma.SetValidShape(vm, vk);
       mb.SetValidShape(vk, vn);
+      mbt.SetValidShape(vk, vn);
       GA ga(a + m0 * K + k0, Dyn2(vm, vk), Ld(K));
-      TLOAD(ma, ga);
+      TLOAD(ma, ga, hint);
+      const bool zn = InPlace && trans_b;
       if (trans_b) {
         GBt gb(b + n0 * K + k0, Dyn2(vk, vn), LdDN(K));
-        TLOAD(mb, gb);
+        if (zn) TLOAD(mbt, gb, hint); else TLOAD(mb, gb);
       } else {
         GB gb(b + k0 * N + n0, Dyn2(vk, vn), Ld(N));
-        TLOAD(mb, gb);
+        TLOAD(mb, gb, hint);
       }
       set_flag(PIPE_MTE2, PIPE_MTE1, EVENT_ID0);
       wait_flag(PIPE_MTE2, PIPE_MTE1, EVENT_ID0);
@@ -53,7 +61,7 @@ inline void gemm(OutT* c, const T* a, const T* b, int64_t M, int64_t K, int64_t 
         la.SetValidShape(vm, pk);
         rb.SetValidShape(pk, vn);
         TEXTRACT(la, ma, 0, p * BK);
-        TEXTRACT(rb, mb, p * BK, 0);
+        if (zn) TEXTRACT(rb, mbt, p * BK, 0); else TEXTRACT(rb, mb, p * BK, 0);
         if (first) TMATMUL(acc, la, rb); else TMATMUL_ACC(acc, acc, la, rb);
         first = false;
       }
@@ -67,6 +75,15 @@ inline void gemm(OutT* c, const T* a, const T* b, int64_t M, int64_t K, int64_t 
 extern "C" __global__ AICORE void gemm_f32(__gm__ float* c, __gm__ const float* a, __gm__ const float* b, int64_t M,
                                            int64_t K, int64_t N, int64_t trans_b, int32_t block_num) {
   gemm<float, float>(c, a, b, M, K, N, trans_b != 0);
+}
+extern "C" __global__ AICORE void gemm_in_place_f32(__gm__ float* c, __gm__ const float* a, __gm__ const float* b,
+                                                    int64_t M, int64_t K, int64_t N, int64_t trans_b, int32_t block_num) {
+  gemm<float, float, true>(c, a, b, M, K, N, trans_b != 0);
+}
+extern "C" __global__ AICORE void gemm_in_place_bf16(__gm__ bfloat16_t* c, __gm__ const bfloat16_t* a,
+                                                     __gm__ const bfloat16_t* b, int64_t M, int64_t K, int64_t N,
+                                                     int64_t trans_b, int32_t block_num) {
+  gemm<bfloat16_t, bfloat16_t, true>(c, a, b, M, K, N, trans_b != 0);
 }
 extern "C" __global__ AICORE void gemm_bf16(__gm__ bfloat16_t* c, __gm__ const bfloat16_t* a,
                                             __gm__ const bfloat16_t* b, int64_t M, int64_t K, int64_t N,
@@ -176,6 +193,16 @@ extern "C" int64_t region_gemm_f32(void* const* t, const int64_t* s, int32_t bn)
 }
 extern "C" int64_t region_gemm_bf16(void* const* t, const int64_t* s, int32_t bn) {
   PTO_LAUNCH(gemm_bf16, bn, static_cast<bfloat16_t*>(t[2]), static_cast<const bfloat16_t*>(t[0]),
+             static_cast<const bfloat16_t*>(t[1]), s[0], s[1], s[2], s[3]);
+  return 1;
+}
+extern "C" int64_t region_gemm_in_place_f32(void* const* t, const int64_t* s, int32_t bn) {
+  PTO_LAUNCH(gemm_in_place_f32, bn, static_cast<float*>(t[2]), static_cast<const float*>(t[0]),
+             static_cast<const float*>(t[1]), s[0], s[1], s[2], s[3]);
+  return 1;
+}
+extern "C" int64_t region_gemm_in_place_bf16(void* const* t, const int64_t* s, int32_t bn) {
+  PTO_LAUNCH(gemm_in_place_bf16, bn, static_cast<bfloat16_t*>(t[2]), static_cast<const bfloat16_t*>(t[0]),
              static_cast<const bfloat16_t*>(t[1]), s[0], s[1], s[2], s[3]);
   return 1;
 }

@@ -145,6 +145,7 @@ struct F32Dot8 : Acc256 {
   using V = __m256;
   static constexpr int kStep = 8;
   static PTO_INLINE V load(const T* p, __m256i m) { return _mm256_maskload_ps(p, m); }
+  static PTO_INLINE V loadu(const T* p) { return _mm256_loadu_ps(p); }
   static PTO_INLINE Acc madd(Acc acc, V a, V b) { return _mm256_fmadd_ps(a, b, acc); }
 };
 
@@ -162,6 +163,10 @@ struct Bf16Dot8 : Acc256 {
       for (int i = 0; i < 8; ++i) buf[i] = (n >> i) & 1 ? p[i] : uint16_t(0);
       raw = _mm_load_si128(reinterpret_cast<const __m128i*>(buf));
     }
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
+  }
+  static PTO_INLINE V loadu(const T* p) {
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
   }
   static PTO_INLINE Acc madd(Acc acc, V a, V b) { return _mm256_fmadd_ps(a, b, acc); }
@@ -188,8 +193,20 @@ PTO_INLINE void dots_rows(float* c, std::ptrdiff_t ldc, const float* cin, const 
     for (int i = 0; i < MR; ++i)
       for (int jj = 0; jj < 4; ++jj) acc[i][jj] = Op::zero();
     const typename Op::T* bc = b + std::ptrdiff_t(j) * ldb;
-    for (int k = 0; k < K; k += Op::kStep) {
+    // full vectors with plain loads (a masked load in every step halves the stream rate on some
+    // cores, AMD's AVX2 maskload among them), then the K tail zero-masked
+    const int k_full = K / Op::kStep * Op::kStep;
+    int k = 0;
+    for (; k < k_full; k += Op::kStep) {
       if constexpr (Prefetch) pf.step(per_iter);
+      typename Op::V vb[4];
+      for (int jj = 0; jj < 4; ++jj) vb[jj] = Op::loadu(bc + (jj < jr ? jj : 0) * ldb + k);
+      for (int i = 0; i < MR; ++i) {
+        const typename Op::V va = Op::loadu(a + i * lda + k);
+        for (int jj = 0; jj < 4; ++jj) acc[i][jj] = Op::madd(acc[i][jj], va, vb[jj]);
+      }
+    }
+    if (k < K) {
       const auto m = Op::mask(K - k);
       typename Op::V vb[4];
       for (int jj = 0; jj < 4; ++jj) vb[jj] = Op::load(bc + (jj < jr ? jj : 0) * ldb + k, m);
@@ -228,6 +245,7 @@ struct F32Dot : Acc512 {
   static constexpr int kStep = 16;
   static PTO_INLINE __mmask16 mask(int n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); }
   static PTO_INLINE V load(const T* p, __mmask16 m) { return _mm512_maskz_loadu_ps(m, p); }
+  static PTO_INLINE V loadu(const T* p) { return _mm512_loadu_ps(p); }
   static PTO_INLINE __m512 madd(__m512 acc, V a, V b) { return _mm512_fmadd_ps(a, b, acc); }
 };
 #endif
@@ -246,6 +264,7 @@ struct Bf16Dot : Acc512 {
   static constexpr int kStep = 32;
   static PTO_INLINE __mmask32 mask(int n) { return n >= 32 ? __mmask32(0xFFFFFFFFu) : __mmask32((uint64_t(1) << n) - 1); }
   static PTO_INLINE V load(const T* p, __mmask32 m) { return _mm512_maskz_loadu_epi16(m, p); }
+  static PTO_INLINE V loadu(const T* p) { return _mm512_loadu_si512(p); }
   static PTO_INLINE __m512 madd(__m512 acc, V a, V b) { return _mm512_dpbf16_ps(acc, (__m512bh)a, (__m512bh)b); }
 };
 
@@ -488,39 +507,42 @@ PTO_INLINE void matmul(Acc& acc, const typename Acc::DType* cin, Left& left, Rig
   const int M = left.GetValidRow(), K = left.GetValidCol(), N = right.GetValidCol();
   if (M <= 0 || N <= 0) return;
   CT* c = acc.data();
-  const AT* a = left.data();
-  const BT* b = right.data();
-  constexpr std::ptrdiff_t ldc = Acc::RowStride, lda = Left::RowStride;
+  // An operand loaded with LoadHint::InPlace is read where it lies in global memory (tile.hpp).
+  const AT* a = left.has_view() ? static_cast<const AT*>(left.view_) : left.data();
+  const BT* b = right.has_view() ? static_cast<const BT*>(right.view_) : right.data();
+  const std::ptrdiff_t lda = left.has_view() ? left.view_ld_ : Left::RowStride;
+  const std::ptrdiff_t ldb = right.has_view() ? right.view_ld_ : Right::ColStride;
+  constexpr std::ptrdiff_t ldc = Acc::RowStride;
   if (cin != nullptr && cin != c)
     for (int i = 0; i < M; ++i) std::memcpy(c + i * ldc, cin + i * ldc, std::size_t(N) * sizeof(CT));
   const CT* acc_in = cin ? c : nullptr;
   if constexpr (std::is_same_v<CT, float> && std::is_same_v<AT, float> && std::is_same_v<BT, float>) {
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
     if constexpr (Right::isColumnStored) {
-      if (M <= kF32DotRows) return dots<F32DotKernel>(c, ldc, acc_in, a, lda, b, Right::ColStride, M, N, K);
+      if (M <= kF32DotRows) return dots<F32DotKernel>(c, ldc, acc_in, a, lda, b, ldb, M, N, K);
     }
 #endif
 #if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
-    if constexpr (Right::isColumnStored) return avx2_gemm(c, ldc, acc_in != nullptr, a, lda, b, Right::ColStride, M, N, K);
+    if constexpr (Right::isColumnStored) return avx2_gemm(c, ldc, acc_in != nullptr, a, lda, b, ldb, M, N, K);
 #endif
-    if (sgemm_tile(c, ldc, acc_in != nullptr, a, lda, b, Right::ColStride, M, N, K)) return;
+    if (sgemm_tile(c, ldc, acc_in != nullptr, a, lda, b, ldb, M, N, K)) return;
   }
 #if defined(__AVX512BF16__)
   if constexpr (std::is_same_v<CT, float> && std::is_same_v<AT, bfloat16_t> && std::is_same_v<BT, bfloat16_t> &&
                 Right::isColumnStored) {
     return bf16_matmul(c, ldc, acc_in, reinterpret_cast<const uint16_t*>(a), lda,
-                       reinterpret_cast<const uint16_t*>(b), Right::ColStride, M, N, K);
+                       reinterpret_cast<const uint16_t*>(b), ldb, M, N, K);
   }
 #elif defined(__AVX2__) && defined(__FMA__)
   if constexpr (std::is_same_v<CT, float> && std::is_same_v<AT, bfloat16_t> && std::is_same_v<BT, bfloat16_t> &&
                 Right::isColumnStored) {
     const auto* a16 = reinterpret_cast<const uint16_t*>(a);
     const auto* b16 = reinterpret_cast<const uint16_t*>(b);
-    if (M <= kBf16DotRowsAvx2) return dots<Bf16Dot8>(c, ldc, acc_in, a16, lda, b16, Right::ColStride, M, N, K);
-    return avx2_gemm(c, ldc, acc_in != nullptr, a16, lda, b16, Right::ColStride, M, N, K);
+    if (M <= kBf16DotRowsAvx2) return dots<Bf16Dot8>(c, ldc, acc_in, a16, lda, b16, ldb, M, N, K);
+    return avx2_gemm(c, ldc, acc_in != nullptr, a16, lda, b16, ldb, M, N, K);
   }
 #endif
-  matmul_dots(c, ldc, acc_in, a, lda, b, Right::ColStride, M, N, K);
+  matmul_dots(c, ldc, acc_in, a, lda, b, ldb, M, N, K);
 }
 }  // namespace pto::detail
 

@@ -323,15 +323,54 @@ template <typename T> PTO_INLINE void atomic_add(T* p, T v) {
 namespace pto {
 // Cache hints of the CPU target's TLOAD/TSTORE extension forms (docs/device_abi.md): the plain ISA
 // forms never prefetch and never stream; a kernel asks for either explicitly.
-enum class LoadHint : int { None = 0, PrefetchNext = 1 };
+// Flags, combined with |:
+//   PrefetchNext  prefetch the next tile of a loop that walks the tensor in order (tload below);
+//   InPlace       a matmul operand (a Mat tile) read in place: the tile keeps a view of the
+//                 global window instead of a copy when the window's lines are unit-stride in the
+//                 tile's storage order (tile.hpp OperandView); TMOV/TEXTRACT into Left/Right pass
+//                 the view on and TMATMUL reads the operand from global memory. A CPU core copying
+//                 a window and then reading the copy does the DMA's work itself, and waits for
+//                 DRAM twice: a decode step's weights stream once instead. The lowering asks for it
+//                 only for kernel inputs, which no block writes during the launch.
+enum class LoadHint : int { None = 0, PrefetchNext = 1, InPlace = 2 };
+constexpr LoadHint operator|(LoadHint a, LoadHint b) { return LoadHint(int(a) | int(b)); }
+constexpr bool has_hint(LoadHint set, LoadHint flag) { return (int(set) & int(flag)) != 0; }
 
 // ---- TLOAD: GM -> tile over dst's valid region, pad value elsewhere ---------------------------
 namespace detail {
+// LoadHint::InPlace: make dst a view of a 2-D window whose lines run unit-stride in dst's storage
+// order (columns of a column-stored tile from a DN window, rows of a row-stored one from an ND
+// window). False (dst copies as usual) for any other window.
+template <typename Dst, typename G> PTO_INLINE bool tload_in_place(Dst& dst, G& gm, int vr, int vc, LoadHint hint) {
+  using GT = std::remove_const_t<typename G::DType>;
+  if (gm.GetShape(0) * gm.GetShape(1) * gm.GetShape(2) != 1) return false;
+  PTO_CHECK(gm.GetShape(3) == vr && gm.GetShape(4) == vc, "TLOAD: the GM window's dims 3, 4 must equal the tile's valid region");
+  const GT* base = gm.data();
+  if constexpr (G::layout == Layout::DN && Dst::isColumnStored) {
+    if (gm.GetStride(3) != 1) return false;
+    const int64_t ld = gm.GetStride(4);
+    if (has_hint(hint, LoadHint::PrefetchNext))
+      cpu::t_deferred_prefetch.set(reinterpret_cast<const char*>(base + vr), ld * int64_t(sizeof(GT)),
+                                   int64_t(vr) * int64_t(sizeof(GT)), vc);
+    dst.set_view(base, ld);
+    return true;
+  } else if constexpr (G::layout == Layout::ND && !Dst::isColumnStored) {
+    if (gm.GetStride(4) != 1) return false;
+    dst.set_view(base, gm.GetStride(3));
+    return true;
+  }
+  return false;
+}
+
 template <typename Dst, typename G> PTO_INLINE void tload(Dst& dst, G& gm, LoadHint hint) {
   using DT = typename Dst::DType;
   using GT = std::remove_const_t<typename G::DType>;
   static_assert(sizeof(DT) == sizeof(GT), "TLOAD: tile and GM element sizes must match (no conversion)");
   const int vr = dst.GetValidRow(), vc = dst.GetValidCol();
+  if constexpr (Dst::kHasView) {
+    dst.clear_view();
+    if (has_hint(hint, LoadHint::InPlace) && tload_in_place(dst, gm, vr, vc, hint)) return;
+  }
   // The pad fill is the simulator's courtesy to vector code; a Mat tile is only ever read over
   // valid regions (TMOV/TEXTRACT to L0, TMATMUL), and filling it would cost a decode step (one
   // valid row of a 128-row tile) a whole tile of stores per K step.
@@ -349,7 +388,7 @@ template <typename Dst, typename G> PTO_INLINE void tload(Dst& dst, G& gm, LoadH
       PTO_CHECK(gm.GetShape(3) == vr && gm.GetShape(4) == vc,
                 "TLOAD (DN): GM dim 3 must equal the tile's valid rows and dims 0,1,2,4 multiply to its valid cols");
       const int64_t ld = gm.GetStride(4);
-      if (hint == LoadHint::PrefetchNext)
+      if (has_hint(hint, LoadHint::PrefetchNext))
         cpu::t_deferred_prefetch.set(reinterpret_cast<const char*>(base + vr), ld * int64_t(sizeof(GT)),
                                      int64_t(vr) * int64_t(sizeof(GT)), vc);
       for (int c = 0; c < vc; ++c) copy_prefetch(dst.data() + Dst::offset(0, c), base + c * ld, base + (c + 8) * ld, vr);
@@ -358,7 +397,7 @@ template <typename Dst, typename G> PTO_INLINE void tload(Dst& dst, G& gm, LoadH
   }
   if constexpr (G::layout == Layout::ND && Dst::ColStride == 1) {
     // PrefetchNext on a 2-D row-contiguous view: the next tile is the vr rows after this one.
-    if (hint == LoadHint::PrefetchNext && gm.GetShape(0) * gm.GetShape(1) * gm.GetShape(2) == 1 &&
+    if (has_hint(hint, LoadHint::PrefetchNext) && gm.GetShape(0) * gm.GetShape(1) * gm.GetShape(2) == 1 &&
         gm.GetStride(4) == 1) {
       PTO_CHECK(gm.GetShape(3) == vr && gm.GetShape(4) == vc,
                 "TLOAD (ND): GM shape dims 0..3 must multiply to the tile's valid rows and dim 4 equal its valid cols");
@@ -452,9 +491,40 @@ PTO_INST RecordEvent TSTORE(GlobalData& dst, TileData& src, E&...) {
 }
 
 // ---- TMOV / TEXTRACT: logical element copy with value conversion --------------------------------
+namespace detail {
+// TEXTRACT from a tile holding an in-place view (LoadHint::InPlace): a Left/Right/Mat destination
+// of the same element type and storage order takes the view at (row, col); any other destination
+// gets the elements, read through the view.
+template <typename Dst, typename Src> PTO_INLINE void extract_from_view(Dst& dst, Src& src, int row, int col) {
+  using DT = typename Dst::DType;
+  using ST = typename Src::DType;
+  const ST* v = static_cast<const ST*>(src.view_);
+  const std::ptrdiff_t ld = src.view_ld_;
+  const auto at = [&](int r, int c) {   // (r, c) of the source tile in the view
+    return Src::isColumnStored ? std::ptrdiff_t(c) * ld + r : std::ptrdiff_t(r) * ld + c;
+  };
+  if constexpr (Dst::kHasView && std::is_same_v<DT, ST> && Dst::isColumnStored == Src::isColumnStored) {
+    dst.set_view(v + at(row, col), ld);
+  } else {
+    if constexpr (Dst::kHasView) dst.clear_view();
+    const int vr = dst.GetValidRow(), vc = dst.GetValidCol();
+    DT* d = dst.data();
+    for (int r = 0; r < vr; ++r)
+      for (int c = 0; c < vc; ++c) d[Dst::offset(r, c)] = from_c<DT>(to_c(v[at(r + row, c + col)]));
+  }
+}
+}  // namespace detail
+
 template <detail::TileT Dst, detail::TileT Src, typename... E>
 PTO_INST RecordEvent TEXTRACT(Dst& dst, Src& src, uint16_t row = 0, uint16_t col = 0, E&...) {
   using DT = typename Dst::DType;
+  if constexpr (Src::kHasView) {
+    if (src.has_view()) {
+      detail::extract_from_view(dst, src, row, col);
+      return {};
+    }
+  }
+  if constexpr (Dst::kHasView) dst.clear_view();
   const int vr = dst.GetValidRow(), vc = dst.GetValidCol();
   if constexpr (std::is_same_v<DT, typename Src::DType> && Dst::isColumnStored == Src::isColumnStored) {
     // one storage order and no conversion: contiguous lines (rows, or columns of Zn tiles)

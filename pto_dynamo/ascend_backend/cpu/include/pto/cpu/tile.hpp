@@ -34,13 +34,31 @@ template <> struct ValidColHolder<DYNAMIC> {
   PTO_INLINE int GetValidCol() const { return valid_col_; }
   PTO_INLINE void set_valid_col(int v) { valid_col_ = v; }
 };
+// A matmul operand tile (Mat, Left, Right) may hold, instead of a copy, a view of the global
+// window it was loaded from (TLOAD with LoadHint::InPlace, movement.hpp): its first valid element
+// and the distance between its lines (rows of a row-stored tile, columns of a column-stored one).
+// TMOV/TEXTRACT pass the view on, TMATMUL reads through it; any other reader of such a tile fails
+// its check in data().
+template <bool Operand> struct OperandView {
+  static constexpr bool kHasView = false;
+  PTO_INLINE bool has_view() const { return false; }
+};
+template <> struct OperandView<true> {
+  static constexpr bool kHasView = true;
+  const void* view_ = nullptr;
+  std::ptrdiff_t view_ld_ = 0;
+  PTO_INLINE bool has_view() const { return view_ != nullptr; }
+  PTO_INLINE void set_view(const void* p, std::ptrdiff_t ld) { view_ = p; view_ld_ = ld; }
+  PTO_INLINE void clear_view() { view_ = nullptr; }
+};
 }  // namespace detail
 
 template <TileType Loc_, typename Element_, int Rows_, int Cols_, BLayout BFractal_ = BLayout::RowMajor,
           int RowValid_ = Rows_, int ColValid_ = Cols_, SLayout SFractal_ = SLayout::NoneBox,
           int SFractalSize_ = TileConfig::fractalABSize, auto PadVal_ = PadValue::Null,
           CompactMode Compact_ = CompactMode::Null>
-struct Tile : detail::ValidRowHolder<RowValid_>, detail::ValidColHolder<ColValid_> {
+struct Tile : detail::ValidRowHolder<RowValid_>, detail::ValidColHolder<ColValid_>,
+              detail::OperandView<Loc_ == TileType::Mat || Loc_ == TileType::Left || Loc_ == TileType::Right> {
   using DType = Element_;
   static constexpr TileType Loc = Loc_;
   static constexpr int Rows = Rows_;
@@ -88,7 +106,12 @@ struct Tile : detail::ValidRowHolder<RowValid_>, detail::ValidColHolder<ColValid
     if constexpr (RowValid_ == DYNAMIC) this->set_valid_row(int(v)); else this->set_valid_col(int(v));
   }
 
-  PTO_INLINE DType* data() const { return data_; }
+  // The tile's own storage. A tile holding an in-place view (OperandView) has none to offer.
+  PTO_INLINE DType* data() const {
+    PTO_CHECK(!this->has_view(), "a matmul operand tile loaded with LoadHint::InPlace is read only by TMOV, "
+                                 "TEXTRACT and TMATMUL (it holds a view of global memory, not a copy)");
+    return data_;
+  }
   PTO_INLINE void SetValidRow(unsigned v) requires(RowValid_ == DYNAMIC) { this->set_valid_row(int(v)); }
   PTO_INLINE void SetValidCol(unsigned v) requires(ColValid_ == DYNAMIC) { this->set_valid_col(int(v)); }
   PTO_INLINE void SetValidShape(unsigned r, unsigned c) { this->set_valid_row(int(r)); this->set_valid_col(int(c)); }
@@ -204,6 +227,7 @@ template <typename T> concept GlobalT = is_global<std::remove_cv_t<T>>::value;
 template <detail::TileT TileData, typename... E>
 PTO_INST_TRIVIAL RecordEvent TASSIGN(TileData& tile, uint64_t addr, E&...) {
   constexpr std::size_t cap = cpu::arena_bytes(TileData::Loc);
+  if constexpr (TileData::kHasView) tile.clear_view();
   if (addr < cap) {
     PTO_CHECK(addr + TileData::Bytes <= cap, "TASSIGN: tile does not fit in its on-chip memory");
     tile.data_ = reinterpret_cast<typename TileData::DType*>(cpu::arena(TileData::Loc) + addr);
