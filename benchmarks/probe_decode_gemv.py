@@ -1,5 +1,6 @@
-"""Why a decode-shape linear (T=1) is slower than eager on the cpu target: the copy-then-compute
-structure of a tile program, measured without the tile program.
+"""What the copy-then-compute structure of a tile program costs a decode-shape linear (T=1) on a
+CPU, measured without the tile program: why the cpu target reads matmul operands of kernel inputs
+in place (TLOAD LoadHint::InPlace, docs/device_abi.md) instead of copying them.
 
 y = W x with W [4096, 4096] fp32 (64 MiB, read once; memory-bound), on one thread, four ways:
 
