@@ -122,20 +122,27 @@ def test_few_rows_tile_loop_around_its_threshold(fresh, dtype):
     assert len(loads) == 8 and all("LoadHint::InPlace" in hints for hints in loads), loads
 
 
-def test_operands_in_place_only_where_a_view_can_pass(fresh):
-    """A Mat tile is loaded in place only when the L0 tile it moves to has its layout: x @ w with a
-    row-major w (ND -> Nz Mat, reformatted into the column-major Right tile) copies w; x is read in
-    place. Results as eager at a few token counts, one compile."""
-    w = torch.randn(300, 70)
-    fn = torch.compile(lambda x, w: x @ w, backend="pto", fullgraph=True, options=VERIFY)
-    for T in [1, 7, 40]:
-        x = torch.randn(T, 300)
-        fresh.mark_dynamic(x, 0, name="T")
-        torch.testing.assert_close(fn(x, w), x @ w, rtol=1e-4, atol=1e-4)
-    assert fresh.stats()["signatures_compiled"] == 1
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
+@pytest.mark.parametrize("transposed_a", [False, True])
+def test_row_major_and_transposed_operands_in_place(fresh, dtype, transposed_a):
+    """Every operand of a kernel input is loaded in place, whatever its layout: x @ w with a
+    row-major w (an ND view, read by rows: the few-rows kernel for M <= 4, the packed kernel or
+    BLAS above), and a transposed x (a DN view, copied into the Left tile by the matmul). Results
+    as eager at token counts on both sides of those thresholds, one compile."""
+    w = torch.randn(300, 70).to(dtype)
+    fn = torch.compile((lambda x, w: x.t() @ w) if transposed_a else (lambda x, w: x @ w), backend="pto",
+                       fullgraph=True, options=VERIFY)
+    for T in [1, 3, 4, 5, 7, 40]:
+        x = torch.randn(300, T).to(dtype) if transposed_a else torch.randn(T, 300).to(dtype)
+        fresh.mark_dynamic(x, 1 if transposed_a else 0, name="T")
+        xa = x.float().t() if transposed_a else x.float()
+        torch.testing.assert_close(fn(x, w), (xa @ w.float()).to(dtype), **TOL[dtype])
+    s = fresh.stats()
+    assert s["signatures_compiled"] == 1 and all(n == 0 for n in s["host_nodes"].values()), s
     (c,) = compiled_graphs()
     loads = re.findall(r"TLOAD\((\w+), \w+(?:, ([^)]*))?\);", c.runners[0].source)
-    assert {tile.rstrip("0"): hint for tile, hint in loads} == {"ma": "LoadHint::InPlace", "mb": "LoadHint::PrefetchNext"}, loads
+    hints = {tile.rstrip("0"): hint for tile, hint in loads}
+    assert hints == {"ma": "LoadHint::InPlace", "mb": "LoadHint::InPlace"}, loads
 
 
 def test_small_weight_has_one_tile_loop(fresh):

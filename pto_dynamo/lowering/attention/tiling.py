@@ -108,7 +108,8 @@ class _Attention:
         return name
 
     def gm_load(self, tile: str, op: Operand, r0, c0, rows, cols, row_tile_rows: int, col_tile_cols: int, nd_ok=True):
-        """TLOAD the (r0, c0) window of operand `op` of batch bi into Mat tile `tile`."""
+        """TLOAD the (r0, c0) window of operand `op` of batch bi into Mat tile `tile` (in place: a
+        kernel input, read where it lies by the cpu target's matmul, cube/tiling.py)."""
         p, tile = self.p, tile + self.tag
         sb, sr, sc = (p.expr(s) for s in op.strides)
         off = p.expr(op.offset) + self.bi * sb + r0 * sr + c0 * sc
@@ -117,8 +118,12 @@ class _Attention:
                      Layout.RowMajor if nd else Layout.ColMajor)
         tensor = p.tensor(op.buffer)
         view = self.kb.view(tensor, off, rows, cols, sr) if nd else GmView(tensor, off, rows, cols, 1, sc, dn=True)
-        self.kb.emit("TLOAD", tile, view)
+        self.kb.emit("TLOAD", tile, view, **self.in_place(tensor))
         return tile
+
+    def in_place(self, tensor: str) -> dict:
+        """The TLOAD attrs of a matmul operand from `tensor`: in place unless the kernel writes it."""
+        return {} if self.kb.is_output(tensor) else {"in_place": True}
 
     # -- the kernel ------------------------------------------------------------------------------
     def build(self):
@@ -154,7 +159,7 @@ class _Attention:
                 q = plan.q
                 sb, sr = p.expr(q.strides[0]), p.expr(q.strides[1])
                 kb.emit("TLOAD", "qmat", kb.view(p.tensor(q.buffer), p.expr(q.offset) + self.bi * sb + m0 * sr,
-                                                 vm, plan.D, sr))
+                                                 vm, plan.D, sr), **self.in_place(p.tensor(q.buffer)))
                 if self.q_resident:
                     kb.emit("TMOV", "lq", "qmat")
             if plan.causal:

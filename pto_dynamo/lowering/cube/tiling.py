@@ -13,10 +13,10 @@ The first K step is peeled so that it starts the accumulator. Tile sizes come fr
 capacities (Left, Right, Acc, Mat); the sizes, strides and offsets are runtime scalars, so one
 source serves every M (the token count). Ragged M/N/K tails are valid regions.
 
-Operands in place. A Mat tile of a tensor the kernel does not write, whose layout is that of the
-L0 tile it moves into, is loaded with `in_place=True`; the cpu target then reads the operand where
-it lies (TLOAD, TMOV and TMATMUL pass a view along) instead of copying it twice, which on a CPU
-core is the core's own work (benchmarks/probe_decode_gemv.py measures the copies).
+Operands in place. A Mat tile of a tensor the kernel does not write is loaded with
+`in_place=True`; the cpu target then reads the operand where it lies (TLOAD, TMOV and TMATMUL
+pass a view along; the matmul reads a row-major B by rows) instead of copying it twice, which on a
+CPU core is the core's own work (benchmarks/probe_decode_gemv.py measures the copies).
 
 Few rows (decode). With a dynamic M and a B operand of at least FEW_ROWS_MIN_BYTES (1 MiB), the
 kernel holds a second tile loop for M <= FEW_ROWS, of narrow, long-K tiles (`few_rows_shape`:
@@ -78,17 +78,26 @@ FEW_ROWS = 16
 FEW_ROWS_MIN_BYTES = 1 << 20
 
 
-def few_rows_shape(itemsize: int, capacity: TargetCapacity) -> tuple[int, int, int]:
-    """(Mt, Nt, Kt) for M <= FEW_ROWS: FEW_ROWS rows, 16 columns, the longest K step up to 16 KiB
-    of a row that fits the target: a transposed weight's rows stream whole (read in place on the
-    cpu target, 16 of them at a time; 1 thread, linear [1, 4096] x [4096, 4096]^T: 4 KiB steps
-    x 32 columns 1.08x eager's time, 16 KiB x 16 columns 0.94x)."""
+def few_rows_shape(itemsize: int, capacity: TargetCapacity, b_rows: bool = False) -> tuple[int, int, int]:
+    """(Mt, Nt, Kt) for M <= FEW_ROWS, tiles along B's contiguous lines. A transposed B (a weight
+    [N, K]): 16 columns, the longest K step up to 16 KiB of a row that fits the target, so its
+    rows stream whole (read in place on the cpu target, 16 at a time; 1 thread, linear [1, 4096]
+    x [4096, 4096]^T: 4 KiB steps x 32 columns 1.08x eager's time, 16 KiB x 16 columns 0.94x).
+    A row-major B (`b_rows`, [K, N]): the widest N tile up to 16 KiB of a row, then the longest K
+    step that fits (f32 on the cpu target: 16 whole rows of a [4096, 4096] weight, 256 KiB in a
+    row; 1 thread, [1, 4096] x [4096, 4096]: 4 KiB pieces of 64 rows 2.5x eager's time, each a
+    page that the core's prefetchers start anew, 16 whole rows 1.0x)."""
     left, right = capacity.capacity(TileLoc.Left), capacity.capacity(TileLoc.Right)
     acc, mat = capacity.capacity(TileLoc.Acc), capacity.capacity(TileLoc.Mat)
-    mt, nt = FEW_ROWS, 16
-    for kt in (4096, 2048, 1024, 512, 256, 128, 64, 32, 16):
-        if (kt * itemsize <= 16384 and mt * kt * itemsize <= left and kt * nt * itemsize <= right
-                and mt * nt * 4 <= acc and (mt * kt + kt * nt) * itemsize <= mat):
+    sizes = (4096, 2048, 1024, 512, 256, 128, 64, 32, 16)
+    mt = FEW_ROWS
+    if b_rows:
+        shapes = [(nt, kt) for nt in sizes if nt * itemsize <= 16384 for kt in sizes]
+    else:
+        shapes = [(16, kt) for kt in sizes if kt * itemsize <= 16384]
+    for nt, kt in shapes:
+        if (mt * kt * itemsize <= left and kt * nt * itemsize <= right and mt * nt * 4 <= acc
+                and (mt * kt + kt * nt) * itemsize <= mat):
             return mt, nt, kt
     raise CubeTilingError(f"target {capacity.name}: no few-rows matmul tile of {itemsize}-byte elements fits")
 
@@ -109,7 +118,7 @@ def tile_loops(p, mm: MatmulPlan, itemsize: int, capacity: TargetCapacity, accs:
     (M <= FEW_ROWS), then the big tiles' loop (M > FEW_ROWS)."""
     static_m = mm.M if isinstance(mm.M, int) else None
     shape = tile_shape(itemsize, capacity, static_m, accs)
-    few = few_rows_shape(itemsize, capacity)
+    few = few_rows_shape(itemsize, capacity, b_rows=is_one(mm.b.strides[2]))
     k, n = static_value(mm.K), static_value(mm.N)
     small_b = k is not None and n is not None and k * n * itemsize < FEW_ROWS_MIN_BYTES
     if static_m is not None or small_b or few == shape:
@@ -209,9 +218,8 @@ def accumulate(p, mm: MatmulPlan, dtype: ElemType, tile: OutputTile, shape: tupl
     def k_step(k0, first: bool):
         vk = p.let(("vk0" if first else "vk") + tag, emin(Kt, K - k0))
         sfx = ("0" if first else "") + tag
-        ma = _load(kb, p, f"ma{sfx}", mm.a, dtype, tile.bi, tile.m0, k0, tile.vm, vk, Mt, Kt, Layout.RowMajor)
-        mb = _load(kb, p, f"mb{sfx}", mm.b, dtype, tile.bi, k0, tile.n0, vk, tile.vn, Kt, Nt, Layout.ColMajor,
-                   prefetch_next=True)
+        ma = _load(kb, p, f"ma{sfx}", mm.a, dtype, tile.bi, tile.m0, k0, tile.vm, vk, Mt, Kt)
+        mb = _load(kb, p, f"mb{sfx}", mm.b, dtype, tile.bi, k0, tile.n0, vk, tile.vn, Kt, Nt, prefetch_next=True)
         kb.tile(f"la{sfx}", TileLoc.Left, dtype, Mt, Kt, tile.vm, vk)
         kb.tile(f"rb{sfx}", TileLoc.Right, dtype, Kt, Nt, vk, tile.vn)
         kb.emit("TMOV", f"la{sfx}", ma)
@@ -228,23 +236,21 @@ def accumulate(p, mm: MatmulPlan, dtype: ElemType, tile: OutputTile, shape: tupl
 
 
 def _load(kb: KernelBuilder, p: _Params, tile: str, op: Operand, dtype: ElemType, bi, r0, c0, vr, vc,
-          rows: int, cols: int, l0_layout: Layout, prefetch_next: bool = False) -> str:
+          rows: int, cols: int, prefetch_next: bool = False) -> str:
     """TLOAD the (r0, c0) window of operand `op` of batch bi into a Mat tile: ND when its column
     stride is 1 (an Nz tile), else DN (a Zn tile: the operand is a transpose). `prefetch_next`:
     the next K step's window follows this one along the tile's rows (the cpu target prefetches it
     during the TMATMUL that follows, docs/device_abi.md). A window of a tensor the kernel does not
-    write, in a Mat tile of the layout of the L0 tile it moves into (`l0_layout`: row-major Left,
-    column-major Right; the TMOV is a plain move, not a reformat), is loaded `in_place`: the cpu
-    target's matmul reads it where it lies instead of copying it twice (docs/device_abi.md)."""
+    write is loaded `in_place` instead: the cpu target's matmul reads it where it lies, by rows or
+    by columns, instead of copying it twice (docs/device_abi.md)."""
     sb, sr, sc = (p.expr(s) for s in op.strides)
     off = p.expr(op.offset) + bi * sb + r0 * sr + c0 * sc
     nd = is_one(op.strides[2])
-    layout = Layout.RowMajor if nd else Layout.ColMajor
-    kb.tile(tile, TileLoc.Mat, dtype, rows, cols, vr, vc, layout)
+    kb.tile(tile, TileLoc.Mat, dtype, rows, cols, vr, vc, Layout.RowMajor if nd else Layout.ColMajor)
     tensor = p.tensor(op.buffer)
     view = kb.view(tensor, off, vr, vc, sr) if nd else GmView(tensor, off, vr, vc, 1, sc, dn=True)
     hints = {"prefetch_next": True} if prefetch_next else {}
-    if layout == l0_layout and not kb.is_output(tensor):
+    if not kb.is_output(tensor):
         hints = {"in_place": True}          # read where it lies: the core's own prefetchers stream it
     kb.emit("TLOAD", tile, view, **hints)
     return tile

@@ -7,8 +7,8 @@ using namespace pto;
 constexpr int BM = 32, BK = 32, BN = 32, KP = 2;   // KP K-panels of BK per L1 load
 
 // c[M, N] = a[M, K] @ b (b: K x N row-major, or N x K row-major when trans_b), accumulating in fp32.
-// InPlace: the operands are loaded with LoadHint::InPlace (b^T into a Zn Mat tile, so that its view
-// passes to the Right tile; b into an Nz one, which TEXTRACT reformats into the Right tile).
+// InPlace: the operands are loaded with LoadHint::InPlace (b^T into a Zn Mat tile, its view read by
+// columns; b into an Nz one, its view read by rows).
 template <typename T, typename OutT, bool InPlace = false>
 inline void gemm(OutT* c, const T* a, const T* b, int64_t M, int64_t K, int64_t N, bool trans_b) {
   using Dyn2 = Shape<1, 1, 1, DYNAMIC, DYNAMIC>;

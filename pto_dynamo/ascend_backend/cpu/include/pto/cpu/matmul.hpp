@@ -48,17 +48,18 @@ inline const HostBlas& host_blas() {
   return blas;
 }
 
-// c (row-major, ldc) = [c +] a (row-major, lda) @ b, b column-stored: (k, n) at b[n * ldb + k].
-// Returns false when no BLAS is available.
+// c (row-major, ldc) = [c +] a (row-major, lda) @ b, b column-stored: (k, n) at b[n * ldb + k],
+// or with b_rows row-stored: (k, n) at b[k * ldb + n]. Returns false when no BLAS is available.
 PTO_INLINE bool sgemm_tile(float* c, std::ptrdiff_t ldc, bool accumulate, const float* a, std::ptrdiff_t lda,
-                           const float* b, std::ptrdiff_t ldb, int M, int N, int K) {
+                           const float* b, std::ptrdiff_t ldb, int M, int N, int K, bool b_rows = false) {
   const HostBlas& blas = host_blas();
   if (blas.sgemm == nullptr) return false;
   // Row-major C = A B is column-major C^T = B^T A^T; the column-stored B is a column-major
-  // K x N matrix, so B^T is it transposed ("T") and A^T is row-major A read as column-major ("N").
+  // K x N matrix, so B^T is it transposed ("T"), a row-stored B read as column-major is B^T
+  // ("N"), and A^T is row-major A read as column-major ("N").
   const int lb = int(ldb), la = int(lda), lc = int(ldc);
   const float one = 1.0f, beta = accumulate ? 1.0f : 0.0f;
-  blas.sgemm("T", "N", &N, &M, &K, &one, b, &lb, a, &la, &beta, c, &lc);
+  blas.sgemm(b_rows ? "N" : "T", "N", &N, &M, &K, &one, b, &lb, a, &la, &beta, c, &lc);
   return true;
 }
 
@@ -250,6 +251,64 @@ struct F32Dot : Acc512 {
 };
 #endif
 
+// ---- few rows against a row-stored B (an in-place view of a row-major operand) ------------------
+// C(i, :) = [cin +] sum over k of A(i, k) * B(k, :): per block of 64 columns, each row of C in 8
+// vector accumulators over the whole K loop, so B's rows advance together (a few sequential
+// streams) and C is written once; f32 or bf16 operands widened to f32 (GCC vector types: the same
+// code on AVX2 and AVX-512). For the decode shapes of `p @ v` and `x @ w` with a row-major w,
+// where transposing B into a column-stored tile first costs more than the math.
+using f32x8 = float __attribute__((vector_size(32)));
+PTO_INLINE f32x8 load8(const float* p) {
+  f32x8 v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
+}
+PTO_INLINE f32x8 load8(const uint16_t* p) {   // 8 bf16 -> f32
+  using u16x8 = uint16_t __attribute__((vector_size(16)));
+  using u32x8 = uint32_t __attribute__((vector_size(32)));
+  u16x8 h;
+  std::memcpy(&h, p, sizeof(h));
+  return reinterpret_cast<f32x8>(__builtin_convertvector(h, u32x8) << 16);
+}
+PTO_INLINE float load1(float x) { return x; }
+PTO_INLINE float load1(uint16_t x) { return bf16_bits_to_f32(x); }
+
+template <typename T>
+PTO_INLINE void brows_dots(float* c, std::ptrdiff_t ldc, const float* cin, const T* a, std::ptrdiff_t lda, const T* b,
+                           std::ptrdiff_t ldb, int M, int N, int K) {
+  // Groups of KB rows of B: a group's rows stream side by side (one sequential stream per row:
+  // one stream alone, as a plain axpy, ran at 2/3 of the DRAM rate that 8 reach on one core),
+  // each 64-column block of a group in vector registers, C read and written once per group.
+  constexpr int V = 8, W = 8 * V, KB = 8;
+  if (cin == nullptr)
+    for (int i = 0; i < M; ++i) std::memset(c + i * ldc, 0, std::size_t(N) * sizeof(float));
+  const int n_full = N / W * W;
+  for (int k0 = 0; k0 < K; k0 += KB) {
+    const int kb = K - k0 < KB ? K - k0 : KB;
+    const T* bg = b + std::ptrdiff_t(k0) * ldb;
+    for (int i = 0; i < M; ++i) {
+      const T* ai = a + i * lda + k0;
+      float* ci = c + i * ldc;
+      for (int j = 0; j < n_full; j += W) {
+        f32x8 acc[V];
+        for (int v = 0; v < V; ++v) acc[v] = load8(ci + j + 8 * v);
+        for (int k = 0; k < kb; ++k) {
+          const T* bk = bg + std::ptrdiff_t(k) * ldb + j;
+          const float av = load1(ai[k]);
+          for (int v = 0; v < V; ++v) acc[v] += av * load8(bk + 8 * v);
+        }
+        std::memcpy(ci + j, acc, sizeof(acc));
+      }
+      for (int k = 0; k < kb; ++k) {   // the ragged columns
+        const T* bk = bg + std::ptrdiff_t(k) * ldb;
+        const float av = load1(ai[k]);
+#pragma omp simd
+        for (int l = n_full; l < N; ++l) ci[l] += av * load1(bk[l]);
+      }
+    }
+  }
+}
+
 #if defined(__AVX512BF16__)
 // ---- bf16 x bf16 -> f32 with vdpbf16ps ------------------------------------------------------------
 // vdpbf16ps adds, per f32 lane, the products of one pair of consecutive bf16 values of each
@@ -387,9 +446,22 @@ PTO_INLINE __m256 widen8(const uint16_t* p) {   // 8 bf16 -> f32
 PTO_INLINE float widen1(float x) { return x; }
 PTO_INLINE float widen1(uint16_t x) { return bf16_bits_to_f32(x); }
 
-// panel[k * 16 + j] = B(k, j) for j < nr (B column-stored: (k, j) at b[j * ldb + k]), 0 past nr.
-template <typename BT>
+// panel[k * 16 + j] = B(k, j) for j < nr (B column-stored: (k, j) at b[j * ldb + k]; with BRows
+// row-stored: at b[k * ldb + j]), 0 past nr.
+template <bool BRows, typename BT>
 PTO_INLINE void avx2_pack_panel(float* __restrict__ panel, const BT* __restrict__ b, std::ptrdiff_t ldb, int K, int nr) {
+  if constexpr (BRows) {
+    for (int k = 0; k < K; ++k) {
+      const BT* bk = b + std::ptrdiff_t(k) * ldb;
+      if (nr == kPanelCols) {
+        _mm256_store_ps(panel + k * kPanelCols, widen8(bk));
+        _mm256_store_ps(panel + k * kPanelCols + 8, widen8(bk + 8));
+      } else {
+        for (int j = 0; j < kPanelCols; ++j) panel[k * kPanelCols + j] = j < nr ? widen1(bk[j]) : 0.0f;
+      }
+    }
+    return;
+  }
   int k = 0;
   if (nr == kPanelCols) {
     for (; k + 8 <= K; k += 8)
@@ -444,7 +516,7 @@ PTO_INLINE void avx2_block(float* c, std::ptrdiff_t ldc, bool accumulate, const 
 
 // Not inlined: one copy per element type and library (a tile-sized product per call), instead of
 // six register blocks inlined at every TMATMUL of a kernel (seconds of compile time each).
-template <typename T>
+template <typename T, bool BRows = false>
 [[gnu::noinline]] inline void avx2_gemm(float* c, std::ptrdiff_t ldc, bool accumulate, const T* a, std::ptrdiff_t lda, const T* b,
                           std::ptrdiff_t ldb, int M, int N, int K) {
   const float* af = reinterpret_cast<const float*>(a);
@@ -461,7 +533,7 @@ template <typename T>
   float* panel = avx2_scratch(0, std::size_t(K) * kPanelCols);
   for (int j = 0; j < N; j += kPanelCols) {
     const int nr = N - j < kPanelCols ? N - j : kPanelCols;
-    avx2_pack_panel(panel, b + std::ptrdiff_t(j) * ldb, ldb, K, nr);
+    avx2_pack_panel<BRows>(panel, BRows ? b + j : b + std::ptrdiff_t(j) * ldb, ldb, K, nr);
     float* cj = c + j;
     int i = 0;
     for (; i + 6 <= M; i += 6) avx2_block<6>(cj + i * ldc, ldc, accumulate, af + i * lda, lda, panel, K, nr);
@@ -495,6 +567,26 @@ using F32DotKernel = F32Dot;
 using F32DotKernel = F32Dot8;
 #endif
 
+// Copy an in-place view (tile.hpp OperandView) into the tile's own storage and drop it: a
+// transposed A (the kernels read A by rows), or a row-stored B no row-reading kernel takes.
+template <typename TileData> PTO_INLINE void materialize_view(TileData& t) {
+  using T = typename TileData::DType;
+  const T* v = static_cast<const T*>(t.view_);
+  T* d = t.data_;
+  const int vr = t.GetValidRow(), vc = t.GetValidCol();
+  constexpr int B = 16;   // blocks: one of the two sides is a transpose
+  for (int r0 = 0; r0 < vr; r0 += B)
+    for (int c0 = 0; c0 < vc; c0 += B) {
+      const int r1 = r0 + B < vr ? r0 + B : vr, c1 = c0 + B < vc ? c0 + B : vc;
+      for (int r = r0; r < r1; ++r)
+        for (int c = c0; c < c1; ++c) d[TileData::offset(r, c)] = v[t.view_at(r, c)];
+    }
+  t.clear_view();
+}
+
+// Up to this many rows of A, a row-stored B goes to brows_dots.
+constexpr int kBRowsDotRows = 4;
+
 template <typename Acc, typename Left, typename Right>
 PTO_INLINE void matmul(Acc& acc, const typename Acc::DType* cin, Left& left, Right& right) {
   static_assert(Left::Rows == Acc::Rows && Left::Cols == Right::Rows && Right::Cols == Acc::Cols,
@@ -507,15 +599,34 @@ PTO_INLINE void matmul(Acc& acc, const typename Acc::DType* cin, Left& left, Rig
   const int M = left.GetValidRow(), K = left.GetValidCol(), N = right.GetValidCol();
   if (M <= 0 || N <= 0) return;
   CT* c = acc.data();
-  // An operand loaded with LoadHint::InPlace is read where it lies in global memory (tile.hpp).
-  const AT* a = left.has_view() ? static_cast<const AT*>(left.view_) : left.data();
-  const BT* b = right.has_view() ? static_cast<const BT*>(right.view_) : right.data();
-  const std::ptrdiff_t lda = left.has_view() ? left.view_ld_ : Left::RowStride;
-  const std::ptrdiff_t ldb = right.has_view() ? right.view_ld_ : Right::ColStride;
   constexpr std::ptrdiff_t ldc = Acc::RowStride;
   if (cin != nullptr && cin != c)
     for (int i = 0; i < M; ++i) std::memcpy(c + i * ldc, cin + i * ldc, std::size_t(N) * sizeof(CT));
   const CT* acc_in = cin ? c : nullptr;
+  // An operand loaded with LoadHint::InPlace is read where it lies in global memory (tile.hpp):
+  // A by rows (a column view is copied first), B by columns, or by rows (a row-major operand).
+  if (left.has_view() && left.view_cols_) materialize_view(left);
+  const AT* a = left.has_view() ? static_cast<const AT*>(left.view_) : left.data();
+  const std::ptrdiff_t lda = left.has_view() ? left.view_ld_ : Left::RowStride;
+  if (right.has_view() && !right.view_cols_) {
+    const BT* bv = static_cast<const BT*>(right.view_);
+    const std::ptrdiff_t ld = right.view_ld_;
+    if constexpr (std::is_same_v<CT, float> && std::is_same_v<AT, BT> &&
+                  (std::is_same_v<AT, float> || std::is_same_v<AT, bfloat16_t>)) {
+      using U = std::conditional_t<std::is_same_v<AT, float>, float, uint16_t>;
+      const U* au = reinterpret_cast<const U*>(a);
+      const U* bu = reinterpret_cast<const U*>(bv);
+      if (M <= kBRowsDotRows) return brows_dots(c, ldc, acc_in, au, lda, bu, ld, M, N, K);
+#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
+      return avx2_gemm<U, true>(c, ldc, acc_in != nullptr, au, lda, bu, ld, M, N, K);
+#endif
+      if constexpr (std::is_same_v<AT, float>)
+        if (sgemm_tile(c, ldc, acc_in != nullptr, a, lda, bv, ld, M, N, K, true)) return;
+    }
+    materialize_view(right);
+  }
+  const BT* b = right.has_view() ? static_cast<const BT*>(right.view_) : right.data();
+  const std::ptrdiff_t ldb = right.has_view() ? right.view_ld_ : Right::ColStride;
   if constexpr (std::is_same_v<CT, float> && std::is_same_v<AT, float> && std::is_same_v<BT, float>) {
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
     if constexpr (Right::isColumnStored) {

@@ -352,11 +352,11 @@ template <typename Dst, typename G> PTO_INLINE bool tload_in_place(Dst& dst, G& 
     if (has_hint(hint, LoadHint::PrefetchNext))
       cpu::t_deferred_prefetch.set(reinterpret_cast<const char*>(base + vr), ld * int64_t(sizeof(GT)),
                                    int64_t(vr) * int64_t(sizeof(GT)), vc);
-    dst.set_view(base, ld);
+    dst.set_view(base, ld, true);
     return true;
   } else if constexpr (G::layout == Layout::ND && !Dst::isColumnStored) {
     if (gm.GetStride(4) != 1) return false;
-    dst.set_view(base, gm.GetStride(3));
+    dst.set_view(base, gm.GetStride(3), false);
     return true;
   }
   return false;
@@ -493,24 +493,20 @@ PTO_INST RecordEvent TSTORE(GlobalData& dst, TileData& src, E&...) {
 // ---- TMOV / TEXTRACT: logical element copy with value conversion --------------------------------
 namespace detail {
 // TEXTRACT from a tile holding an in-place view (LoadHint::InPlace): a Left/Right/Mat destination
-// of the same element type and storage order takes the view at (row, col); any other destination
-// gets the elements, read through the view.
+// of the same element type takes the view at (row, col), whatever its storage order (TMATMUL reads
+// either); any other destination gets the elements, read through the view.
 template <typename Dst, typename Src> PTO_INLINE void extract_from_view(Dst& dst, Src& src, int row, int col) {
   using DT = typename Dst::DType;
   using ST = typename Src::DType;
   const ST* v = static_cast<const ST*>(src.view_);
-  const std::ptrdiff_t ld = src.view_ld_;
-  const auto at = [&](int r, int c) {   // (r, c) of the source tile in the view
-    return Src::isColumnStored ? std::ptrdiff_t(c) * ld + r : std::ptrdiff_t(r) * ld + c;
-  };
-  if constexpr (Dst::kHasView && std::is_same_v<DT, ST> && Dst::isColumnStored == Src::isColumnStored) {
-    dst.set_view(v + at(row, col), ld);
+  if constexpr (Dst::kHasView && std::is_same_v<DT, ST>) {
+    dst.set_view(v + src.view_at(row, col), src.view_ld_, src.view_cols_);
   } else {
     if constexpr (Dst::kHasView) dst.clear_view();
     const int vr = dst.GetValidRow(), vc = dst.GetValidCol();
     DT* d = dst.data();
     for (int r = 0; r < vr; ++r)
-      for (int c = 0; c < vc; ++c) d[Dst::offset(r, c)] = from_c<DT>(to_c(v[at(r + row, c + col)]));
+      for (int c = 0; c < vc; ++c) d[Dst::offset(r, c)] = from_c<DT>(to_c(v[src.view_at(r + row, c + col)]));
   }
 }
 }  // namespace detail

@@ -35,9 +35,10 @@ template <> struct ValidColHolder<DYNAMIC> {
   PTO_INLINE void set_valid_col(int v) { valid_col_ = v; }
 };
 // A matmul operand tile (Mat, Left, Right) may hold, instead of a copy, a view of the global
-// window it was loaded from (TLOAD with LoadHint::InPlace, movement.hpp): its first valid element
-// and the distance between its lines (rows of a row-stored tile, columns of a column-stored one).
-// TMOV/TEXTRACT pass the view on, TMATMUL reads through it; any other reader of such a tile fails
+// window it was loaded from (TLOAD with LoadHint::InPlace, movement.hpp): its first valid element,
+// the distance between its lines and whether those lines are columns ((r, c) at c * ld + r) or
+// rows ((r, c) at r * ld + c), which may differ from the tile's own storage order. TMOV/TEXTRACT
+// pass the view on, TMATMUL reads through it (matmul.hpp); any other reader of such a tile fails
 // its check in data().
 template <bool Operand> struct OperandView {
   static constexpr bool kHasView = false;
@@ -47,9 +48,14 @@ template <> struct OperandView<true> {
   static constexpr bool kHasView = true;
   const void* view_ = nullptr;
   std::ptrdiff_t view_ld_ = 0;
+  bool view_cols_ = false;
   PTO_INLINE bool has_view() const { return view_ != nullptr; }
-  PTO_INLINE void set_view(const void* p, std::ptrdiff_t ld) { view_ = p; view_ld_ = ld; }
+  PTO_INLINE void set_view(const void* p, std::ptrdiff_t ld, bool cols) { view_ = p; view_ld_ = ld; view_cols_ = cols; }
   PTO_INLINE void clear_view() { view_ = nullptr; }
+  // the view's offset of element (r, c)
+  PTO_INLINE std::ptrdiff_t view_at(int r, int c) const {
+    return view_cols_ ? std::ptrdiff_t(c) * view_ld_ + r : std::ptrdiff_t(r) * view_ld_ + c;
+  }
 };
 }  // namespace detail
 
