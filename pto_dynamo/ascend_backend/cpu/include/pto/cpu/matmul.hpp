@@ -19,6 +19,10 @@
 //               4 x 4 dot-product blocks up to kBf16DotRowsAvx2 rows, avx2_gemm above (bf16
 //               widened to f32 while packing).
 //   otherwise   the generic kernel: dot products of A's rows and B's columns.
+// Operands loaded with LoadHint::InPlace are read where they lie (tile.hpp OperandView): a B
+// viewed by rows (a row-major operand) goes to brows_dots up to kBRowsDotRows rows, to avx2_gemm
+// packing its panels from rows, or to sgemm_ with B not transposed; elsewhere it is copied into
+// the Right tile first, as is a transposed A into its Left tile.
 #pragma once
 #include <dlfcn.h>
 #if defined(__AVX512F__) || defined(__AVX2__)
