@@ -184,3 +184,28 @@ def test_f32_without_host_blas_uses_the_generic_kernel():
     env = dict(os.environ, PTO_CPU_BLAS="0")      # the test's private cache (conftest.py)
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
+
+
+@pytest.mark.parametrize("returns_both", [False, True])
+def test_returned_views_of_device_results_cost_nothing(fresh, returns_both):
+    """A graph returning a contiguous view of a device result (a 3-d linear's `[B, T, N]` view of
+    its mm, a flattened activation) computes the result straight into the returned tensor: no
+    host node, no copy kernel. When the result itself is returned too, it has a tensor of its own
+    and the view of it stays a (free) host view."""
+    w = torch.randn(24, 40)
+
+    def fn(x):
+        y = F.linear(x, w)
+        r = y.relu()
+        return (y, r, r.reshape(-1)) if returns_both else (y, r.reshape(-1))
+    compiled = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)
+    for T in [1, 9]:
+        x = torch.randn(2, T, 40)
+        fresh.mark_dynamic(x, 1, name="T")
+        for got, want in zip(compiled(x), fn(x)):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+    s = fresh.stats()
+    assert s["signatures_compiled"] == 1 and s["host_nodes"], s
+    assert all(n == (1 if returns_both else 0) for n in s["host_nodes"].values()), s
+    (c,) = compiled_graphs()
+    assert len(c.kernels_of(0)) == 2, c.kernels_of(0)           # mm, relu: no copy kernel

@@ -6,7 +6,9 @@ any other op with such a result stays on the host with the reason.
 """
 from __future__ import annotations
 
+import sympy
 import torch
+import torch.utils._sympy.functions
 
 from pto_dynamo.graph.ir import Graph, Node, Ref, TensorMeta
 from pto_dynamo.lowering.registry import device_rule, host_reason
@@ -54,9 +56,58 @@ def check_vector_node(node: Node, graph: Graph) -> str | None:
         return "_to_copy with memory_format or other options"
     if node.target in (aten.sum.dim_IntList, aten.mean.dim) and kw.get("dtype") not in (None, node.meta.dtype):
         return "reduction with an accumulation dtype"
-    if info.kind == "view" and not _feeds_device(node, graph):
+    if info.kind == "view" and not _feeds_device(node, graph) and not returned_alias(node, graph):
         return "view read only on the host (a view costs nothing there)"
     return None
+
+
+# Views that may reinterpret a device result in place (see returned_alias).
+REINTERPRETING_VIEWS = frozenset({aten.view.default, aten._unsafe_view.default, aten.reshape.default,
+                                  aten.squeeze.dim, aten.squeeze.dims, aten.squeeze.default,
+                                  aten.unsqueeze.default, aten.alias.default})
+
+
+def returned_alias(node: Node, graph: Graph) -> bool:
+    """Is `node` a view that reinterprets a device-computed value's whole buffer in the same memory
+    order (both contiguous, equal size, no offset), e.g. the `[B, T, N]` view of a linear's mm?
+    The device region then computes the value straight into the view's buffer, which the host
+    allocates in the view's shape: no copy, and no view op left on the host
+    (fusion.output_aliases). Not when the value is returned or read on the host as well: it gets
+    a tensor of its own, and the view of it stays a free host view."""
+    if node.target not in REINTERPRETING_VIEWS or not isinstance(node.args[0], Ref):
+        return False
+    src = graph.node_by_name.get(node.args[0].name)
+    if src is None or not isinstance(src.meta, TensorMeta) or not isinstance(node.meta, TensorMeta):
+        return False
+    if (VECTOR_OPS.get(src.target) is not None and VECTOR_OPS[src.target].kind == "view") or host_reason(src, graph):
+        return False
+    if src.name in graph.output_names or any(
+            u != node.name and host_reason(graph.node_by_name[u], graph) for u in graph.users.get(src.name, ())):
+        return False                    # the value has a tensor of its own: the view of it is free
+    return (_whole_contiguous(src.meta) and _whole_contiguous(node.meta)
+            and sympy.simplify(_numel(src.meta) - _numel(node.meta)) == 0)
+
+
+def _numel(meta: TensorMeta):
+    return sympy.Mul(*(sympy.sympify(s) for s in meta.shape))
+
+
+def _whole_contiguous(meta: TensorMeta) -> bool:
+    contiguous = contiguous_meta(tuple(meta.shape), meta.dtype).stride
+    return meta.offset == 0 and all(sympy.simplify(_nonempty(a) - _nonempty(b)) == 0
+                                    for a, b in zip(meta.stride, contiguous))
+
+
+def _nonempty(stride):
+    """A symbolic stride for sizes >= 1: torch writes the stride after a dynamic dim T as
+    `Max(1, T) * ...`, which is `T * ...` whenever the tensor has elements (an empty one has no
+    layout to agree on)."""
+    return sympy.sympify(stride).replace(
+        lambda e: isinstance(e, _MAXES) and sympy.Integer(1) in e.args,
+        lambda e: sympy.Max(*[a for a in e.args if a != 1]))
+
+
+_MAXES = (sympy.Max, torch.utils._sympy.functions.Max)    # torch's shape env writes its own Max
 
 
 def _check_int_division(node: Node) -> str | None:

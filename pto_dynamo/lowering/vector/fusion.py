@@ -14,7 +14,10 @@ and broadcast values. The rule, applied to the nodes in order:
              whose domain is (kept dims..., reduced dim);
   view       of a buffer (region input, or a value some kernel stores) is an affine access and
              costs nothing; of an in-kernel value it relabels dims (permute, unsqueeze, squeeze,
-             expand); any other view makes its operand stored and reads it back;
+             expand); any other view makes its operand stored and reads it back. A returned view
+             that reinterprets a value of the region in the same memory order has the value
+             computed straight into its buffer (`output_aliases`); another returned view of a
+             buffer is copied out;
   gather     (embedding, index_select) starts a kernel over its output; its index operand is
              loaded per row, the table stays in memory for MGATHER;
   cat        gives the result its own buffer; each part is a copy placed as a pointwise node
@@ -44,6 +47,7 @@ from pto_dynamo.lowering.attention.op import ATTENTION
 from pto_dynamo.lowering.attention.plan import AttentionPlan, broadcast_strides
 from pto_dynamo.lowering.cube.ops import MATMUL_OPS, MatmulPlan, Operand, batched
 from pto_dynamo.lowering.vector.access import Access, BufferView, access_for
+from pto_dynamo.lowering.vector.claims import returned_alias
 from pto_dynamo.lowering.vector.expand import expand_nodes
 from pto_dynamo.lowering.vector.opinfo import vector_op
 
@@ -150,6 +154,7 @@ class _Fuser:
         self.deps: dict[str, frozenset[int]] = {}
         self.region_outputs = list(region_outputs)
         self.workspaces: list[str] = []
+        self.output_aliases = output_aliases(graph, region_inputs, region_outputs)
         for name in region_inputs:
             meta = graph.meta_of(name)
             self.metas[name] = meta
@@ -194,17 +199,23 @@ class _Fuser:
                 todo += deps[i]
         return False
 
+    def _own_buffer(self, name: str, meta: TensorMeta) -> BufferView:
+        """A buffer for value `name` computed here: its own (a region output, or a workspace), or
+        the buffer of the returned view it is computed into (`output_aliases`)."""
+        buffer = self.output_aliases.get(name, name)
+        if buffer == name and name not in self.region_outputs:
+            self.workspaces.append(name)
+        view = BufferView(buffer, meta, meta.offset)
+        self.buffers[name] = view
+        return view
+
     def materialize(self, name: str) -> BufferView:
         """Make sure value `name` lives in a buffer; returns where."""
         if name in self.buffers:
             return self.buffers[name]
         k = self.kernels[self.kernel_of[name]]
-        meta = self.metas[name]
-        view = BufferView(name, meta, meta.offset)
+        view = self._own_buffer(name, self.metas[name])
         k.stores[name] = access_for(view, k.dmaps[name], k.rank)
-        if name not in self.region_outputs:
-            self.workspaces.append(name)
-        self.buffers[name] = view
         return view
 
     def _load(self, k: KernelPlan, name: str, dmap: tuple) -> None:
@@ -358,9 +369,7 @@ class _Fuser:
         into its slice (computed parts fuse into the kernel that computes them: no extra pass)."""
         meta = node.meta
         dim = (node.args[1] if len(node.args) > 1 else node.kwargs_dict().get("dim", 0)) % meta.rank
-        self.buffers[node.name] = BufferView(node.name, meta, meta.offset)
-        if node.name not in self.region_outputs:
-            self.workspaces.append(node.name)
+        buffer = self._own_buffer(node.name, meta).buffer
         deps, start = frozenset(), 0
         for i, part in enumerate(node.args[0]):
             shape = self.metas[part.name].shape
@@ -369,7 +378,7 @@ class _Fuser:
             name = f"{node.name}__part{i}"
             self._place_pointwise(Node(name, aten.alias.default, (part,), (), part_meta))
             k = self.kernels[self.kernel_of[name]]
-            view = BufferView(node.name, part_meta, meta.offset)
+            view = BufferView(buffer, part_meta, meta.offset)
             k.stores[name] = access_for(view, k.dmaps[name], k.rank)
             deps |= self.deps[name]
         self.deps[node.name] = deps
@@ -398,10 +407,7 @@ class _Fuser:
             return
         va, vb = self.materialize(a), self.materialize(b)
         meta = node.meta
-        out = BufferView(node.name, meta, meta.offset)
-        self.buffers[node.name] = out
-        if node.name not in self.region_outputs:
-            self.workspaces.append(node.name)
+        out = self._own_buffer(node.name, meta)
         k = self._new_kernel(batched(meta.shape, 1))
         ops = [Operand(v.buffer, v.offset, batched(v.meta.stride, 0)) for v in (va, vb, out)]
         am, bm = self.metas[a], self.metas[b]
@@ -409,7 +415,7 @@ class _Fuser:
         k.nodes.append(node)
         for name, op in ((a, ops[0]), (b, ops[1])):
             k.loads[(name, "cube")] = Access(op.buffer, op.offset, op.strides)
-        k.stores[node.name] = Access(node.name, ops[2].offset, ops[2].strides)
+        k.stores[node.name] = Access(out.buffer, ops[2].offset, ops[2].strides)
         self.deps[node.name] = self.deps[a] | self.deps[b] | {k.index}
 
     def _place_attention(self, node: Node) -> None:
@@ -418,10 +424,7 @@ class _Fuser:
         q, kt, v, mask = node.args[:4]
         views = [self.materialize(x.name) for x in (q, kt, v)]
         meta = node.meta
-        out = BufferView(node.name, meta, meta.offset)
-        self.buffers[node.name] = out
-        if node.name not in self.region_outputs:
-            self.workspaces.append(node.name)
+        out = self._own_buffer(node.name, meta)
         k = self._new_kernel(meta.shape)
         ops = [Operand(x.buffer, x.offset, tuple(x.meta.stride)) for x in (*views, out)]
         deps = frozenset({k.index}).union(*(self.deps[x.name] for x in (q, kt, v)))
@@ -441,7 +444,7 @@ class _Fuser:
         k.nodes.append(node)
         for name, op in [(q.name, ops[0]), (kt.name, ops[1]), (v.name, ops[2]), *broadcast.items()]:
             k.loads[(name, "attention")] = Access(op.buffer, op.offset, op.strides)
-        k.stores[node.name] = Access(node.name, ops[3].offset, ops[3].strides)
+        k.stores[node.name] = Access(out.buffer, ops[3].offset, ops[3].strides)
         self.deps[node.name] = deps
 
     def _place_view(self, node: Node) -> None:
@@ -458,7 +461,7 @@ class _Fuser:
         base = self.materialize(src)
         self.buffers[node.name] = BufferView(base.buffer, node.meta, base.base_offset)
         self.deps[node.name] = self.deps[src]
-        if node.name in self.region_outputs:          # a view returned by the region: copy it out
+        if node.name in self.region_outputs and base.buffer != node.name:   # a returned view: copy it out
             self._copy_out(node)
 
     def _relabel(self, node: Node, src: str):
@@ -539,6 +542,22 @@ def _order(kernels: list[KernelPlan], fuser: _Fuser) -> list[KernelPlan]:
         order.append(ready[0])
         done.add(ready[0].index)
     return order
+
+
+def output_aliases(graph: Graph, inputs, outputs) -> dict[str, str]:
+    """value -> the region output it is computed into: for a returned view that reinterprets a
+    value computed in the region in the same memory order (claims.returned_alias), when the value
+    itself is not returned. The host allocates the view's tensor; the value's kernel stores into it
+    with the value's own strides, which address the same elements."""
+    out: dict[str, str] = {}
+    for name in outputs:
+        node = graph.node_by_name.get(name)
+        if node is None or not returned_alias(node, graph):
+            continue
+        src = node.args[0].name
+        if src not in inputs and src not in outputs and src not in out:
+            out[src] = name
+    return out
 
 
 def plan_region(graph: Graph, nodes: list[str], inputs: tuple[str, ...], outputs: tuple[str, ...]) -> RegionPlan:
