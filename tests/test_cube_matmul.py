@@ -14,8 +14,8 @@ MATMULS = {torch.ops.aten.mm.default, torch.ops.aten.bmm.default, torch.ops.aten
 TOL = {torch.float32: {"rtol": 1e-4, "atol": 1e-4}, torch.bfloat16: {"rtol": 1.6e-2, "atol": 5e-2},
        torch.float16: {"rtol": 1e-3, "atol": 1e-2}}
 
-# (fn, input shapes): sizes above the cpu target's tiles (f32 256 x 512 x 128, 16-bit
-# 256 x 512 x 256) with ragged tails, so several output tiles and K steps run.
+# (fn, input shapes): sizes above the cpu target's tiles (f32 256 x 256 x 256, 16-bit
+# 256 x 256 x 512) with ragged tails, so several output tiles and K steps run.
 CASES = {
     "mm": (lambda a, b: a @ b, [(37, 64), (64, 50)]),
     "mm_ragged_multi_tile": (lambda a, b: a @ b, [(300, 700), (700, 530)]),

@@ -49,10 +49,15 @@ class CubeTilingError(RuntimeError):
 
 
 def tile_shape(itemsize: int, capacity: TargetCapacity, M=None, accs: int = 1) -> tuple[int, int, int]:
-    """(Mt, Nt, Kt): the largest output tile (then the longest K step) whose Left, Right, `accs`
-    Acc and both Mat tiles fit the target. A static M smaller than a tile shrinks Mt to it."""
+    """(Mt, Nt, Kt): the largest output tile (then the longest K step) whose Left, Right and both
+    Mat tiles fit the target and whose `accs` Acc tiles fit half its Acc memory: the other half
+    double-buffers the accumulator on the NPU (the next tile accumulates while this one is
+    stored), and on the cpu target a 256 KiB Acc tile stays in a core's L2 beside the operand
+    panels (1 thread, linear [2048, 4096] x [4096, 4096]^T f32 on a 512 KiB-L2 core: 256 x 512 x
+    128 tiles 1.10-1.15x eager's time, 256 x 256 x 256 1.06x). A static M smaller than a tile
+    shrinks Mt to it."""
     left, right = capacity.capacity(TileLoc.Left), capacity.capacity(TileLoc.Right)
-    acc, mat = capacity.capacity(TileLoc.Acc), capacity.capacity(TileLoc.Mat)
+    acc, mat = capacity.capacity(TileLoc.Acc) // 2, capacity.capacity(TileLoc.Mat)
     sizes = (512, 256, 128, 64, 32, 16)
     best = None
     for mt in sizes:

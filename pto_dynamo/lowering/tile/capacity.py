@@ -43,8 +43,8 @@ A2A3_CAPACITY = TargetCapacity(
 # programs) with tiles sized for a CPU core's L1 data cache (8 KiB of f32: a kernel's few live
 # tiles stay in L1 between instructions, where 64 KiB tiles stream through L2 on every
 # instruction). Cube memories: 4x A2A3's, so that one TMATMUL is a product large enough for a
-# CPU's GEMM kernel (256 x 512 x 128 f32 tiles instead of 128 x 256 x 64: bigger tiles cut the
-# per-K-step copies and per-call overhead that dominated decode shapes); the header's arenas
+# CPU's GEMM kernel (256 x 256 x 256 f32 tiles instead of 128 x 128 x 128, cube/tiling.py's
+# tile_shape: fewer calls, less per-call overhead); the header's arenas
 # (cpu/include/pto/cpu/state.hpp) have these sizes.
 CPU_CAPACITY = TargetCapacity(
     "cpu",
