@@ -254,8 +254,9 @@ def _load(kb: KernelBuilder, p: _Params, tile: str, op: Operand, dtype: ElemType
     kb.tile(tile, TileLoc.Mat, dtype, rows, cols, vr, vc, Layout.RowMajor if nd else Layout.ColMajor)
     tensor = p.tensor(op.buffer)
     view = kb.view(tensor, off, vr, vc, sr) if nd else GmView(tensor, off, vr, vc, 1, sc, dn=True)
-    hints = {"prefetch_next": True} if prefetch_next else {}
     if not kb.is_output(tensor):
         hints = {"in_place": True}          # read where it lies: the core's own prefetchers stream it
+    else:
+        hints = {"prefetch_next": True} if prefetch_next else {}
     kb.emit("TLOAD", tile, view, **hints)
     return tile

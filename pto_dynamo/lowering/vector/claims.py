@@ -6,12 +6,15 @@ any other op with such a result stays on the host with the reason.
 """
 from __future__ import annotations
 
+import math
+
 import sympy
 import torch
 import torch.utils._sympy.functions
 
 from pto_dynamo.graph.ir import Graph, Node, Ref, TensorMeta
 from pto_dynamo.lowering.registry import device_rule, host_reason
+from pto_dynamo.lowering.tile.expr import exprs_equal
 from pto_dynamo.lowering.vector.expand import contiguous_meta
 from pto_dynamo.lowering.vector.opinfo import EXACT_ANY, EXACT_BOOL, EXACT_INT, INT_DIVISION, VECTOR_OPS
 
@@ -85,17 +88,12 @@ def returned_alias(node: Node, graph: Graph) -> bool:
             u != node.name and host_reason(graph.node_by_name[u], graph) for u in graph.users.get(src.name, ())):
         return False                    # the value has a tensor of its own: the view of it is free
     return (_whole_contiguous(src.meta) and _whole_contiguous(node.meta)
-            and sympy.simplify(_numel(src.meta) - _numel(node.meta)) == 0)
-
-
-def _numel(meta: TensorMeta):
-    return sympy.Mul(*(sympy.sympify(s) for s in meta.shape))
+            and exprs_equal(math.prod(src.meta.shape), math.prod(node.meta.shape)))
 
 
 def _whole_contiguous(meta: TensorMeta) -> bool:
     contiguous = contiguous_meta(tuple(meta.shape), meta.dtype).stride
-    return meta.offset == 0 and all(sympy.simplify(_nonempty(a) - _nonempty(b)) == 0
-                                    for a, b in zip(meta.stride, contiguous))
+    return meta.offset == 0 and all(exprs_equal(_nonempty(a), _nonempty(b)) for a, b in zip(meta.stride, contiguous))
 
 
 def _nonempty(stride):

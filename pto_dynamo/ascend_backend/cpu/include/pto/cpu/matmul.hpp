@@ -447,8 +447,6 @@ PTO_INLINE __m256 widen8(const uint16_t* p) {   // 8 bf16 -> f32
   const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
 }
-PTO_INLINE float widen1(float x) { return x; }
-PTO_INLINE float widen1(uint16_t x) { return bf16_bits_to_f32(x); }
 
 // panel[k * 16 + j] = B(k, j) for j < nr (B column-stored: (k, j) at b[j * ldb + k]; with BRows
 // row-stored: at b[k * ldb + j]), 0 past nr.
@@ -461,7 +459,7 @@ PTO_INLINE void avx2_pack_panel(float* __restrict__ panel, const BT* __restrict_
         _mm256_store_ps(panel + k * kPanelCols, widen8(bk));
         _mm256_store_ps(panel + k * kPanelCols + 8, widen8(bk + 8));
       } else {
-        for (int j = 0; j < kPanelCols; ++j) panel[k * kPanelCols + j] = j < nr ? widen1(bk[j]) : 0.0f;
+        for (int j = 0; j < kPanelCols; ++j) panel[k * kPanelCols + j] = j < nr ? load1(bk[j]) : 0.0f;
       }
     }
     return;
@@ -477,7 +475,7 @@ PTO_INLINE void avx2_pack_panel(float* __restrict__ panel, const BT* __restrict_
       }
   }
   for (; k < K; ++k)
-    for (int j = 0; j < kPanelCols; ++j) panel[k * kPanelCols + j] = j < nr ? widen1(b[j * ldb + k]) : 0.0f;
+    for (int j = 0; j < kPanelCols; ++j) panel[k * kPanelCols + j] = j < nr ? load1(b[j * ldb + k]) : 0.0f;
 }
 
 // MR rows x 16 columns of C (nr valid) = [C +] A rows (f32, lda) @ the panel.
@@ -529,7 +527,7 @@ template <typename T, bool BRows = false>
     for (int i = 0; i < M; ++i) {
       int k = 0;
       for (; k + 8 <= K; k += 8) _mm256_storeu_ps(w + std::ptrdiff_t(i) * K + k, widen8(a + i * lda + k));
-      for (; k < K; ++k) w[std::ptrdiff_t(i) * K + k] = widen1(a[i * lda + k]);
+      for (; k < K; ++k) w[std::ptrdiff_t(i) * K + k] = load1(a[i * lda + k]);
     }
     af = w;
     lda = K;
