@@ -25,6 +25,7 @@ from pto_dynamo.graph.ir import Graph
 from pto_dynamo.graph.printer import graph_text
 from pto_dynamo.graph.verify import verify_graph
 from pto_dynamo.lowering.gathers import rewrite_gathers
+from pto_dynamo.lowering.scatters import rewrite_scatters
 from pto_dynamo.lowering.index_checks import add_index_checks
 from pto_dynamo.lowering.partition import DeviceRegion, Partition, partition_graph
 from pto_dynamo.lowering.reinplace import reinplace_input_mutations
@@ -58,6 +59,7 @@ class GraphPass:
 GRAPH_PASSES = (
     GraphPass("index_checks", add_index_checks),
     GraphPass("gathers", rewrite_gathers, lambda o: not o.host_only),     # after the checks
+    GraphPass("scatters", rewrite_scatters, lambda o: not o.host_only),
     GraphPass("splits", split_into_views, lambda o: not o.host_only),
     GraphPass("cse", eliminate_common_subexpressions, lambda o: o.cse),
     GraphPass("reinplace", reinplace_input_mutations, lambda o: o.reinplace),

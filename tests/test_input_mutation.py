@@ -59,11 +59,11 @@ def test_reading_the_input_after_mutation_sees_new_values(fresh):
 
 def test_device_reads_around_a_host_in_place_update_keep_program_order(fresh):
     """Regression: after reinplacing, `b` reads the graph input `cache` directly, so only a
-    read-after-write edge (not a data edge) keeps it after the host's index_put_; `a` must read
+    read-after-write edge (not a data edge) keeps it after the host's index_copy_; `a` must read
     the old cache (write-after-read). Both are device ops that would otherwise share a region."""
     def f(cache, idx, v, x):
         a = cache * 2 + x
-        cache.index_put_((idx,), v)
+        cache.index_copy_(0, idx, v)
         b = cache * 3 + x
         return a, b
     compiled = torch.compile(f, backend="pto", fullgraph=True, options=VERIFY)

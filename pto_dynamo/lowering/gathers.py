@@ -1,5 +1,4 @@
-"""Indexing ops rewritten as the gathers the device runs (`embedding`, `take`), and small scatters
-as selects.
+"""Indexing ops rewritten as the gathers the device runs (`embedding`, `take`).
 
 `x[idx]`, one integer index tensor on dim 0 of x with dense rows (dims 1.. contiguous):
 
@@ -17,8 +16,7 @@ as selects.
 the result's shape, idx viewed along dim d. `take(x, idx)` itself (core ATen decomposes a user's
 take into `x.reshape(-1)[idx]`) gets the wrap of negative indices: take(x, where(idx < 0, ...)).
 
-`scatter(x, d, idx, src)` with at most 16 indices per line is a chain of where-selects (see
-_scatter_by_selects).
+Small scatters run as selects (scatters.py, which shares this module's `Rewrite`).
 
 All run after `index_checks`, which has already checked every index against its range as eager
 does ([-n, n) for `x[idx]`, [0, x.shape[d]) for gather and scatter, [-numel, numel) for take).
@@ -51,7 +49,7 @@ def _dense_from(meta: TensorMeta, first: int) -> bool:
     return True
 
 
-class _Nodes:
+class Rewrite:
     """Nodes named `<base>__<step>`; the last one takes the replaced node's name."""
 
     def __init__(self, node: Node):
@@ -64,16 +62,21 @@ class _Nodes:
     def finish(self, target, args, kwargs=()) -> list[Node]:
         return self.nodes + [Node(self.node.name, target, tuple(args), tuple(kwargs), self.node.meta)]
 
+    def finish_last(self) -> list[Node]:
+        """The nodes, the last one added renamed to the replaced node (it has its meta)."""
+        last = self.nodes.pop()
+        return self.finish(last.target, last.args, last.kwargs)
+
 
 def _index_rows(node: Node, graph: Graph) -> list[Node] | None:
     rows = single_leading_index(node, graph)
     table = graph.meta_of(node.args[0].name)
     if rows is None or not _dense_from(table, 1):
         return None
-    b = _Nodes(node)
+    b = Rewrite(node)
     n = rows.size
     width = math.prod(table.shape[1:])
-    row = _wrapped(b, rows, graph)
+    row = wrapped(b, rows, graph)
     if table.rank == 1:
         return b.finish(aten.take.default, (node.args[0], row))
     if table.rank == 2:
@@ -85,7 +88,7 @@ def _index_rows(node: Node, graph: Graph) -> list[Node] | None:
     return b.finish(aten.view.default, (g, list(node.meta.shape)))
 
 
-def _flat_take(b: _Nodes, graph: Graph, x: Ref, d: int, idx: Ref, idx_shape: tuple, out_shape: tuple) -> list[Node]:
+def _flat_take(b: Rewrite, graph: Graph, x: Ref, d: int, idx: Ref, idx_shape: tuple, out_shape: tuple) -> list[Node]:
     """take(x, flat) with flat[p] = idx'[p] * S[d] + sum over k != d of p[k] * S[k] at every
     position p of `out_shape`; idx' is idx viewed as `idx_shape` (which broadcasts to out_shape)."""
     meta = graph.meta_of(x.name)
@@ -116,7 +119,7 @@ def _gather_elements(node: Node, graph: Graph) -> list[Node] | None:
     if rows is None:
         return None
     shape = tuple(graph.meta_of(rows.idx.name).shape)
-    return _flat_take(_Nodes(node), graph, node.args[0], rows.dim, rows.idx, shape, shape)
+    return _flat_take(Rewrite(node), graph, node.args[0], rows.dim, rows.idx, shape, shape)
 
 
 def _index_select(node: Node, graph: Graph) -> list[Node] | None:
@@ -129,18 +132,18 @@ def _index_select(node: Node, graph: Graph) -> list[Node] | None:
     n = idx.shape[0] if idx.rank else 1
     idx_shape = tuple(n if j == d else 1 for j in range(x.rank))          # () for a 0-d x (one index)
     out_shape = tuple(n if j == d else s for j, s in enumerate(x.shape))
-    return _flat_take(_Nodes(node), graph, node.args[0], d, node.args[2], idx_shape, out_shape)
+    return _flat_take(Rewrite(node), graph, node.args[0], d, node.args[2], idx_shape, out_shape)
 
 
 def _take(node: Node, graph: Graph) -> list[Node] | None:
     rows = flat_take(node, graph)
     if rows is None:
         return None
-    b = _Nodes(node)
-    return b.finish(aten.take.default, (node.args[0], _wrapped(b, rows, graph)))
+    b = Rewrite(node)
+    return b.finish(aten.take.default, (node.args[0], wrapped(b, rows, graph)))
 
 
-def _wrapped(b: _Nodes, rows: IndexedRows, graph: Graph) -> Ref:
+def wrapped(b: Rewrite, rows: IndexedRows, graph: Graph) -> Ref:
     """where(idx < 0, idx + size, idx): Python's negative indices as positions."""
     imeta = graph.meta_of(rows.idx.name)
     ishape = tuple(imeta.shape)
@@ -149,60 +152,11 @@ def _wrapped(b: _Nodes, rows: IndexedRows, graph: Graph) -> Ref:
     return b.add("wrapped", aten.where.self, (neg, up, rows.idx), contiguous_meta(ishape, imeta.dtype))
 
 
-SCATTER_MAX_WRITES = 16     # index entries per output line a scatter may have to run as selects
-
-
-def _slice_meta(meta: TensorMeta, dim: int, start, end) -> TensorMeta:
-    shape = tuple(end - start if j == dim else s for j, s in enumerate(meta.shape))
-    return TensorMeta(shape, meta.dtype, meta.stride, offset=meta.offset + start * meta.stride[dim])
-
-
-def _scatter_by_selects(node: Node, graph: Graph) -> list[Node] | None:
-    """scatter(x, d, idx, src) with few indices per line (k = idx.shape[d] <= 16, DeepSeek's router
-    writing k expert weights into a row of zeros) and idx spanning x in every other dim:
-    out = x, then for j < k: out = where(arange(n_d) == idx[.., j, ..], src[.., j, ..], out), in
-    order (a later index wins, as eager's sequential scatter)."""
-    x, idx = graph.meta_of(node.args[0].name), graph.meta_of(node.args[2].name)
-    rows = element_gather(node, graph)
-    if rows is None or x.rank == 0 or node.kwargs_dict().get("reduce") is not None:
-        return None
-    d, k = rows.dim, idx.shape[rows.dim]
-    if not isinstance(k, int) or k > SCATTER_MAX_WRITES or any(
-            j != d and not exprs_equal(a, b) for j, (a, b) in enumerate(zip(idx.shape, x.shape))):
-        return None
-    b = _Nodes(node)
-    lined = tuple(x.shape[d] if j == d else 1 for j in range(x.rank))
-    iota = b.add("iota", aten.arange.default, (x.shape[d],), contiguous_meta((x.shape[d],), idx.dtype),
-                 (("dtype", idx.dtype),))
-    iota = b.add("iota_view", aten.view.default, (iota, list(lined)), contiguous_meta(lined, idx.dtype))
-    src, smeta = node.args[3], None
-    if isinstance(src, Ref):
-        smeta = graph.meta_of(src.name)
-        for j, size in enumerate(idx.shape):              # src may be larger than idx: its leading part
-            if not exprs_equal(smeta.shape[j], size):
-                smeta = _slice_meta(smeta, j, 0, size)
-                src = b.add(f"src{j}", aten.slice.Tensor, (src, j, 0, size), smeta)
-    else:
-        src = b.add("value", aten.scalar_tensor.default, (src,), contiguous_meta((), x.dtype), (("dtype", x.dtype),))
-    out = node.args[0]
-    for j in range(k):
-        i_j = b.add(f"idx{j}", aten.slice.Tensor, (node.args[2], d, j, j + 1), _slice_meta(idx, d, j, j + 1))
-        hit = b.add(f"hit{j}", aten.eq.Tensor, (iota, i_j), contiguous_meta(tuple(x.shape), torch.bool))
-        s_j = src if smeta is None else b.add(f"src_at{j}", aten.slice.Tensor, (src, d, j, j + 1),
-                                              _slice_meta(smeta, d, j, j + 1))
-        if j == k - 1:
-            return b.finish(aten.where.self, (hit, s_j, out))
-        out = b.add(f"out{j}", aten.where.self, (hit, s_j, out), contiguous_meta(tuple(x.shape), x.dtype))
-    return b.finish(aten.clone.default, (out,))                # k == 0: a copy of x
-
-
 REWRITES: dict[object, Callable[[Node, Graph], list[Node] | None]] = {
     aten.index.Tensor: _index_rows,
     aten.gather.default: _gather_elements,
     aten.index_select.default: _index_select,
     aten.take.default: _take,
-    aten.scatter.src: _scatter_by_selects,
-    aten.scatter.value: _scatter_by_selects,
 }
 
 

@@ -1,4 +1,5 @@
-"""Bounds checks for gathers the device runs (embedding, index_select, `x[idx]`, gather, take).
+"""Bounds checks for gathers the device runs (embedding, index_select, `x[idx]`, gather, take) and
+for the scatters it runs as selects (scatter, scatter_add, scatter_reduce, `x[idx] = v`).
 
 Eager raises on an index outside the table. The device gather clamps instead (it never reads
 outside the table), so this pass adds, before each such op, a check that raises the error:
@@ -83,6 +84,11 @@ GATHERS = {aten.embedding.default: lambda node, graph: _rows(node, graph, 0, 1, 
            aten.gather.default: element_gather,
            aten.scatter.src: element_gather,             # scatter(x, d, idx, src): the same operands
            aten.scatter.value: element_gather,
+           aten.scatter.reduce: element_gather,
+           aten.scatter.value_reduce: element_gather,
+           aten.scatter_add.default: element_gather,
+           aten.scatter_reduce.two: element_gather,
+           aten.index_put.default: single_leading_index,  # x[idx] = v: the rows it writes
            aten.take.default: flat_take}
 
 

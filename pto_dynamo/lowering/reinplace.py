@@ -64,7 +64,7 @@ def _view_meta(graph: Graph, producer: Node):
     return dataclasses.replace(src, stride=tuple(stride))
 
 
-def _candidate(node: Node, graph: Graph) -> Node | None:
+def reinplace_candidate(node: Node, graph: Graph) -> Node | None:
     """The functional producer if `node` is `copy_(input, f(input, ...))`, else None."""
     if node.target is not aten.copy_.default or not all(isinstance(a, Ref) for a in node.args[:2]):
         return None
@@ -83,7 +83,7 @@ def reinplace_input_mutations(graph: Graph) -> Graph:
     at: dict[str, list[Node]] = {}          # node name -> nodes that replace it
     rename: dict[str, Ref] = {}             # functional result -> the mutated input
     for node in graph.nodes:
-        producer = _candidate(node, graph)
+        producer = reinplace_candidate(node, graph)
         if producer is None:
             continue
         dest = node.args[0].name
