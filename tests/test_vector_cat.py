@@ -47,3 +47,39 @@ def test_stack_of_equal_parts_is_one_kernel_with_a_dynamic_dim(fresh):
     (c,) = compiled_graphs()
     assert c.partition.host_op_count <= 1, c.partition.host_reasons    # at most the free output view
     assert all(n == 0 for n in s["fallback_regions"].values()), s
+
+
+REPEATS = {   # repeat: an expand of x's dims as (1, s) -> (r, s), one copy, a view (decompositions.py)
+    "hyper_connections": (lambda x: x.unsqueeze(1).repeat(1, 4, 1) * 2, (5, 8), torch.float32),   # DeepSeek-V4
+    "both_dims": (lambda x: x.repeat(2, 3), (5, 8), torch.float32),
+    "new_leading_dim": (lambda x: x.repeat(2, 1, 3) + 1, (5, 8), torch.float32),
+    "transposed_bf16": (lambda x: x.t().repeat(2, 2), (5, 8), torch.bfloat16),
+}
+
+
+@pytest.mark.parametrize("name", list(REPEATS))
+def test_repeat_on_the_device(fresh, name):
+    fn, shape, dtype = REPEATS[name]
+    x = torch.randn(shape).to(dtype)
+    torch.testing.assert_close(torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(x), fn(x), rtol=0, atol=0)
+    s = fresh.stats()
+    assert s["launches"] > 0 and all(n == 0 for n in s["host_nodes"].values()), s
+    assert all(n == 0 for n in s["fallback_regions"].values()), s
+
+
+def test_repeat_dynamic_tokens_one_compile(fresh):
+    fn = lambda x: x.unsqueeze(1).repeat(1, 4, 1).sum(-1)                                  # noqa: E731
+    compiled = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)
+    for T in (3, 1, 17):
+        x = torch.randn(T, 8)
+        fresh.mark_dynamic(x, 0, name="T")
+        torch.testing.assert_close(compiled(x), fn(x))
+    s = fresh.stats()
+    assert s["signatures_compiled"] == 1 and s["launches"] > 0, s
+    assert all(n == 0 for n in s["host_nodes"].values()) and all(n == 0 for n in s["fallback_regions"].values()), s
+
+
+def test_repeat_by_zero_stays_on_the_host(fresh):
+    fn = lambda x: x.repeat(2, 0)                                                          # noqa: E731
+    x = torch.randn(5, 8)
+    torch.testing.assert_close(torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(x), fn(x))

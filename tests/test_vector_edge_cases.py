@@ -127,3 +127,24 @@ def test_sinkhorn_row_and_column_sums_are_one_kernel(fresh):
 ], ids=["col_max_min", "col_sum_2d", "too_many_rows", "no_rows"])
 def test_reductions_over_rows(fresh, fn, shape):
     _run_on_device(fresh, fn, torch.randn(shape))
+
+
+def _bf16_pair(seed: int):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.randn(64, 33, generator=g) * 9).bfloat16(), (torch.randn(64, 33, generator=g) * 3).bfloat16()
+
+
+@pytest.mark.parametrize("fn", [
+    lambda a, b: torch.div(a, b, rounding_mode="trunc"),         # ATen rounds the quotient to bf16 first
+    lambda a, b: torch.div(a, 0.37, rounding_mode="trunc"),      # ... but not a quotient by a number
+    lambda a, b: (torch.div(a, b[0], rounding_mode="trunc"), torch.trunc(a)),
+    lambda a, b: (torch.floor(a * 3), torch.ceil(a / b), torch.round(a * 0.3), torch.trunc(a * b), torch.sign(a - b)),
+    lambda a, b: (a * 3 > b * 2, a * 0.1 == 1.0),
+], ids=["div_trunc", "div_trunc_by_number", "div_trunc_row_and_trunc", "steps_of_products", "compare_products"])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_steps_of_16_bit_values_see_them_rounded_as_eager(fresh, fn, dtype):
+    # a fused kernel keeps bf16 values in f32; an op whose result jumps (floor, trunc, compare) must
+    # see them rounded to bf16 as eager stores them, or it is off by a whole unit: exact equality
+    for seed in range(3):
+        a, b = (x.to(dtype) for x in _bf16_pair(seed))
+        _run_on_device(fresh, fn, a, b, rtol=0, atol=0)

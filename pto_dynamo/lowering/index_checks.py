@@ -1,5 +1,5 @@
-"""Bounds checks for gathers the device runs (embedding, index_select, `x[idx]`, gather, take) and
-for the scatters it runs as selects (scatter, scatter_add, scatter_reduce, `x[idx] = v`).
+"""Bounds checks for gathers the device runs (embedding, index_select, `x[idx]`, gather, take); the
+scatters that run as selects get theirs from scatters.py, which knows which ones do.
 
 Eager raises on an index outside the table. The device gather clamps instead (it never reads
 outside the table), so this pass adds, before each such op, a check that raises the error:
@@ -82,13 +82,6 @@ GATHERS = {aten.embedding.default: lambda node, graph: _rows(node, graph, 0, 1, 
            aten.index_select.default: lambda node, graph: _rows(node, graph, 0, 2, node.args[1]),
            aten.index.Tensor: single_leading_index,
            aten.gather.default: element_gather,
-           aten.scatter.src: element_gather,             # scatter(x, d, idx, src): the same operands
-           aten.scatter.value: element_gather,
-           aten.scatter.reduce: element_gather,
-           aten.scatter.value_reduce: element_gather,
-           aten.scatter_add.default: element_gather,
-           aten.scatter_reduce.two: element_gather,
-           aten.index_put.default: single_leading_index,  # x[idx] = v: the rows it writes
            aten.take.default: flat_take}
 
 
@@ -96,7 +89,8 @@ def _bool_meta(shape) -> TensorMeta:
     return contiguous_meta(tuple(shape), torch.bool)
 
 
-def _check_nodes(node: Node, graph: Graph, rows: IndexedRows) -> list[Node]:
+def check_nodes(node: Node, graph: Graph, rows: IndexedRows) -> list[Node]:
+    """The nodes that raise eager's error before `node` when an index of `rows` is out of range."""
     idx, size = rows.idx, rows.size
     lo = -size if rows.negative else 0
     op = str(node.target).split(".")[1]
@@ -131,6 +125,6 @@ def add_index_checks(graph: Graph) -> Graph:
     for node in graph.nodes:
         rows = GATHERS[node.target](node, graph) if node.target in GATHERS else None
         if rows is not None:
-            out += _check_nodes(node, graph, rows)
+            out += check_nodes(node, graph, rows)
         out.append(node)
     return graph.replace_nodes(out)

@@ -22,8 +22,9 @@ dim 0 and v's row j (or all of v, when it broadcasts along the indexed dim); neg
 from the end. With a bool mask over x's leading dims and a v that broadcasts along the selected
 elements, it is one select: where(mask, v, x) (x + where(mask, v, 0) when accumulating).
 
-All run after `index_checks`, which has already checked every index as eager does ([0, x.shape[d])
-for scatter, [-n, n) for index_put). A scatter with more entries per line, a symbolic partial
+Each rewritten scatter starts with the bounds check eager makes ([0, x.shape[d]) for scatter,
+[-n, n) for index_put; index_checks.check_nodes), so a bad index raises instead of writing
+nothing; a scatter left to the host has ATen's own check. A scatter with more entries per line, a symbolic partial
 extent, an integer mean, or an update of a graph input in place (see
 rewrite_scatters) stays on the host. (An MSCATTER kernel over src's domain
 would take any size: see docs/notes_opinfo.md.)
@@ -38,7 +39,7 @@ import torch
 
 from pto_dynamo.graph.ir import Graph, Node, Ref, TensorMeta
 from pto_dynamo.lowering.gathers import Rewrite, wrapped
-from pto_dynamo.lowering.index_checks import element_gather, single_leading_index
+from pto_dynamo.lowering.index_checks import check_nodes, element_gather, single_leading_index
 from pto_dynamo.lowering.reinplace import reinplace_candidate
 from pto_dynamo.lowering.tile.expr import exprs_equal
 from pto_dynamo.lowering.vector.expand import contiguous_meta
@@ -145,6 +146,7 @@ def _scatter_by_selects(node: Node, graph: Graph) -> list[Node] | None:
     if (x.rank == 0 and idx.rank) or (reduce == "mean" and not x.dtype.is_floating_point):
         return None                                            # an integer mean rounds down: host
     b = Rewrite(node)
+    b.nodes += check_nodes(node, graph, rows)
     xr, ir, sr = node.args[0], node.args[2], src
     smeta = graph.meta_of(src.name) if isinstance(src, Ref) else None
     if x.rank == 0:                                            # a 0-d scatter: as [1]
@@ -242,6 +244,7 @@ def _index_put_rows(node: Node, graph: Graph) -> list[Node] | None:
     k = imeta.shape[0]
     per_row = vmeta.rank == x.rank and not exprs_equal(vmeta.shape[0], 1)   # v[j] for index j
     b = Rewrite(node)
+    b.nodes += check_nodes(node, graph, rows)
     idx = wrapped(b, rows, graph)
     lined = (x.shape[0],) + (1,) * (x.rank - 1)
     iota = b.add("iota", aten.arange.default, (x.shape[0],), contiguous_meta((x.shape[0],), imeta.dtype),

@@ -51,7 +51,7 @@ UNARY = {
     "neg": (11, torch.neg), "relu": (12, torch.relu), "log1p": (13, torch.log1p), "expm1": (14, torch.expm1),
     "sin": (15, torch.sin), "cos": (16, torch.cos), "floor": (17, torch.floor), "ceil": (18, torch.ceil),
     "round": (19, torch.round), "sign": (20, torch.sign), "pow2": (21, lambda x: torch.pow(x, 2.0)),
-    "pow1.7": (22, lambda x: torch.pow(x, 1.7)),
+    "pow1.7": (22, lambda x: torch.pow(x, 1.7)), "trunc": (23, torch.trunc),
 }
 
 

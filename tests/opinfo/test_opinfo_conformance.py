@@ -37,12 +37,11 @@ Numerics (DESIGN.md "Numerics": compared as inductor's OpInfo tests compare):
     shows both differences.
 
 Samples and runtime: `op.sample_inputs("cpu", dtype, requires_grad=False)`, float32 and bfloat16,
-every variant op_db has for each name in OP_NAMES. `PTO_OPINFO_FULL=1` runs all samples: 1124 in
-124 (op, dtype) tests (892 in 110 before scatter_add, scatter_reduce and index_put joined; the
-timings below are from when everything ran on the host) (2 more are skipped, see SKIPS). Measured from a cold cache on the 2-core
-dev machine: 91-102 s for the suite, 96-107 s for the pytest process (quiet vs shared machine)
-(~0.11 s a sample, nearly all Dynamo + aot_autograd; no native builds while every op stays on the
-host). The suite's budget is about 4 minutes of `make test`; when device lowering makes samples
+every variant op_db has for each name in OP_NAMES. `PTO_OPINFO_FULL=1` runs all samples: 1224 in
+128 (op, dtype) tests (2 more are skipped, see SKIPS); the first 1124 took 882 s from a cold cache
+on the 2-core dev machine (most samples build native code; docs/notes_opinfo.md). When everything
+still ran on the host, 892 samples took 91-102 s (~0.11 s a sample, nearly all Dynamo +
+aot_autograd). The suite's budget is about 4 minutes of `make test`; when device lowering makes samples
 costlier (native builds from a cold cache), cap them with `PTO_OPINFO_MAX_SAMPLES=N`: N samples
 per (op, dtype), evenly spaced over op_db's deterministic sample order (first and last always
 included); `PTO_OPINFO_FULL=1` overrides the cap and runs everything. The report records the cap.
@@ -88,7 +87,7 @@ OP_NAMES = (
     "matmul", "mm", "bmm", "addmm", "nn.functional.linear", "nn.functional.layer_norm",
     "nn.functional.rms_norm", "nn.functional.embedding", "cat", "stack", "transpose", "permute",
     "reshape", "view", "expand", "index_select", "gather", "scatter", "scatter_add", "scatter_reduce",
-    "index_put", "masked_fill",
+    "index_put", "masked_fill", "repeat", "trunc",
 )
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 

@@ -71,7 +71,7 @@ def test_scalar(op):
 UNARY = {"TEXP": torch.exp, "TLOG": torch.log, "TSQRT": torch.sqrt, "TRSQRT": torch.rsqrt, "TRECIP": torch.reciprocal,
          "TABS": torch.abs, "TNEG": torch.neg, "TRELU": torch.relu, "TSIGMOID": torch.sigmoid, "TTANH": torch.tanh,
          "TERF": torch.erf, "TGELU": torch.nn.functional.gelu, "TSILU": torch.nn.functional.silu,
-         "TFLOOR": torch.floor, "TCEIL": torch.ceil, "TROUND": torch.round, "TSIGN": torch.sign,
+         "TFLOOR": torch.floor, "TCEIL": torch.ceil, "TTRUNC": torch.trunc, "TROUND": torch.round, "TSIGN": torch.sign,
          "TLOG1P": torch.log1p, "TEXPM1": torch.expm1, "TSIN": torch.sin, "TCOS": torch.cos}
 
 
@@ -81,7 +81,7 @@ def test_unary(op):
         kb.tile("o", Vec, F32, R, C, vr, C)
         kb.emit(op, "o", "in0")
     a = torch.rand(13, C) * 4 + 0.1
-    if op in ("TABS", "TNEG", "TRELU", "TSIGN", "TFLOOR", "TCEIL", "TROUND"):
+    if op in ("TABS", "TNEG", "TRELU", "TSIGN", "TFLOOR", "TCEIL", "TTRUNC", "TROUND"):
         a = a - 2
     torch.testing.assert_close(_run(_map_kernel(body), a), UNARY[op](a))
 

@@ -50,7 +50,7 @@ _UNARY = {"TEXP": torch.exp, "TLOG": torch.log, "TSQRT": torch.sqrt, "TRSQRT": t
 for _name, _fn in _UNARY.items():
     define_op(_name, (TILE,), (TILE,), "unary", payload=_fn)
 _UNARY_EXT = {"TSIGMOID": torch.sigmoid, "TTANH": torch.tanh, "TERF": torch.erf, "TGELU": _gelu_erf,
-              "TSILU": torch.nn.functional.silu, "TFLOOR": torch.floor, "TCEIL": torch.ceil,
+              "TSILU": torch.nn.functional.silu, "TFLOOR": torch.floor, "TCEIL": torch.ceil, "TTRUNC": torch.trunc,
               "TROUND": _round_half_even, "TSIGN": torch.sign, "TLOG1P": torch.log1p,
               "TEXPM1": torch.expm1, "TSIN": torch.sin, "TCOS": torch.cos}
 for _name, _fn in _UNARY_EXT.items():

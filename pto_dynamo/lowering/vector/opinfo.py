@@ -33,7 +33,7 @@ POINTWISE_UNARY = [aten.exp.default, aten.log.default, aten.sqrt.default, aten.r
                    aten.pow.Tensor_Scalar, aten.clamp.default, aten.clamp_min.default, aten.clamp_max.default,
                    aten.add.Scalar, aten.sub.Scalar, aten.mul.Scalar, aten.div.Scalar, aten.exp2.default,
                    aten.log2.default, aten.log1p.default, aten.expm1.default, aten.sin.default, aten.cos.default,
-                   aten.floor.default, aten.ceil.default, aten.round.default, aten.sign.default,
+                   aten.floor.default, aten.ceil.default, aten.trunc.default, aten.round.default, aten.sign.default,
                    aten.leaky_relu.default, aten.hardtanh.default]
 POINTWISE_BINARY = [aten.add.Tensor, aten.sub.Tensor, aten.mul.Tensor, aten.div.Tensor, aten.maximum.default,
                     aten.minimum.default, aten.pow.Tensor_Tensor, aten.copy.default]

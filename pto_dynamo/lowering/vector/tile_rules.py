@@ -17,7 +17,7 @@ import torch
 
 from pto_dynamo.graph.ir import Ref
 from pto_dynamo.lowering.tile import BF16, F16, F32, I32, I64
-from pto_dynamo.lowering.tile.dtypes import ElemType
+from pto_dynamo.lowering.tile.dtypes import ElemType, elem_type
 from pto_dynamo.lowering.vector.opinfo import vector_op
 
 aten = torch.ops.aten
@@ -153,10 +153,19 @@ def _set(t, node, val: TileVal) -> None:
     t.values[node.name] = val
 
 
-def _arg(t, node, i, dtype: torch.dtype | None = None):
-    """Operand i of node: a tensor as a tile of `dtype` (default: the node's result dtype)."""
+def _arg(t, node, i, dtype: torch.dtype | None = None, as_stored: bool = False):
+    """Operand i of node: a tensor as a tile of `dtype` (default: the node's result dtype).
+    `as_stored`: a 16-bit float computed in this kernel (kept in f32) is first rounded to its own
+    dtype, as eager stores it: for the ops whose result jumps where a rounding can cross
+    (floor, ceil, round, trunc, sign, comparisons), bf16 trunc(a * 3) of 6.99 is 7 in eager."""
     a = node.args[i]
-    return to(t, t.operand(node, a), dtype or node.meta.dtype) if isinstance(a, Ref) else a
+    if not isinstance(a, Ref):
+        return a
+    v = t.operand(node, a)
+    stored = t.meta_of(a.name).dtype
+    if as_stored and stored in (torch.bfloat16, torch.float16) and a.name in t.plan.dmaps:
+        v = t.convert(t.convert(v, elem_type(stored)), v.dtype)
+    return to(t, v, dtype or node.meta.dtype)
 
 
 # -- elementwise ------------------------------------------------------------------------------
@@ -196,14 +205,18 @@ _UNARY = {aten.exp.default: "TEXP", aten.log.default: "TLOG", aten.sqrt.default:
           aten.rsqrt.default: "TRSQRT", aten.reciprocal.default: "TRECIP", aten.abs.default: "TABS",
           aten.neg.default: "TNEG", aten.relu.default: "TRELU", aten.sigmoid.default: "TSIGMOID",
           aten.tanh.default: "TTANH", aten.erf.default: "TERF", aten.gelu.default: "TGELU",
-          aten.silu.default: "TSILU", aten.floor.default: "TFLOOR", aten.ceil.default: "TCEIL",
+          aten.silu.default: "TSILU", aten.floor.default: "TFLOOR", aten.ceil.default: "TCEIL", aten.trunc.default: "TTRUNC",
           aten.round.default: "TROUND", aten.sign.default: "TSIGN", aten.log1p.default: "TLOG1P",
           aten.expm1.default: "TEXPM1", aten.sin.default: "TSIN", aten.cos.default: "TCOS"}
 
 
+# ops whose result jumps at points a rounding of their operand can cross
+_STEPS = {aten.floor.default, aten.ceil.default, aten.round.default, aten.trunc.default, aten.sign.default}
+
+
 @tile_rule(*_UNARY)
 def _unary(t, node, _):
-    _set(t, node, unary(t, _UNARY[node.target], _arg(t, node, 0)))
+    _set(t, node, unary(t, _UNARY[node.target], _arg(t, node, 0, as_stored=node.target in _STEPS)))
 
 
 @tile_rule(aten.gelu.default)
@@ -349,7 +362,7 @@ def same_form(t, *vals: TileVal) -> list[TileVal]:
 @tile_rule(*_CMP_MODES)
 def _compare(t, node, _):
     dtype = _promoted(t, node)
-    a, b = _arg(t, node, 0, dtype), _arg(t, node, 1, dtype)
+    a, b = _arg(t, node, 0, dtype, as_stored=True), _arg(t, node, 1, dtype, as_stored=True)
     mode = _CMP_MODES[node.target]
     if isinstance(b, TileVal):
         a, b = same_form(t, a, b)

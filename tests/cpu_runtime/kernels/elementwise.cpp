@@ -76,6 +76,7 @@ extern "C" __global__ AICORE void unary_f32(__gm__ float* out, __gm__ const floa
       case 20: TSIGN(ty, tx); break;
       case 21: TPOWS(ty, tx, 2.0f); break;
       case 22: TPOWS(ty, tx, 1.7f); break;
+      case 23: TTRUNC(ty, tx); break;
       default: TEXPANDS(ty, -1.0f); break;
     }
     TSTORE(go, ty);

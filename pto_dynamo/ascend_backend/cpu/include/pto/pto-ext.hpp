@@ -19,6 +19,7 @@ PTO_EXT_UNARY(TGELU, vm::vgelu(x))
 PTO_EXT_UNARY(TSILU, vm::vsilu(x))
 PTO_EXT_UNARY(TFLOOR, vm::vfloor(x))
 PTO_EXT_UNARY(TCEIL, vm::vceil(x))
+PTO_EXT_UNARY(TTRUNC, vm::vtrunc(x))
 PTO_EXT_UNARY(TROUND, __builtin_rintf(x))
 PTO_EXT_UNARY(TSIGN, x > 0.0f ? 1.0f : (x < 0.0f ? -1.0f : 0.0f))  // sign(nan) = 0, as torch
 PTO_EXT_UNARY(TLOG1P, vm::vlog1p(x))

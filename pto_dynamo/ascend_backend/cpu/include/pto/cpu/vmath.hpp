@@ -216,6 +216,7 @@ PTO_INLINE float vsqrt(float x) { return __builtin_sqrtf(x); }
 // -ftrapping-math is on); exact for every float, nan and inf pass through.
 PTO_INLINE float vfloor(float x) { const float r = __builtin_rintf(x); return r > x ? r - 1.0f : r; }
 PTO_INLINE float vceil(float x) { const float r = __builtin_rintf(x); return r < x ? r + 1.0f : r; }
+PTO_INLINE float vtrunc(float x) { return x < 0.0f ? vceil(x) : vfloor(x); }
 }  // namespace pto::vm
 
 #pragma GCC visibility pop
