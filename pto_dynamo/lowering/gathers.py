@@ -19,7 +19,7 @@ take into `x.reshape(-1)[idx]`) gets the wrap of negative indices: take(x, where
 Small scatters run as selects (scatters.py, which shares this module's `Rewrite`).
 
 All run after `index_checks`, which has already checked every index against its range as eager
-does ([-n, n) for `x[idx]`, [0, x.shape[d]) for gather and scatter, [-numel, numel) for take).
+does ([-n, n) for `x[idx]`, [0, x.shape[d]) for gather, [-numel, numel) for take).
 Other indexing (several index tensors, a bool mask, `x[:, idx]`, x with rows not dense) stays on
 the host, and a take of a non-contiguous x is a host op by claim.
 """
