@@ -1,6 +1,9 @@
 """embedding / index_select / `x[idx]` / gather on the device (MGATHER of table rows by a per-row
-index, or of elements by a flat index: `take`), and the bounds check that raises on an
-out-of-range index as eager does."""
+index, or of elements by a flat index: `take`), small scatters as selects (scatter, scatter_add,
+scatter_reduce, index_put), and the bounds check that raises on an out-of-range index as eager
+does."""
+import random
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -356,3 +359,34 @@ def test_index_put_bad_index_raises(fresh):
     torch.testing.assert_close(compiled(S16, torch.tensor([-6, 5]), v), S16.index_put((torch.tensor([-6, 5]),), v) * 2)
     with pytest.raises(RuntimeError, match=r"index_put: index out of range.*\[-6, 6\)"):
         compiled(S16, torch.tensor([0, 6]), v)
+
+
+def _random_scatter(seed: int):
+    """A random scatter-family call: x of rank 1..3, an index covering a random leading block of
+    x in the other dims, src at least as large, any reduction."""
+    rng = random.Random(seed)
+    rank = rng.randint(1, 3)
+    xs = [rng.randint(1, 7) for _ in range(rank)]
+    d = rng.randrange(rank)
+    ishape = [rng.randint(1, 5) if j == d else rng.randint(1, s) for j, s in enumerate(xs)]
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(xs, generator=g)
+    src = torch.randn([n + rng.randint(0, 2) for n in ishape], generator=g)
+    idx = torch.randint(0, xs[d], ishape, generator=g)
+    kind, incl = rng.choice(["add", "multiply", "scatter_add", "sum", "prod", "mean", "amax", "amin"]), rng.random() < 0.5
+    if kind in ("add", "multiply"):
+        fn = lambda x, i, s: x.scatter(d, i, s, reduce=kind)                               # noqa: E731
+    elif kind == "scatter_add":
+        fn = lambda x, i, s: x.scatter_add(d, i, s)                                        # noqa: E731
+    else:
+        fn = lambda x, i, s: x.scatter_reduce(d, i, s, kind, include_self=incl)            # noqa: E731
+    return fn, [x, idx, src]
+
+
+@pytest.mark.filterwarnings("ignore:The reduce argument of torch.scatter")
+@pytest.mark.parametrize("seed", range(12))
+def test_random_scatters_match_eager_on_the_device(fresh, seed):
+    fn, args = _random_scatter(seed)
+    s = _matches_eager(fresh, fn, args)
+    assert s["launches"] > 0, s
+    assert all(n == 0 for n in s["host_nodes"].values()) and all(n == 0 for n in s["fallback_regions"].values()), s
