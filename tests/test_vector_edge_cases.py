@@ -148,3 +148,41 @@ def test_steps_of_16_bit_values_see_them_rounded_as_eager(fresh, fn, dtype):
     for seed in range(3):
         a, b = (x.to(dtype) for x in _bf16_pair(seed))
         _run_on_device(fresh, fn, a, b, rtol=0, atol=0)
+
+
+def _floor_division_operands():
+    """Random pairs, pairs whose quotient is an integer and their float neighbours (where floor(a / b)
+    is off by one), and every pair of special values."""
+    g = torch.Generator().manual_seed(0)
+    b = torch.randn(3000, generator=g) * 3
+    a = torch.randn(3000, generator=g) * 9
+    a[:1000] = torch.randint(-50, 50, (1000,), generator=g).float() * b[:1000]
+    a[1000:2000] = torch.nextafter(a[:1000], torch.tensor(float("inf")))
+    a[2000:] = torch.nextafter(a[:1000], torch.tensor(float("-inf")))
+    b[1000:2000], b[2000:] = b[:1000], b[:1000]
+    sp = torch.tensor([0.0, -0.0, float("inf"), float("-inf"), float("nan"), 1e30, -1e-30, 3.0, -3.0, 7.5])
+    sa, sb = torch.meshgrid(sp, sp, indexing="ij")
+    return torch.cat([a, sa.reshape(-1)]), torch.cat([b, sb.reshape(-1)])
+
+
+@pytest.mark.parametrize("fn", [lambda a, b: torch.div(a, b, rounding_mode="floor"),
+                                lambda a, b: torch.div(a, 0.37, rounding_mode="floor") + a // b[0]],
+                         ids=["by_tensor", "by_number_and_row"])
+def test_float32_floor_division_is_exact_on_the_device(fresh, fn):
+    # ATen's float floor division is the floor of the exact quotient (through fmod): bit-equal,
+    # signed zeros, infinities and nans included
+    a, b = _floor_division_operands()
+    got, want = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(a, b), fn(a, b)
+    assert torch.equal(got.isnan(), want.isnan())
+    ok = ~want.isnan()
+    assert torch.equal(got[ok], want[ok]) and torch.equal(got[ok].signbit(), want[ok].signbit())
+    s = fresh.stats()
+    assert all(n == 0 for n in s["host_nodes"].values()) and all(n == 0 for n in s["fallback_regions"].values()), s
+
+
+def test_bf16_floor_division_stays_on_the_host(fresh):
+    fn = lambda a, b: torch.div(a, b, rounding_mode="floor")                              # noqa: E731
+    a, b = (x.bfloat16() for x in _floor_division_operands())
+    torch.testing.assert_close(torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(a, b), fn(a, b),
+                               rtol=0, atol=0, equal_nan=True)
+    assert sum(fresh.stats()["host_nodes"].values()) >= 1

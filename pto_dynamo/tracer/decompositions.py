@@ -4,11 +4,12 @@ Keeping `_softmax`/`_log_softmax` whole lets the lowering emit one online-softma
 recognising max/sub/exp/sum/div again; matmul-family ops stay whole for the cube lowering; `silu`
 stays one TSILU (x / (1 + exp(-x)), ATen's own formula) instead of TSIGMOID and a TMUL pass.
 The project's own decompositions (`OWN`): float `div(..., rounding_mode="trunc")` as ATen rounds
-it, and `repeat` as an expand and one copy.
+it, float32 floor division exactly as ATen's, and `repeat` as an expand and one copy.
 """
 from __future__ import annotations
 
 import functools
+import math
 
 import torch
 from torch._decomp import core_aten_decompositions
@@ -42,6 +43,41 @@ def _div_trunc_floats(a, b, rounding_mode=None):
     return torch.trunc(q).to(dtype)
 
 
+def _hi(v):
+    """The upper 12 bits of an f32's significand (Veltkamp's split: v = hi + (v - hi) exactly)."""
+    c = v * 4097.0
+    return c - (c - v)
+
+
+def _div_floor_f32(a, b):
+    """`div(a, b, rounding_mode="floor")` of float32: ATen's result is the floor of the exact
+    quotient (through fmod). floor(a / b) is it unless the rounded quotient lands on an integer
+    from below; then the sign of the exact residual a - f * b (Dekker's product f * b = p + e,
+    exact without an FMA) decides f or f - 1. ATen's special values: an infinite a gives nan, an
+    infinite b -1 where a and b have opposite signs (else a signed 0), b == 0 gives a / b."""
+    q = a / b
+    f = torch.floor(q)
+    p = f * b
+    fh, bh = _hi(f), _hi(b)
+    fl, bl = f - fh, b - bh
+    e = ((fh * bh - p) + fh * bl + fl * bh) + fl * bl
+    r = torch.where(f == 0, a, (a - p) - e)                 # f == 0: the residual is a itself
+    below = (f == q) & (r != 0) & ((r < 0) != (b < 0))
+    out = torch.where(below, f - 1, f)
+    inf_a, inf_b = a.abs() == math.inf, b.abs() == math.inf      # comparisons: device ops
+    out = torch.where(inf_b & (a.abs() < math.inf), torch.where((a != 0) & ((a < 0) != (b < 0)), -1.0, q), out)
+    return torch.where(inf_a & (b != 0), math.nan, out)
+
+
+def _div_rounding(a, b, rounding_mode=None):
+    """Float division with a rounding mode the device computes as ATen does (float32 floor
+    division, trunc division of any float); anything else stays whole."""
+    if rounding_mode == "floor" and isinstance(a, torch.Tensor) and torch.result_type(a, b) == torch.float32:
+        b = b.float() if isinstance(b, torch.Tensor) else torch.scalar_tensor(b, dtype=torch.float32)
+        return _div_floor_f32(a.float(), b)
+    return _div_trunc_floats(a, b, rounding_mode)
+
+
 def _repeat(x, repeats):
     """`x.repeat(r0, r1, ..)`: each dim of x (padded with leading 1s) as (1, s) expanded to (r, s),
     then one copy (a device kernel reading x through stride-0 dims) viewed as (r * s, ..).
@@ -56,7 +92,7 @@ def _repeat(x, repeats):
 
 
 # Project decompositions (returning NotImplemented where they do not apply).
-OWN = {aten.div.Tensor_mode: _div_trunc_floats, aten.repeat.default: _repeat}
+OWN = {aten.div.Tensor_mode: _div_rounding, aten.repeat.default: _repeat}
 
 
 @functools.lru_cache(maxsize=1)
