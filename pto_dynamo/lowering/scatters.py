@@ -87,6 +87,13 @@ def _as_1d(b: Rewrite, step: str, ref: Ref, meta: TensorMeta) -> tuple[Ref, Tens
     return b.add(step, aten.view.default, (ref, [1]), viewed), viewed
 
 
+def _iota_along(b: Rewrite, x: TensorMeta, d: int, dtype: torch.dtype) -> tuple[Ref, tuple]:
+    """arange(x.shape[d]) lined up along dim d of x (size 1 elsewhere), and that shape."""
+    lined = tuple(x.shape[d] if j == d else 1 for j in range(x.rank))
+    iota = b.add("iota", aten.arange.default, (x.shape[d],), contiguous_meta((x.shape[d],), dtype), (("dtype", dtype),))
+    return b.add("iota_view", aten.view.default, (iota, list(lined)), contiguous_meta(lined, dtype)), lined
+
+
 def _select_chain(b: Rewrite, w: _Writes, shape: tuple, dtype: torch.dtype) -> Ref:
     """out = x; then each write as a select, in order."""
     meta = contiguous_meta(shape, dtype)
@@ -169,10 +176,7 @@ def _scatter_by_selects(node: Node, graph: Graph) -> list[Node] | None:
                 sr, smeta = _slice(b, f"src{j}", sr, smeta, j, 0, size)
     else:
         sr = b.add("value", aten.scalar_tensor.default, (src,), contiguous_meta((), x.dtype), (("dtype", x.dtype),))
-    lined = tuple(x.shape[d] if j == d else 1 for j in range(x.rank))
-    iota = b.add("iota", aten.arange.default, (x.shape[d],), contiguous_meta((x.shape[d],), idx.dtype),
-                 (("dtype", idx.dtype),))
-    iota = b.add("iota_view", aten.view.default, (iota, list(lined)), contiguous_meta(lined, idx.dtype))
+    iota, _ = _iota_along(b, x, d, idx.dtype)
     shape = tuple(bmeta.shape)
 
     @functools.cache                                           # the mean reads each hit twice
@@ -246,10 +250,7 @@ def _index_put_rows(node: Node, graph: Graph) -> list[Node] | None:
     b = Rewrite(node)
     b.nodes += check_nodes(node, graph, rows)
     idx = wrapped(b, rows, graph)
-    lined = (x.shape[0],) + (1,) * (x.rank - 1)
-    iota = b.add("iota", aten.arange.default, (x.shape[0],), contiguous_meta((x.shape[0],), imeta.dtype),
-                 (("dtype", imeta.dtype),))
-    iota = b.add("iota_view", aten.view.default, (iota, list(lined)), contiguous_meta(lined, imeta.dtype))
+    iota, lined = _iota_along(b, x, 0, imeta.dtype)
 
     def hit(j: int) -> Ref:                                    # [n, 1, ..] == [1]
         i_j, _ = _slice(b, f"idx{j}", idx, contiguous_meta((k,), imeta.dtype), 0, j, j + 1)
