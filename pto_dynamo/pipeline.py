@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from pto_dynamo.stats import bump, record_host_nodes
-from pto_dynamo.ascend_backend.cpu import build_libraries
+from pto_dynamo.ascend_backend.cpu import build_libraries, memory as cpu_memory
 from pto_dynamo.ascend_backend.host_program import HostProgram, generate_host_program, region_scalars
 from pto_dynamo.ascend_backend.native_region import NativeRegion, render_region
 from pto_dynamo.ascend_backend.reference_region import ReferenceRegion
@@ -124,7 +124,7 @@ def compile_graph(graph: Graph, options: PtoOptions, dump: DebugDump, verify: bo
                      "regions": [_runner_meta(r) for r in runners]})
         bump("signatures_compiled")
     dump.write("host_program", host_program.source, "py")
-    compiled = CompiledGraph(graph, partition, host_program, host_program.load(runners), key, runners)
+    compiled = CompiledGraph(graph, partition, host_program, host_program.load(runners, cpu_memory.empty_strided), key, runners)
     record_host_nodes(graph.name, partition.host_op_count, _fallbacks(runners))
     MEMORY_CACHE.put(key, compiled)
     _notify(compiled, graph.name)

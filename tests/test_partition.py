@@ -84,7 +84,7 @@ def test_regions_run_natively_through_host_program(fresh, dtype):
     (c,) = compiled_graphs()
     assert len(c.partition.regions) == 2
     assert all(r.kernel_names and not hasattr(r, "fallback_reason") for r in c.runners)
-    assert "regions[0](" in c.host_program.source and "torch.empty_strided([T, 5], [5, 1]" in c.host_program.source
+    assert "regions[0](" in c.host_program.source and "empty_strided([T, 5], [5, 1]" in c.host_program.source
     s = fresh.stats()
     assert s["signatures_compiled"] == 1 and s["launches"] >= 6
     assert s["host_nodes"][c.graph.name] == 1                      # atan

@@ -4,13 +4,15 @@
     def g0_inference(arg0_1, arg1_1):
         T = arg0_1.shape[0]
         mm = aten.mm.default(arg0_1, arg1_1)
-        add = torch.empty_strided((T, 8), (8, 1), dtype=torch.float32)
+        add = empty_strided((T, 8), (8, 1), dtype=torch.float32)
         regions[0]([mm, add], [T])          # device region 0: add, exp
         return (add,)
 
 It binds each DynDim once at its top from its own arguments, runs host nodes as ATen calls, calls
 each device region through `regions[i](tensors, scalars)` (inputs then preallocated outputs, and the
-dims the region uses), and returns the outputs. The only globals it reads are HOST_GLOBALS.
+dims the region uses), and returns the outputs. Region outputs come from the target's allocator,
+`empty_strided(shape, stride, dtype=...)` (the cpu target's: cpu/memory.py). The only globals it
+reads are HOST_GLOBALS.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from pto_dynamo.lowering.partition import DeviceRegion, Partition
 aten = torch.ops.aten
 
 # Names a host program may read besides its parameters and locals (builtins included).
-HOST_GLOBALS = ("torch", "aten", "math", "operator", "regions", "RuntimeError", "max", "min")
+HOST_GLOBALS = ("torch", "aten", "math", "operator", "regions", "empty_strided", "RuntimeError", "max", "min")
 
 
 @dataclass(frozen=True)
@@ -40,11 +42,13 @@ class HostProgram:
     graph_name: str
     source: str
 
-    def load(self, regions) -> Callable:
-        """Compile the source; `regions[i]` is the runner of device region i."""
+    def load(self, regions, empty_strided: Callable = torch.empty_strided) -> Callable:
+        """Compile the source; `regions[i]` is the runner of device region i, `empty_strided` the
+        allocator of region outputs (torch.empty_strided's signature)."""
         filename = f"<pto host program {self.graph_name}>"
         linecache.cache[filename] = (len(self.source), None, self.source.splitlines(True), filename)
-        scope = {"torch": torch, "aten": aten, "math": math, "operator": operator, "regions": regions}
+        scope = {"torch": torch, "aten": aten, "math": math, "operator": operator, "regions": regions,
+                 "empty_strided": empty_strided}
         exec(compile(self.source, filename, "exec"), scope)
         return scope[self.graph_name]
 
@@ -85,7 +89,7 @@ def _region_lines(graph: Graph, region: DeviceRegion) -> list[str]:
             raise NotImplementedError(f"graph {graph.name}: device region output {name} is not a tensor ({meta_text(meta)})")
         shape = format_value(tuple(meta.shape))
         stride = format_value(tuple(meta.stride))
-        lines.append(f"{name} = torch.empty_strided({shape}, {stride}, dtype={meta.dtype})")
+        lines.append(f"{name} = empty_strided({shape}, {stride}, dtype={meta.dtype})")
     tensors = "[" + ", ".join(region.inputs + region.outputs) + "]"
     scalars = "[" + ", ".join(region_scalars(graph, region)) + "]"
     lines.append(f"regions[{region.index}]({tensors}, {scalars})")
