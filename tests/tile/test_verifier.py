@@ -285,10 +285,21 @@ def test_in_place_loads():
     _fails(_kernel(lambda kb, vr, t: _in_place_matmul(kb, "x", store_mat=True)),
            "TSTORE reads ma, a view of an in-place TLOAD that only TMOV/TEXTRACT may read")
 
-    def into_vec(kb, vr, t):
-        kb.tile("ma", Vec, F32, 8, 64, vr, 64)
-        kb.emit("TLOAD", "ma", kb.view("x", 64 * 8 * t, vr, 64, 64), in_place=True)
-    _fails(_kernel(into_vec), "an in-place TLOAD writes a Mat tile (a matmul operand); ma is a Vec tile")
+    def into_vec(written: bool, aliased: bool, tensor: str = "x"):
+        def body(kb, vr, t):
+            kb.tile("ma", Vec, F32, 8, 64, vr, 64)
+            kb.emit("TLOAD", "ma", kb.view(tensor, 64 * 8 * t, vr, 64, 64), in_place=True)
+            kb.tile("mb", Vec, F32, 8, 64, vr, 64)
+            kb.emit("TEXP", "ma" if written else "mb", "ma")
+            if aliased:
+                kb.tile("col", Vec, F32, 1, 64, 1, 64)
+                kb.emit("TRESHAPE", "col", "ma")
+        return _kernel(body)
+    verify_program(into_vec(written=False, aliased=False), A2A3_CAPACITY)     # a Vec tile only read
+    for program in (into_vec(written=True, aliased=False), into_vec(written=False, aliased=True),
+                    into_vec(written=False, aliased=False, tensor="z")):
+        _fails(program, "an in-place TLOAD into a Vec tile needs a tile that only TLOADs from kernel inputs "
+                        "write and that no TRESHAPE aliases; ma is not one")
 
     def operand_read(kb, vr, t):
         _in_place_matmul(kb, "x")

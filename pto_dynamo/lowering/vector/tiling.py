@@ -27,6 +27,8 @@ from pto_dynamo.graph.ir import Node, Ref
 from pto_dynamo.lowering.tile import (F32, I32, U8, Distribution, GmView, KernelBuilder, Layout, PlanningError, TileLoc, ceil_div, elem_type,
                                       emin, emod, floor_div)
 from pto_dynamo.lowering.tile.capacity import TargetCapacity
+from pto_dynamo.lowering.tile.in_place_loads import read_inputs_in_place
+from pto_dynamo.lowering.tile.verifier import verify_program
 from pto_dynamo.lowering.tile.region import c_identifier
 from pto_dynamo.lowering.vector.access import Access
 from pto_dynamo.lowering.vector.fusion import KernelPlan
@@ -481,7 +483,9 @@ def tile_kernel(plan: KernelPlan, metas: dict, name: str, graph: str, capacity: 
             tiler = KernelTiler(plan, metas, name, graph, R, C, align)
             try:
                 kb = tiler.build(tile_cols)
-                return kb.build(capacity), tiler
+                program = read_inputs_in_place(kb.build(capacity, verify=False))
+                verify_program(program, capacity)
+                return program, tiler
             except PlanningError as err:
                 attempts.append(f"R={R} C={C}: {err}")
                 if plan.col_reductions:

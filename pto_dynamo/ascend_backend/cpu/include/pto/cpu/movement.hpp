@@ -330,8 +330,11 @@ namespace pto {
 //                 tile's storage order (tile.hpp OperandView); TMOV/TEXTRACT into Left/Right pass
 //                 the view on and TMATMUL reads the operand from global memory. A CPU core copying
 //                 a window and then reading the copy does the DMA's work itself, and waits for
-//                 DRAM twice: a decode step's weights stream once instead. The lowering asks for it
-//                 only for kernel inputs, which no block writes during the launch.
+//                 DRAM twice: a decode step's weights stream once instead. On a Vec tile: the
+//                 tile points at the window itself when its rows lie as the tile's would
+//                 (tload_vec_in_place), and the V-ops read the input there. The lowering asks for
+//                 it only for kernel inputs, which no block writes during the launch, and (Vec)
+//                 only for tiles that no instruction writes or aliases.
 enum class LoadHint : int { None = 0, PrefetchNext = 1, InPlace = 2 };
 constexpr LoadHint operator|(LoadHint a, LoadHint b) { return LoadHint(int(a) | int(b)); }
 constexpr bool has_hint(LoadHint set, LoadHint flag) { return (int(set) & int(flag)) != 0; }
@@ -362,6 +365,23 @@ template <typename Dst, typename G> PTO_INLINE bool tload_in_place(Dst& dst, G& 
   return false;
 }
 
+// LoadHint::InPlace into a Vec tile: point dst at an ND window whose rows lie where dst's own
+// storage would put them (one row, or rows exactly Cols elements apart), so that the V-ops read
+// the kernel input where it is instead of a copy (one pass over the data fewer; on a CPU the copy
+// is the core's own work). False (dst copies as usual) for any other window. Nothing outside the
+// valid region is padded: V-ops read valid regions only.
+template <typename Dst, typename G> PTO_INLINE bool tload_vec_in_place(Dst& dst, G& gm, int vr, int vc) {
+  if constexpr (G::layout == Layout::ND && !Dst::isColumnStored) {
+    if (gm.GetShape(0) * gm.GetShape(1) * gm.GetShape(2) != 1 || gm.GetStride(4) != 1) return false;
+    if (vr > 1 && gm.GetStride(3) != Dst::Cols) return false;
+    PTO_CHECK(gm.GetShape(3) == vr && gm.GetShape(4) == vc, "TLOAD: the GM window's dims 3, 4 must equal the tile's valid region");
+    dst.home_ = dst.data_;
+    dst.data_ = reinterpret_cast<typename Dst::DType*>(const_cast<std::remove_const_t<typename G::DType>*>(gm.data()));
+    return true;
+  }
+  return false;
+}
+
 template <typename Dst, typename G> PTO_INLINE void tload(Dst& dst, G& gm, LoadHint hint) {
   using DT = typename Dst::DType;
   using GT = std::remove_const_t<typename G::DType>;
@@ -370,6 +390,13 @@ template <typename Dst, typename G> PTO_INLINE void tload(Dst& dst, G& gm, LoadH
   if constexpr (Dst::kHasView) {
     dst.clear_view();
     if (has_hint(hint, LoadHint::InPlace) && tload_in_place(dst, gm, vr, vc, hint)) return;
+  }
+  if constexpr (Dst::kCanPointAtGm) {
+    if (dst.home_ != nullptr) {          // loaded in place before: copy into its own storage again
+      dst.data_ = static_cast<DT*>(dst.home_);
+      dst.home_ = nullptr;
+    }
+    if (has_hint(hint, LoadHint::InPlace) && tload_vec_in_place(dst, gm, vr, vc)) return;
   }
   // The pad fill is the simulator's courtesy to vector code; a Mat tile is only ever read over
   // valid regions (TMOV/TEXTRACT to L0, TMATMUL), and filling it would cost a decode step (one

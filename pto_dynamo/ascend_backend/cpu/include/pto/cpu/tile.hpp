@@ -57,6 +57,16 @@ template <> struct OperandView<true> {
     return view_cols_ ? std::ptrdiff_t(c) * view_ld_ + r : std::ptrdiff_t(r) * view_ld_ + c;
   }
 };
+// A Vec tile loaded with LoadHint::InPlace may point its data_ at the global window itself (a
+// kernel input that no instruction writes through the tile, movement.hpp tload_vec_in_place);
+// home_ keeps its own storage meanwhile, and the next copying TLOAD or TASSIGN takes it back.
+template <bool Vec> struct VecWindow {
+  static constexpr bool kCanPointAtGm = false;
+};
+template <> struct VecWindow<true> {
+  static constexpr bool kCanPointAtGm = true;
+  void* home_ = nullptr;
+};
 }  // namespace detail
 
 template <TileType Loc_, typename Element_, int Rows_, int Cols_, BLayout BFractal_ = BLayout::RowMajor,
@@ -64,7 +74,8 @@ template <TileType Loc_, typename Element_, int Rows_, int Cols_, BLayout BFract
           int SFractalSize_ = TileConfig::fractalABSize, auto PadVal_ = PadValue::Null,
           CompactMode Compact_ = CompactMode::Null>
 struct Tile : detail::ValidRowHolder<RowValid_>, detail::ValidColHolder<ColValid_>,
-              detail::OperandView<Loc_ == TileType::Mat || Loc_ == TileType::Left || Loc_ == TileType::Right> {
+              detail::OperandView<Loc_ == TileType::Mat || Loc_ == TileType::Left || Loc_ == TileType::Right>,
+              detail::VecWindow<Loc_ == TileType::Vec> {
   using DType = Element_;
   static constexpr TileType Loc = Loc_;
   static constexpr int Rows = Rows_;
@@ -234,6 +245,7 @@ template <detail::TileT TileData, typename... E>
 PTO_INST_TRIVIAL RecordEvent TASSIGN(TileData& tile, uint64_t addr, E&...) {
   constexpr std::size_t cap = cpu::arena_bytes(TileData::Loc);
   if constexpr (TileData::kHasView) tile.clear_view();
+  if constexpr (TileData::kCanPointAtGm) tile.home_ = nullptr;
   if (addr < cap) {
     PTO_CHECK(addr + TileData::Bytes <= cap, "TASSIGN: tile does not fit in its on-chip memory");
     tile.data_ = reinterpret_cast<typename TileData::DType*>(cpu::arena(TileData::Loc) + addr);

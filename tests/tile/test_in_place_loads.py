@@ -1,0 +1,98 @@
+"""Vec tiles loaded in place (TLOAD attr in_place=True; lowering/tile/in_place_loads.py, the cpu
+target's LoadHint::InPlace): which loads get the hint, and that the cpu target computes what copies
+compute, for windows it can point at (one row; rows exactly Cols apart) and windows it must copy,
+including a tile loaded in place and then copied into again."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pto_dynamo.lowering.tile import A2A3_CAPACITY, F32, KernelBuilder, TileLoc, ceil_div, emin
+from pto_dynamo.lowering.tile import handbuilt as hb
+from pto_dynamo.lowering.tile.in_place_loads import eligible_tiles, read_inputs_in_place
+from pto_dynamo.lowering.tile.verifier import verify_program
+from tests.tile._helpers import build_region
+
+Vec = TileLoc.Vec
+
+
+def _reload_program(rows_per_tile: int, cols: int, in_place: bool):
+    """z = exp(x) * y + x, then z += y2 through a second load into x's tile (x, y, y2 only read).
+    x and y have row stride x_ld / y_ld (runtime), z is contiguous; every tile is rows_per_tile x cols."""
+    R, C = rows_per_tile, cols
+    kb = KernelBuilder(f"pto_vec_exp_mul_add_{R}x{C}_{int(in_place)}_0", pass_name="test",
+                       description="z = exp(x) * y + x + y2")
+    n, x_ld, y_ld = kb.scalar("n"), kb.scalar("x_ld"), kb.scalar("y_ld")
+    kb.tensor("x", F32, (n, C), (x_ld, 1))
+    kb.tensor("y", F32, (n, C), (y_ld, 1))
+    kb.tensor("y2", F32, (n, C), (y_ld, 1))
+    kb.tensor("z", F32, (n, C), (C, 1), output=True)
+    hint = {"in_place": True} if in_place else {}
+    with kb.tile_loop("t", ceil_div(n, R)) as t:
+        vr = kb.let("vr", emin(R, n - R * t))
+        for name in ("a", "b", "e"):
+            kb.tile(name, Vec, F32, R, C, vr, C)
+        kb.emit("TLOAD", "a", kb.view("x", R * t * x_ld, vr, C, x_ld), **hint)
+        kb.emit("TLOAD", "b", kb.view("y", R * t * y_ld, vr, C, y_ld), **hint)
+        kb.emit("TEXP", "e", "a")
+        kb.emit("TMUL", "e", "e", "b")
+        kb.emit("TADD", "e", "e", "a")
+        kb.emit("TLOAD", "a", kb.view("y2", R * t * y_ld, vr, C, y_ld), **hint)    # a, loaded again
+        kb.emit("TADD", "e", "e", "a")
+        kb.emit("TSTORE", kb.view("z", R * t * C, vr, C, C), "e")
+    return kb.build(A2A3_CAPACITY)
+
+
+@pytest.mark.parametrize("R,x_pad,y_pad", [
+    (1, 0, 0),          # one row: always the window itself
+    (4, 0, 0),          # rows C apart: the window itself
+    (4, 0, 40),         # y's rows farther apart: x in place, y and y2 copied (a goes back to its storage)
+    (4, 40, 0),         # x copied, y and y2 in place
+])
+@pytest.mark.parametrize("block_num", [1, 3])
+def test_in_place_vec_loads_compute_what_copies_compute(R, x_pad, y_pad, block_num):
+    C, n = 64, 13
+    program = _reload_program(R, C, in_place=True)
+    assert sum(i.attr("in_place", False) for i in program.instructions()) == 3
+    x_full, y_full, y2_full = (torch.randn(n, C + pad) for pad in (x_pad, y_pad, y_pad))
+    x, y, y2 = x_full[:, :C], y_full[:, :C], y2_full[:, :C]
+    before = [t.clone() for t in (x_full, y_full, y2_full)]
+    _, call = build_region(program, f"inplace_r{R}_{x_pad}_{y_pad}")
+    z = torch.full((n, C), float("nan"))
+    call([x, y, y2, z], [n, C + x_pad, C + y_pad], block_num)
+    torch.testing.assert_close(z, torch.exp(x) * y + x + y2)
+    for now, then in zip((x_full, y_full, y2_full), before):
+        assert torch.equal(now, then)                    # inputs never written through a tile
+
+
+def test_only_tiles_that_are_only_read_from_inputs_get_the_hint():
+    program = _reload_program(4, 64, in_place=False)
+    assert eligible_tiles(program) == {"a", "b"}
+    marked = read_inputs_in_place(program)
+    verify_program(marked, A2A3_CAPACITY)
+    assert [i.attr("in_place", False) for i in marked.instructions() if i.op == "TLOAD"] == [True, True, True]
+    # hand-built kernels that compute into their loaded tiles keep their copies
+    for built in (hb.row_softmax(), hb.elementwise_chain()):
+        assert eligible_tiles(built) == set()
+        assert read_inputs_in_place(built) is built
+    assert eligible_tiles(hb.residual_rmsnorm()) == {"wt"}          # x and r are computed into; w only read
+
+
+def test_the_vector_lowering_reads_inputs_in_place(fresh):
+    from pto_dynamo.cache import MEMORY_CACHE
+    fn = lambda a, b, w: (torch.nn.functional.silu(a) * b, torch.softmax(a + w, -1))   # noqa: E731
+    compiled = torch.compile(fn, backend="pto", fullgraph=True)
+    for T in (3, 40):
+        a, b, w = torch.randn(T, 96), torch.randn(T, 96), torch.randn(96)
+        fresh.mark_dynamic(a, 0)
+        fresh.mark_dynamic(b, 0)
+        got, want = compiled(a, b, w), fn(a, b, w)
+        for g, e in zip(got, want):
+            torch.testing.assert_close(g, e)
+    s = fresh.stats()
+    assert s["signatures_compiled"] == 1, s
+    assert all(v == 0 for v in s["host_nodes"].values()) and all(v == 0 for v in s["fallback_regions"].values()), s
+    (compiled_graph,) = MEMORY_CACHE.values()
+    loads = [line.strip() for r in compiled_graph.runners for line in r.source.splitlines()
+             if line.strip().startswith("TLOAD(")]
+    assert loads and all("LoadHint::InPlace" in line for line in loads), loads
