@@ -149,6 +149,10 @@ def main() -> int:
             stream_stores=True, prefetch_next=True),
         "pto, chunked 1-row, stream+prefetch": hb.residual_rmsnorm(
             D, eps=eps, rows_per_tile=1, distribution=Distribution.CHUNKED, stream_stores=True, prefetch_next=True),
+        # x, r and w read where they lie (TLOAD in_place: no copies; y and y^2 get tiles of their own)
+        "pto, chunked, stream, in place": hb.residual_rmsnorm(
+            D, eps=eps, rows_per_tile=args.rows_per_tile, distribution=Distribution.CHUNKED,
+            stream_stores=True, read_in_place=True),
         "pto, two-phase 2x1024 tiles": hb.residual_rmsnorm_chunked(D, eps=eps),
     }
     x, r, w = torch.randn(T, D), torch.randn(T, D), torch.randn(D)

@@ -96,3 +96,18 @@ def test_the_vector_lowering_reads_inputs_in_place(fresh):
     loads = [line.strip() for r in compiled_graph.runners for line in r.source.splitlines()
              if line.strip().startswith("TLOAD(")]
     assert loads and all("LoadHint::InPlace" in line for line in loads), loads
+
+
+@pytest.mark.parametrize("R", [1, 3])
+def test_handbuilt_rmsnorm_reading_in_place(R):
+    """The hand-built residual + RMSNorm with x, r, w read where they lie (bench_tile_rmsnorm.py)."""
+    D, T, eps = 256, 7, 1e-6
+    program = hb.residual_rmsnorm(D, eps=eps, rows_per_tile=R, read_in_place=True)
+    assert sorted(i.outs[0] for i in program.instructions() if i.attr("in_place", False)) == ["rt", "wt", "xt"]
+    _, call = build_region(program, f"rmsnorm_in_place_{R}")
+    x, r, w = torch.randn(T, D), torch.randn(T, D), torch.randn(D)
+    y, out = torch.empty(T, D), torch.empty(T, D)
+    call([x, r, w, y, out], [T], 3)
+    want_y = x + r
+    torch.testing.assert_close(y, want_y)
+    torch.testing.assert_close(out, want_y * torch.rsqrt(want_y.pow(2).mean(-1, keepdim=True) + eps) * w)

@@ -27,13 +27,6 @@ _HUGE_PAGE = 2 << 20
 _MADV_HUGEPAGE = getattr(mmap, "MADV_HUGEPAGE", None)
 
 
-def storage_bytes(shape, stride, dtype: torch.dtype) -> int:
-    """Bytes a tensor of this shape and stride spans (0 when it has no element)."""
-    if any(s == 0 for s in shape):
-        return 0
-    return (1 + sum((s - 1) * st for s, st in zip(shape, stride))) * dtype.itemsize
-
-
 @functools.lru_cache(maxsize=1)
 def _madvise():
     """libc's madvise(addr, length, advice) -> int, or None off Linux."""
@@ -54,8 +47,10 @@ def advise_huge_pages(t: torch.Tensor) -> bool:
 
 
 def empty_strided(shape, stride, dtype: torch.dtype) -> torch.Tensor:
-    """torch.empty_strided, with huge pages advised from HUGE_PAGE_MIN_BYTES up (see module doc)."""
+    """torch.empty_strided, with huge pages advised from HUGE_PAGE_MIN_BYTES of elements up (see
+    module doc). Called for every region output of every call: the small case costs one attribute
+    read on top of torch.empty_strided."""
     t = torch.empty_strided(shape, stride, dtype=dtype)
-    if storage_bytes(shape, stride, dtype) >= HUGE_PAGE_MIN_BYTES:
+    if t.nbytes >= HUGE_PAGE_MIN_BYTES:
         advise_huge_pages(t)
     return t

@@ -12,6 +12,7 @@ from pto_dynamo.lowering.tile.capacity import A2A3_CAPACITY, TargetCapacity
 from pto_dynamo.lowering.tile.dtypes import F32, ElemType
 from pto_dynamo.lowering.tile.expr import ceil_div, emin, emod, floor_div
 from pto_dynamo.lowering.tile.ir import Distribution, Layout, TileLoc, TileProgram
+from pto_dynamo.lowering.tile.in_place_loads import read_inputs_in_place
 
 Vec, ColMajor = TileLoc.Vec, Layout.ColMajor
 
@@ -221,7 +222,7 @@ def broadcasts(rows_per_tile: int = 16, cols_per_tile: int = 64,
 
 def residual_rmsnorm(hidden: int | None = 4096, eps: float = 1e-6, rows_per_tile: int | None = None,
                      cols_capacity: int | None = None, distribution: Distribution = Distribution.CYCLIC,
-                     stream_stores: bool = False, prefetch_next: bool = False,
+                     stream_stores: bool = False, prefetch_next: bool = False, read_in_place: bool = False,
                      capacity: TargetCapacity = A2A3_CAPACITY) -> TileProgram:
     """Fused residual add + RMSNorm over T tokens (T dynamic):
         y = x + r                      (stored: the new residual stream)
@@ -234,12 +235,16 @@ def residual_rmsnorm(hidden: int | None = 4096, eps: float = 1e-6, rows_per_tile
     with streaming stores (no read-for-ownership: 4 instead of 6 bytes of DRAM traffic per element
     stored, but the outputs leave the caches, so use it when they are larger than the caches, as at
     prefill sizes, not when the next kernel reads them right away); `prefetch_next` has the x and r
-    TLOADs prefetch the next tile's rows (useful with CHUNKED, whose tiles follow each other)."""
+    TLOADs prefetch the next tile's rows (useful with CHUNKED, whose tiles follow each other).
+    `read_in_place` computes y and y^2 into tiles of their own, so that x, r and w are only read
+    and their TLOADs carry in_place=True (in_place_loads.py: the cpu target reads them where they
+    lie, two copies fewer per token)."""
     C = cols_capacity or hidden
     if C is None:
         raise ValueError("residual_rmsnorm: a dynamic hidden size needs cols_capacity")
-    if rows_per_tile is None:   # x, r, tmp tiles of R x C plus w; leave room for alignment
-        rows_per_tile = max(1, (capacity.capacity(Vec) - C * 4 - 256) // (3 * C * 4))
+    n_tiles = 5 if read_in_place else 3
+    if rows_per_tile is None:   # x, r, tmp (and y, y^2) tiles of R x C plus w; leave room for alignment
+        rows_per_tile = max(1, (capacity.capacity(Vec) - C * 4 - 256) // (n_tiles * C * 4))
         rows_per_tile = min(rows_per_tile, 8)
     R = rows_per_tile
     load_hint = {"prefetch_next": True} if prefetch_next else {}   # attrs only when asked: the
@@ -260,23 +265,28 @@ def residual_rmsnorm(hidden: int | None = 4096, eps: float = 1e-6, rows_per_tile
         kb.tile("xt", Vec, F32, R, C, vr, D)
         kb.tile("rt", Vec, F32, R, C, vr, D)
         kb.tile("tmp", Vec, F32, R, C, vr, D)
+        yt, sq = ("yt", "sq") if read_in_place else ("xt", "rt")
+        if read_in_place:
+            kb.tile("yt", Vec, F32, R, C, vr, D)
+            kb.tile("sq", Vec, F32, R, C, vr, D)
         RP = -(-R // 8) * 8      # a per-row f32 column needs a multiple of 8 rows (32 bytes)
         kb.tile("ss", Vec, F32, RP, 1, vr, 1, ColMajor)
         kb.tile("ss_row", Vec, F32, 1, RP, 1, vr)
         kb.emit("TRESHAPE", "ss_row", "ss")
         kb.emit("TLOAD", "xt", kb.view("x", t * R * D, vr, D, D), **load_hint)
         kb.emit("TLOAD", "rt", kb.view("r", t * R * D, vr, D, D), **load_hint)
-        kb.emit("TADD", "xt", "xt", "rt")
-        kb.emit("TSTORE", kb.view("y", t * R * D, vr, D, D), "xt", **store_hint)
-        kb.emit("TMUL", "rt", "xt", "xt")
-        kb.emit("TROWSUM", "ss", "rt", "tmp")
+        kb.emit("TADD", yt, "xt", "rt")
+        kb.emit("TSTORE", kb.view("y", t * R * D, vr, D, D), yt, **store_hint)
+        kb.emit("TMUL", sq, yt, yt)
+        kb.emit("TROWSUM", "ss", sq, "tmp")
         kb.emit("TMULS", "ss_row", "ss_row", 1 / D)          # mean; 1/D is a float expression if D is dynamic
         kb.emit("TADDS", "ss_row", "ss_row", eps)
         kb.emit("TRSQRT", "ss_row", "ss_row")
-        kb.emit("TROWEXPANDMUL", "xt", "xt", "ss")
-        kb.emit("TCOLEXPANDMUL", "xt", "xt", "wt")
-        kb.emit("TSTORE", kb.view("out", t * R * D, vr, D, D), "xt", **store_hint)
-    return kb.build(capacity)
+        kb.emit("TROWEXPANDMUL", yt, yt, "ss")
+        kb.emit("TCOLEXPANDMUL", yt, yt, "wt")
+        kb.emit("TSTORE", kb.view("out", t * R * D, vr, D, D), yt, **store_hint)
+    program = kb.build(capacity)
+    return read_inputs_in_place(program) if read_in_place else program
 
 
 def residual_rmsnorm_chunked(hidden: int | None = 4096, eps: float = 1e-6, rows_per_tile: int = 2,
