@@ -34,6 +34,24 @@ def test_cat_promotes_dtypes_and_takes_integers(fresh):
     assert all(n == 0 for n in fresh.stats()["host_nodes"].values())
 
 
+@pytest.mark.parametrize("case", ["middle", "first_promotes", "only_one_left"])
+def test_cat_skips_legacy_empty_parts_on_the_device(fresh, case):
+    """ATen skips 1-d empty parts beside parts of another rank (they still take part in dtype
+    promotion); the device's cat gets the other parts."""
+    a, b = torch.randn(3, 4), torch.randn(3, 2)
+    e32 = torch.empty(0)
+    fn, args = {
+        "middle": (lambda a, e, b: torch.cat([a, e, b], 1) * 2, (a, e32, b)),
+        "first_promotes": (lambda e, a: torch.cat([e, a]) + 1, (e32, a.bfloat16())),    # -> float32
+        "only_one_left": (lambda a, e: torch.cat([e, a, e], -1), (a, e32)),
+    }[case]
+    got, want = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(*args), fn(*args)
+    assert got.dtype == want.dtype
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    s = fresh.stats()
+    assert all(n == 0 for n in s["host_nodes"].values()) and all(n == 0 for n in s["fallback_regions"].values()), s
+
+
 def test_stack_of_equal_parts_is_one_kernel_with_a_dynamic_dim(fresh):
     fn = lambda x, y: torch.stack([x, y, x + y]).relu()                                  # noqa: E731
     compiled = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)

@@ -4,7 +4,8 @@ Keeping `_softmax`/`_log_softmax` whole lets the lowering emit one online-softma
 recognising max/sub/exp/sum/div again; matmul-family ops stay whole for the cube lowering; `silu`
 stays one TSILU (x / (1 + exp(-x)), ATen's own formula) instead of TSIGMOID and a TMUL pass.
 The project's own decompositions (`OWN`): float `div(..., rounding_mode="trunc")` as ATen rounds
-it, float32 floor division exactly as ATen's, and `repeat` as an expand and one copy.
+it, float32 floor division exactly as ATen's, `repeat` as an expand and one copy, and `cat`
+without its legacy empty parts.
 """
 from __future__ import annotations
 
@@ -91,8 +92,21 @@ def _repeat(x, repeats):
     return x.reshape(lined).expand(wide).clone().reshape([r * s for r, s in zip(repeats, padded)])
 
 
+def _cat(tensors, dim=0):
+    """`torch.cat` with its legacy empty parts (1-d tensors of size 0 beside parts of another rank,
+    which ATen skips) left out, so that the device's cat sees parts of one rank."""
+    def legacy_empty(t):
+        return t.dim() == 1 and isinstance(t.shape[0], int) and t.shape[0] == 0
+    kept = [t for t in tensors if not legacy_empty(t)]
+    if len(kept) == len(tensors) or not kept or any(t.dim() == 1 for t in kept):
+        return NotImplemented                             # nothing skipped, or ATen's own rules
+    out = torch.cat(kept, dim)
+    dtype = functools.reduce(torch.promote_types, (t.dtype for t in tensors))
+    return out if out.dtype == dtype else out.to(dtype)    # the skipped parts still promote
+
+
 # Project decompositions (returning NotImplemented where they do not apply).
-OWN = {aten.div.Tensor_mode: _div_rounding, aten.repeat.default: _repeat}
+OWN = {aten.div.Tensor_mode: _div_rounding, aten.repeat.default: _repeat, aten.cat.default: _cat}
 
 
 @functools.lru_cache(maxsize=1)
