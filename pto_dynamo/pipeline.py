@@ -124,7 +124,8 @@ def compile_graph(graph: Graph, options: PtoOptions, dump: DebugDump, verify: bo
                      "regions": [_runner_meta(r) for r in runners]})
         bump("signatures_compiled")
     dump.write("host_program", host_program.source, "py")
-    compiled = CompiledGraph(graph, partition, host_program, host_program.load(runners, cpu_memory.empty_strided), key, runners)
+    function = host_program.load(runners, cpu_memory.empty_strided)     # region outputs: the cpu target's memory
+    compiled = CompiledGraph(graph, partition, host_program, function, key, runners)
     record_host_nodes(graph.name, partition.host_op_count, _fallbacks(runners))
     MEMORY_CACHE.put(key, compiled)
     _notify(compiled, graph.name)

@@ -28,8 +28,8 @@ from pto_dynamo.lowering.tile import (F32, I32, U8, Distribution, GmView, Kernel
                                       emin, emod, floor_div)
 from pto_dynamo.lowering.tile.capacity import TargetCapacity
 from pto_dynamo.lowering.tile.in_place_loads import read_inputs_in_place
-from pto_dynamo.lowering.tile.verifier import verify_program
 from pto_dynamo.lowering.tile.region import c_identifier
+from pto_dynamo.lowering.tile.verifier import verify_program
 from pto_dynamo.lowering.vector.access import Access
 from pto_dynamo.lowering.vector.fusion import KernelPlan
 from pto_dynamo.lowering.vector.opinfo import vector_op
