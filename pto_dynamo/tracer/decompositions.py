@@ -4,8 +4,10 @@ Keeping `_softmax`/`_log_softmax` whole lets the lowering emit one online-softma
 recognising max/sub/exp/sum/div again; matmul-family ops stay whole for the cube lowering; `silu`
 stays one TSILU (x / (1 + exp(-x)), ATen's own formula) instead of TSIGMOID and a TMUL pass.
 The project's own decompositions (`OWN`): float `div(..., rounding_mode="trunc")` as ATen rounds
-it, float32 floor division exactly as ATen's, `repeat` as an expand and one copy, and `cat`
-without its legacy empty parts.
+it, float32 floor division exactly as ATen's, `repeat` as an expand and one copy, `cat`
+without its legacy empty parts, and `var_mean` as a mean and the squared deviations from it.
+`native_layer_norm`, a core ATen op, is decomposed all the same (ATen's decomposition; with that
+var_mean a LayerNorm is one kernel).
 """
 from __future__ import annotations
 
@@ -13,15 +15,17 @@ import functools
 import math
 
 import torch
-from torch._decomp import core_aten_decompositions
+from torch._decomp import core_aten_decompositions, get_decompositions
 
 aten = torch.ops.aten
+
+# Core ATen ops decomposed all the same (ATen's own decompositions): the device runs their parts.
+DECOMPOSE_ALSO = (aten.native_layer_norm.default,)
 
 # Ops kept whole even if core ATen would decompose them.
 KEEP_WHOLE = (
     aten._softmax.default,
     aten._log_softmax.default,
-    aten.native_layer_norm.default,
     aten.silu.default,
     aten.addmm.default,
     aten.mm.default,
@@ -105,14 +109,37 @@ def _cat(tensors, dim=0):
     return out if out.dtype == dtype else out.to(dtype)    # the skipped parts still promote
 
 
+def _var_mean(x, dim=None, *, correction=None, keepdim=False):
+    """`torch.var_mean` (layer_norm's statistics) in two passes that share the mean: mean, then the
+    sum of squared deviations from it over max(0, N - correction), in f32 for 16-bit x (as ATen
+    accumulates). One kernel with what follows (ATen's own decomposition goes down to prims, and
+    a var beside a separate mean of the same rows made two kernels)."""
+    if not x.is_floating_point():
+        return NotImplemented
+    dims = list(range(x.dim())) if dim is None or (not isinstance(dim, int) and len(dim) == 0) else \
+        [dim] if isinstance(dim, int) else list(dim)
+    n = 1
+    for d in dims:
+        n = n * x.shape[d]
+    xf = x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
+    mean = torch.mean(xf, dims, keepdim=True)
+    dev = xf - mean
+    var = torch.sum(dev * dev, dims, keepdim=True) / max(n - (1 if correction is None else correction), 0)
+    if not keepdim:
+        var, mean = var.squeeze(dims), mean.squeeze(dims)
+    return var.to(x.dtype), mean.to(x.dtype)
+
+
 # Project decompositions (returning NotImplemented where they do not apply).
-OWN = {aten.div.Tensor_mode: _div_rounding, aten.repeat.default: _repeat, aten.cat.default: _cat}
+OWN = {aten.div.Tensor_mode: _div_rounding, aten.repeat.default: _repeat, aten.cat.default: _cat,
+       aten.var_mean.correction: _var_mean}
 
 
 @functools.lru_cache(maxsize=1)
 def decomposition_table() -> dict:
     """op overload -> decomposition, as aot_autograd takes it."""
     table = dict(core_aten_decompositions())
+    table.update(get_decompositions(DECOMPOSE_ALSO))
     for op in KEEP_WHOLE:
         table.pop(op, None)
     table.update(OWN)

@@ -1,0 +1,59 @@
+"""LayerNorm and var_mean on the device: native_layer_norm through ATen's decomposition, var_mean
+through the project's (mean, then squared deviations from it), so a LayerNorm is one kernel."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tests.conftest import VERIFY, compiled_graphs
+
+TOL = {torch.float32: {}, torch.bfloat16: {"rtol": 1.6e-2, "atol": 2e-2}, torch.float16: {"rtol": 1e-3, "atol": 1e-3}}
+
+
+def _kernels() -> list[str]:
+    return [k for c in compiled_graphs() for r in c.runners for k in r.kernel_names]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("affine", [True, False])
+def test_layer_norm_is_one_kernel_with_a_dynamic_dim(fresh, dtype, affine):
+    ln = torch.nn.LayerNorm(96, elementwise_affine=affine).to(dtype)
+    if affine:
+        with torch.no_grad():
+            ln.weight.normal_()
+            ln.bias.normal_()
+    fn = lambda x: ln(x)                                               # noqa: E731
+    compiled = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)
+    for T in (1, 5, 33):
+        x = (torch.randn(T, 96) * 3 + 50).to(dtype)                   # a large mean: no cancellation
+        fresh.mark_dynamic(x, 0)
+        with torch.no_grad():
+            torch.testing.assert_close(compiled(x), fn(x), **TOL[dtype])
+    s = fresh.stats()
+    assert s["signatures_compiled"] == 1, s
+    assert all(n == 0 for n in s["host_nodes"].values()) and all(n == 0 for n in s["fallback_regions"].values()), s
+    assert len(_kernels()) == 1, _kernels()
+
+
+VAR_MEANS = {
+    "last_dim": (lambda x: torch.var_mean(x, -1), (6, 40)),
+    "keepdim_unbiased": (lambda x: torch.var_mean(x, 1, keepdim=True), (6, 40)),
+    "two_dims_correction_0": (lambda x: torch.var_mean(x, (0, 2), correction=0), (3, 5, 8)),
+    "all_dims": (lambda x: torch.var_mean(x), (7, 9)),
+    "correction_past_n": (lambda x: torch.var_mean(x, -1, correction=5), (4, 3)),    # N - c < 0: inf
+    "single_element_rows": (lambda x: torch.var_mean(x, 1), (4, 1)),                  # 0 / 0: nan
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("name", list(VAR_MEANS))
+def test_var_mean_matches_eager_on_the_device(fresh, name, dtype):
+    fn, shape = VAR_MEANS[name]
+    x = (torch.randn(shape) * 2 + 3).to(dtype)
+    got = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(x)
+    want = fn(x)
+    for g, w in zip(got, want):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        torch.testing.assert_close(g, w, equal_nan=True, **TOL[dtype])
+    s = fresh.stats()
+    assert all(n == 0 for n in s["host_nodes"].values()) and all(n == 0 for n in s["fallback_regions"].values()), s
