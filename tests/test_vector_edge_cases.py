@@ -186,3 +186,19 @@ def test_bf16_floor_division_stays_on_the_host(fresh):
     torch.testing.assert_close(torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(a, b), fn(a, b),
                                rtol=0, atol=0, equal_nan=True)
     assert sum(fresh.stats()["host_nodes"].values()) >= 1
+
+
+def test_a_per_column_value_stored_with_strided_columns(fresh):
+    # x.t() viewed as [6, 1, 9] has its columns 6 elements apart; a value computed along that row
+    # alone (x != x) was stored as if they were adjacent, and the next kernel read garbage
+    def fn(x):
+        xs = x.t()
+        a, b = xs.unsqueeze(-1), xs.unsqueeze(-2)
+        a_nan, b_nan = a != a, b != b               # in this order: b_nan gets a kernel of its own
+        return ((b > a) | (b_nan & ~a_nan)).int()
+    x = torch.randint(-3, 4, (9, 6)).float()
+    x[2, 3] = float("nan")
+    got, want = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(x), fn(x)
+    assert torch.equal(got, want)
+    s = fresh.stats()
+    assert all(n == 0 for n in s["host_nodes"].values()) and all(n == 0 for n in s["fallback_regions"].values()), s

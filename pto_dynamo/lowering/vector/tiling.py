@@ -272,7 +272,8 @@ class KernelTiler:
             col_stride = 1           # a one-column domain (an [n, 1] value): any column stride will do
         out = val if elem_type(meta.dtype) == val.dtype else self.convert(val, elem_type(meta.dtype))
         off = self._offset(access)
-        if val.form == "full" and not _is(col_stride, 1) and self.R == 1:
+        one_row = val.form == "col" or (val.form == "full" and self.R == 1)
+        if one_row and not _is(col_stride, 1):
             cm = self._dn_row(out.dtype, value)          # one row, elements col_stride apart
             self.emit("TRESHAPE", cm, out.name)
             self.emit("TSTORE", self.kb.column_view(gm, off, self.col.vc, col_stride), cm)
