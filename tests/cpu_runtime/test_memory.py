@@ -23,6 +23,12 @@ def _aligned_inside(t: torch.Tensor) -> int:
     return addr
 
 
+def _require_huge_page_advice():
+    """Skip where the kernel refuses MADV_HUGEPAGE (built without transparent huge pages)."""
+    if not memory.advise_huge_pages(torch.empty(8 << 20, dtype=torch.uint8)):
+        pytest.skip("madvise(MADV_HUGEPAGE) is refused here")
+
+
 def _vm_flags(addr: int) -> list[str] | None:
     """The VmFlags (Linux /proc/self/smaps) of the mapping holding `addr`, None if not found."""
     current = None
@@ -65,6 +71,7 @@ def _saved(t: torch.Tensor) -> bytes:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise and /proc/self/smaps are Linux's")
 def test_large_buffers_get_huge_pages_advised():
+    _require_huge_page_advice()
     big = memory.empty_strided((BIG_ROWS, 4096), (4096, 1), torch.float32)
     small = memory.empty_strided((64, 4096), (4096, 1), torch.float32)
     assert "hg" in _vm_flags(_aligned_inside(big))                  # MADV_HUGEPAGE
@@ -73,6 +80,7 @@ def test_large_buffers_get_huge_pages_advised():
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="madvise and /proc/self/smaps are Linux's")
 def test_a_compiled_graphs_large_outputs_use_it(fresh):
+    _require_huge_page_advice()
     def f(x, r):
         h = x + r
         return h, torch.softmax(h, dim=-1)
