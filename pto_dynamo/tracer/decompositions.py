@@ -142,9 +142,9 @@ def _sort_stable(x, *, stable=None, dim=-1, descending=False):
     over one selected element and -infs: exact, signed zeros and nans included). Compares,
     selects and row reductions, so the device runs it (DeepSeek-V4's indexer sorts 128 scores)."""
     n = x.shape[dim] if x.dim() else 1
-    if not stable or not x.is_floating_point() or x.dim() == 0 or not isinstance(n, int) or \
-            not 0 < n <= SORT_MAX_WIDTH:
-        return NotImplemented
+    if not stable or x.dtype not in (torch.float32, torch.bfloat16, torch.float16) or x.dim() == 0 or \
+            not isinstance(n, int) or not 0 < n <= SORT_MAX_WIDTH:
+        return NotImplemented                             # ATen's sort (on the host)
     last = dim in (-1, x.dim() - 1)
     xs = x if last else x.movedim(dim, -1)
     a, b = xs.unsqueeze(-1), xs.unsqueeze(-2)                       # element i (rows), j (columns)
