@@ -57,3 +57,16 @@ def test_var_mean_matches_eager_on_the_device(fresh, name, dtype):
         torch.testing.assert_close(g, w, equal_nan=True, **TOL[dtype])
     s = fresh.stats()
     assert all(n == 0 for n in s["host_nodes"].values()) and all(n == 0 for n in s["fallback_regions"].values()), s
+
+
+def test_var_mean_over_the_dynamic_dim_compiles_once(fresh):
+    fn = lambda x: torch.var_mean(x, 0)                                                    # noqa: E731
+    compiled = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)
+    for T in (3, 9, 17):
+        x = torch.randn(T, 8)
+        fresh.mark_dynamic(x, 0)
+        for g, w in zip(compiled(x), fn(x)):
+            torch.testing.assert_close(g, w)
+    s = fresh.stats()
+    assert s["signatures_compiled"] == 1, s
+    assert all(n == 0 for n in s["host_nodes"].values()) and all(n == 0 for n in s["fallback_regions"].values()), s

@@ -17,6 +17,7 @@ import math
 
 import torch
 from torch._decomp import core_aten_decompositions, get_decompositions
+from torch._prims_common import reduction_dims
 
 aten = torch.ops.aten
 
@@ -117,15 +118,13 @@ def _var_mean(x, dim=None, *, correction=None, keepdim=False):
     a var beside a separate mean of the same rows made two kernels)."""
     if not x.is_floating_point():
         return NotImplemented
-    dims = list(range(x.dim())) if dim is None or (not isinstance(dim, int) and len(dim) == 0) else \
-        [dim] if isinstance(dim, int) else list(dim)
-    n = 1
-    for d in dims:
-        n = n * x.shape[d]
+    dims = list(reduction_dims(x.shape, (dim,) if isinstance(dim, int) else dim))     # None, (): all
+    n = math.prod(x.shape[d] for d in dims)
     xf = x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
     mean = torch.mean(xf, dims, keepdim=True)
     dev = xf - mean
-    var = torch.sum(dev * dev, dims, keepdim=True) / max(n - (1 if correction is None else correction), 0)
+    dof = torch.sym_max(n - (1 if correction is None else correction), 0)   # no guard on a dynamic n
+    var = torch.sum(dev * dev, dims, keepdim=True) / dof
     if not keepdim:
         var, mean = var.squeeze(dims), mean.squeeze(dims)
     return var.to(x.dtype), mean.to(x.dtype)
