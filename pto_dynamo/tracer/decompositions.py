@@ -5,10 +5,12 @@ recognising max/sub/exp/sum/div again; matmul-family ops stay whole for the cube
 stays one TSILU (x / (1 + exp(-x)), ATen's own formula) instead of TSIGMOID and a TMUL pass.
 The project's own decompositions (`OWN`): float `div(..., rounding_mode="trunc")` as ATen rounds
 it, float32 floor division exactly as ATen's, `repeat` as an expand and one copy, `cat`
-without its legacy empty parts, `var_mean` as a mean and the squared deviations from it, and a
-stable sort of short float lines by ranking.
-`native_layer_norm`, a core ATen op, is decomposed all the same (ATen's decomposition; with that
-var_mean a LayerNorm is one kernel).
+without its legacy empty parts, `var_mean` as a mean and the squared deviations from it, a
+stable sort of short float lines by ranking, `isnan` as `x != x`, BatchNorm in eval mode as a
+per-channel scale and shift; argmax/argmin and max/min (arg_reductions.py), flip and constant
+padding (layout_decompositions.py).
+`native_layer_norm` and the ops in DECOMPOSE_ALSO, which core ATen keeps, are decomposed all the
+same (ATen's decompositions; with that var_mean a LayerNorm is one kernel).
 """
 from __future__ import annotations
 
@@ -19,10 +21,16 @@ import torch
 from torch._decomp import core_aten_decompositions, get_decompositions
 from torch._prims_common import reduction_dims
 
+from pto_dynamo.tracer import arg_reductions, layout_decompositions
+
 aten = torch.ops.aten
 
 # Core ATen ops decomposed all the same (ATen's own decompositions): the device runs their parts.
-DECOMPOSE_ALSO = (aten.native_layer_norm.default,)
+# Each goes down to ops the device claims (the activations to where/mul/expm1, the norms to
+# reductions and pointwise math).
+DECOMPOSE_ALSO = (aten.native_layer_norm.default, aten.native_group_norm.default, aten.leaky_relu.default,
+                  aten.hardtanh.default, aten.elu.default, aten.linalg_vector_norm.default, aten.isinf.default,
+                  aten.nan_to_num.default)
 
 # Ops kept whole even if core ATen would decompose them.
 KEEP_WHOLE = (
@@ -48,6 +56,11 @@ def _div_trunc_floats(a, b, rounding_mode=None):
     if isinstance(b, torch.Tensor):
         q = q.to(dtype)
     return torch.trunc(q).to(dtype)
+
+
+def _isnan(x):
+    """`x != x`, a compare the device runs (ATen's decomposition is prims.ne)."""
+    return x != x
 
 
 def _hi(v):
@@ -130,6 +143,22 @@ def _var_mean(x, dim=None, *, correction=None, keepdim=False):
     return var.to(x.dtype), mean.to(x.dtype)
 
 
+def _batch_norm_inference(x, weight, bias, running_mean, running_var, momentum, eps):
+    """BatchNorm in eval mode as ATen's CPU kernel computes it: x * alpha + beta per channel (dim 1),
+    alpha = w / sqrt(var + eps), beta = b - mean * alpha, in f32. (ATen's decomposition calls the
+    training op, which updates the running stats in place.)"""
+    shape = [1, -1] + [1] * (x.dim() - 2)
+    alpha = 1.0 / torch.sqrt(running_var.float() + eps)
+    if weight is not None:
+        alpha = alpha * weight.float()
+    beta = -running_mean.float() * alpha
+    if bias is not None:
+        beta = beta + bias.float()
+    out = x.float() * alpha.view(shape) + beta.view(shape)
+    empty = running_mean.new_zeros(0)                   # what ATen returns for the saved stats
+    return out.to(x.dtype), empty, empty
+
+
 # The widest line a stable sort is ranked over on the device: N^2 comparisons per line.
 SORT_MAX_WIDTH = 128
 
@@ -163,7 +192,9 @@ def _sort_stable(x, *, stable=None, dim=-1, descending=False):
 
 # Project decompositions (returning NotImplemented where they do not apply).
 OWN = {aten.div.Tensor_mode: _div_rounding, aten.repeat.default: _repeat, aten.cat.default: _cat,
-       aten.var_mean.correction: _var_mean, aten.sort.stable: _sort_stable}
+       aten.var_mean.correction: _var_mean, aten.sort.stable: _sort_stable, aten.isnan.default: _isnan,
+       aten._native_batch_norm_legit_no_training.default: _batch_norm_inference,
+       **arg_reductions.DECOMPOSITIONS, **layout_decompositions.DECOMPOSITIONS}
 
 
 @functools.lru_cache(maxsize=1)

@@ -33,8 +33,7 @@ POINTWISE_UNARY = [aten.exp.default, aten.log.default, aten.sqrt.default, aten.r
                    aten.pow.Tensor_Scalar, aten.clamp.default, aten.clamp_min.default, aten.clamp_max.default,
                    aten.add.Scalar, aten.sub.Scalar, aten.mul.Scalar, aten.div.Scalar, aten.exp2.default,
                    aten.log2.default, aten.log1p.default, aten.expm1.default, aten.sin.default, aten.cos.default,
-                   aten.floor.default, aten.ceil.default, aten.trunc.default, aten.round.default, aten.sign.default,
-                   aten.leaky_relu.default, aten.hardtanh.default]
+                   aten.floor.default, aten.ceil.default, aten.trunc.default, aten.round.default, aten.sign.default]
 POINTWISE_BINARY = [aten.add.Tensor, aten.sub.Tensor, aten.mul.Tensor, aten.div.Tensor, aten.maximum.default,
                     aten.minimum.default, aten.pow.Tensor_Tensor, aten.copy.default]
 
@@ -44,6 +43,7 @@ for _op in POINTWISE_UNARY:
 for _op in POINTWISE_BINARY:
     VECTOR_OPS[_op] = VectorOp("pointwise", (0, 1))
 VECTOR_OPS[aten.copy.default] = VectorOp("pointwise", (1,))          # copy(dst, src) = src in dst's meta
+VECTOR_OPS[aten.pow.Scalar] = VectorOp("pointwise", (1,))             # number ** tensor (RoPE's 10000 ** (i / d))
 # Integer division by a nonzero integer constant (x % b, x // b): integer results only (claims.py).
 INT_DIVISION = [aten.remainder.Scalar, aten.div.Tensor_mode]
 for _op in INT_DIVISION:
