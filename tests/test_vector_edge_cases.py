@@ -202,3 +202,21 @@ def test_a_per_column_value_stored_with_strided_columns(fresh):
     assert torch.equal(got, want)
     s = fresh.stats()
     assert all(n == 0 for n in s["host_nodes"].values()) and all(n == 0 for n in s["fallback_regions"].values()), s
+
+
+def test_a_value_beside_an_empty_domain_is_still_computed(fresh):
+    """A kernel over a statically empty domain runs no iteration, so a value with elements must not
+    be fused into it: the arange [10] and its sum and any() sit beside `x + 1` over [5, 0, 10]
+    (a creation op joins the latest kernel; once they were computed in x's kernel and never
+    written: a flip's bounds check read whatever its workspace held)."""
+    def fn(x):
+        y = x + 1
+        i = torch.arange(9, -1, -1, dtype=torch.float32)
+        return y, i, i.sum(), (i > 5).any(), (i < 0).any()
+
+    x = torch.randn(5, 0, 10)
+    got = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(x)
+    for g, w in zip(got, fn(x)):
+        torch.testing.assert_close(g, w, rtol=0, atol=0)
+    s = fresh.stats()
+    assert all(n == 0 for n in s["host_nodes"].values()) and all(n == 0 for n in s["fallback_regions"].values()), s

@@ -138,6 +138,18 @@ def _symbolic_eq(a: Dim, b: Dim) -> bool:
     return sympy.simplify(sympy.sympify(a) - sympy.sympify(b)) == 0
 
 
+def _statically_empty(shape) -> bool:
+    return any(isinstance(d, int) and d == 0 for d in shape)
+
+
+def _may_join(k: KernelPlan, node: Node) -> bool:
+    """A kernel over an empty domain (a static 0 extent) runs no iteration: a node with elements to
+    write must not join it (a bounds check of a flip's indices beside an empty tensor's index
+    arithmetic was never computed, and the check read whatever its buffer held). Dynamic dims are
+    at least 1 (Dynamo specialises 0)."""
+    return not _statically_empty(k.domain) or _statically_empty(node.meta.shape)
+
+
 def _tensor_operands(node: Node) -> list[Ref]:
     info = vector_op(node.target)
     positions = info.tensor_args if info else (0,)
@@ -294,7 +306,7 @@ class _Fuser:
         for ki in dict.fromkeys(reversed(candidates)):
             k = self.kernels[ki]
             fit = self._pointwise_dmap(k, node, operands)
-            if fit is not None and self._legal(k, operands):
+            if fit is not None and _may_join(k, node) and self._legal(k, operands):
                 self._commit(k, node, fit[0], fit[1], operands)
                 return
         k = self._new_kernel(node.meta.shape)
@@ -317,7 +329,7 @@ class _Fuser:
         for n in small.nodes:
             ops = [r.name for r in _tensor_operands(n)]
             fit = self._pointwise_dmap(k, n, ops)
-            if fit is None:
+            if fit is None or not _may_join(k, n):
                 self.kernel_of.update(saved)
                 for m, *_ in moved:
                     del k.dmaps[m.name]
@@ -350,7 +362,7 @@ class _Fuser:
             k = self.kernels[self.kernel_of[x]]
             xd = self.dmaps_of(x)
             over_rows = xd[d] == k.rank - 2 and k.col in xd and _one_tile_block(k.domain)
-            if (xd[d] == k.col or over_rows) and self._legal(k, [x]):
+            if (xd[d] == k.col or over_rows) and _may_join(k, node) and self._legal(k, [x]):
                 out = tuple(None if j == d else m for j, m in enumerate(xd) if keepdim or j != d)
                 self._commit(k, node, out, {x: xd}, [x])
                 if over_rows:
