@@ -10,7 +10,7 @@
 
 It binds each DynDim once at its top from its own arguments, runs host nodes as ATen calls, calls
 each device region through `regions[i](tensors, scalars)` (inputs then preallocated outputs, and the
-dims the region uses), and returns the outputs. Region outputs come from the target's allocator,
+dims the region uses; a host op's result passes through `conform` first), and returns the outputs. Region outputs come from the target's allocator,
 `empty_strided(shape, stride, dtype=...)` (the cpu target's: cpu/memory.py). The only globals it
 reads are HOST_GLOBALS.
 """
@@ -32,7 +32,19 @@ from pto_dynamo.lowering.partition import DeviceRegion, Partition
 aten = torch.ops.aten
 
 # Names a host program may read besides its parameters and locals (builtins included).
-HOST_GLOBALS = ("torch", "aten", "math", "operator", "regions", "empty_strided", "RuntimeError", "max", "min")
+HOST_GLOBALS = ("torch", "aten", "math", "operator", "regions", "empty_strided", "conform", "RuntimeError",
+                "max", "min")
+
+
+def conform(t: torch.Tensor, dtype: torch.dtype, stride: tuple) -> torch.Tensor:
+    """`t` as the traced graph describes it: a host op's result goes to a device region, whose
+    kernels read its memory by the traced dtype and strides. Where an ATen kernel disagrees with
+    its own meta function (torch 2.13's CPU `_native_batch_norm_legit_functional` returns bf16
+    running stats that its meta calls f32), a copy in the traced layout, not a misread buffer.
+    Strides of size-1 dims are never used to address, so they may differ."""
+    if t.dtype == dtype and all(a == b or n < 2 for n, a, b in zip(t.shape, t.stride(), stride)):
+        return t
+    return torch.empty_strided(t.shape, stride, dtype=dtype).copy_(t)
 
 
 @dataclass(frozen=True)
@@ -48,7 +60,7 @@ class HostProgram:
         filename = f"<pto host program {self.graph_name}>"
         linecache.cache[filename] = (len(self.source), None, self.source.splitlines(True), filename)
         scope = {"torch": torch, "aten": aten, "math": math, "operator": operator, "regions": regions,
-                 "empty_strided": empty_strided}
+                 "empty_strided": empty_strided, "conform": conform}
         exec(compile(self.source, filename, "exec"), scope)
         return scope[self.graph_name]
 
@@ -81,8 +93,12 @@ def _host_lines(graph: Graph, node: Node) -> list[str]:
     return [f"{node.name} = {call_text(node)}"] + binds
 
 
-def _region_lines(graph: Graph, region: DeviceRegion) -> list[str]:
+def _region_lines(graph: Graph, region: DeviceRegion, host_values: set[str]) -> list[str]:
     lines = [f"# device region {region.index}: {', '.join(region.nodes)}"]
+    for name in region.inputs:                  # host results: as traced (graph inputs: Dynamo's guards)
+        meta = graph.meta_of(name)
+        if name in host_values and isinstance(meta, TensorMeta):
+            lines.append(f"{name} = conform({name}, {meta.dtype}, {format_value(tuple(meta.stride))})")
     for name in region.outputs:
         meta = graph.node_by_name[name].meta
         if not isinstance(meta, TensorMeta):
@@ -126,13 +142,14 @@ def generate_host_program(graph: Graph, partition: Partition) -> HostProgram:
             arg = params[src.input_index]
             body.append(f"{dim.name} = {arg}" if src.axis is None else f"{dim.name} = {arg}.shape[{src.axis}]")
     frees = _frees_after(graph, partition)
+    host_values = {item for kind, item in partition.schedule if kind == "node"}
     for i, (kind, item) in enumerate(partition.schedule):
         if kind == "node":
             node = graph.node_by_name[item]
             body.append(f"# {meta_text(node.meta)}; host: {partition.host_reason_of(item)}")
             body.extend(_host_lines(graph, node))
         else:
-            body.extend(_region_lines(graph, partition.regions[item]))
+            body.extend(_region_lines(graph, partition.regions[item], host_values))
         if frees[i]:
             body.append("del " + ", ".join(frees[i]))          # free intermediates as eager would
     body.append("return (" + "".join(f"{format_value(o)}, " for o in graph.outputs).rstrip() + ")")
