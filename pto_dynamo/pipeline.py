@@ -10,6 +10,7 @@ when `verify=True` (tests).
 """
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass
 from typing import Callable
 
@@ -155,7 +156,7 @@ def _lower_region(graph: Graph, region: DeviceRegion, key: str, options: PtoOpti
             raise                                             # tests: an unexpected error is a bug
         runner = ReferenceRegion(graph, region, scalars)
         runner.fallback_reason = f"{type(err).__name__}: {err}"
-        dump.write(f"region{region.index}_fallback", runner.fallback_reason)
+        dump.write(f"region{region.index}_fallback", f"{runner.fallback_reason}\n\n{traceback.format_exc()}")
         return runner
     for program in tile_region.kernels():
         dump.write(f"region{region.index}_tile_{program.name}", print_program(program))

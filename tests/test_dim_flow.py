@@ -85,6 +85,22 @@ def test_plain_dynamo_mark_dynamic_compiles_size_one_separately(fresh):
     assert s["graphs_received"] == 2 and s["signatures_compiled"] == 2, s
 
 
+def test_an_empty_batch_compiles_its_own_graph(fresh):
+    """mark_dynamic leaves a size-0 dim unmarked (marked, Dynamo fails the call with an internal
+    guard error): the empty batch gets a static graph, the other sizes share the dynamic one."""
+    def f(x):
+        return torch.softmax(x * 2, -1), x.sum(0)
+    cf = torch.compile(f, backend="pto", fullgraph=True, options=VERIFY)
+    for T in (3, 0, 7):
+        x = torch.randn(T, 6)
+        fresh.mark_dynamic(x, 0)
+        for g, w in zip(cf(x), f(x)):
+            torch.testing.assert_close(g, w)
+    s = fresh.stats()
+    assert s["signatures_compiled"] == 2, s
+    assert all(n == 0 for n in s["host_nodes"].values()) and all(n == 0 for n in s["fallback_regions"].values()), s
+
+
 def test_same_signature_again_is_a_memory_hit(fresh):
     def f(x):
         return x.exp() + 1

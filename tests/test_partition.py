@@ -97,10 +97,14 @@ def atan_claimed_without_lowering():
     unregister_device_rule(aten.atan.default)
 
 
-def test_region_without_lowering_falls_back_to_aten(fresh, atan_claimed_without_lowering):
-    f = torch.compile(lambda x: (x * 2).atan() + 1, backend="pto", fullgraph=True)
+def test_region_without_lowering_falls_back_to_aten(fresh, atan_claimed_without_lowering, tmp_path):
+    f = torch.compile(lambda x: (x * 2).atan() + 1, backend="pto", fullgraph=True,
+                      options={"debug_dir": str(tmp_path)})
     x = torch.randn(6, 3)
     torch.testing.assert_close(f(x), (x * 2).atan() + 1)
     (c,) = compiled_graphs()
     (runner,) = c.runners
     assert "no rule" in runner.fallback_reason and "atan" in runner.fallback_reason
+    (dumped,) = tmp_path.glob("*/*_region0_fallback.txt")          # the reason and where it was raised
+    text = dumped.read_text()
+    assert text.startswith(runner.fallback_reason) and "Traceback" in text and "lower_vector_region" in text

@@ -15,12 +15,16 @@ def mark_dynamic(t: torch.Tensor, dim, name: str | None = None, shape_id: str | 
 
     Built on `torch._dynamo.decorators.mark_unbacked(t, dim, min=1)`: unlike
     `torch._dynamo.mark_dynamic`, size 1 is not specialised, so T=1 shares the graph of T=2..N;
-    `min=1` lets `x.view(n, -1)` infer -1 without a guard (size 0 is rejected at run time).
+    `min=1` lets `x.view(n, -1)` infer -1 without a guard. A dim whose size is 0 now is left
+    unmarked: an empty batch compiles a graph of its own with that size static (as Dynamo
+    specialises 0); marked, Dynamo would fail it with an internal guard error.
     `name` names the DynDim in printed graphs and generated code (default: the ShapeEnv symbol,
     `u0`). Tensors marked with the same `shape_id` share one dim (Dynamo checks it at run time),
     which keeps one DynDim when the graph itself never relates their sizes. Returns `t`.
     """
-    dims = [dim] if isinstance(dim, int) else list(dim)
+    dims = [d for d in ([dim] if isinstance(dim, int) else list(dim)) if t.shape[d] != 0]
+    if not dims:
+        return t
     torch._dynamo.decorators.mark_unbacked(t, dims, min=1, shape_id=shape_id)
     if name is not None:
         if len(dims) != 1:
