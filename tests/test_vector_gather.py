@@ -186,6 +186,24 @@ def test_out_of_range_gather_raises(fresh):
         fn(W, torch.tensor([[37], [0]]))
 
 
+def test_an_arange_inside_the_dim_needs_no_bounds_check(fresh):
+    """A flip's `arange(n - 1, -1, -1)` (n the dynamic dim) stays inside the dim by construction:
+    no check kernel, no host assert; an arange that may leave it keeps its check and raises."""
+    flip = torch.compile(lambda x: torch.flip(x, (0,)), backend="pto", fullgraph=True, options=VERIFY)
+    for T in (2, 9):
+        x = torch.randn(T, 5)
+        fresh.mark_dynamic(x, 0)
+        torch.testing.assert_close(flip(x), torch.flip(x, (0,)))
+    (c,) = compiled_graphs()
+    assert not [n for n in c.graph.nodes if "check" in n.name], [n.name for n in c.graph.nodes]
+    s = fresh.stats()
+    assert s["signatures_compiled"] == 1 and all(n == 0 for n in s["host_nodes"].values()), s
+    past = torch.compile(lambda x: x.index_select(1, torch.arange(2, 6)), backend="pto", fullgraph=True,
+                         options=VERIFY)
+    with pytest.raises(RuntimeError, match=r"index_select: index out of range.*\[0, 5\)"):
+        past(torch.randn(3, 5))
+
+
 def test_router_gather_dynamic_tokens_one_compile(fresh):
     # DeepSeek's router: the weights of the chosen experts, for any token count
     def weights(scores, idx):

@@ -2,7 +2,8 @@
 scatters that run as selects get theirs from scatters.py, which knows which ones do.
 
 Eager raises on an index outside the table. The device gather clamps instead (it never reads
-outside the table), so this pass adds, before each such op, a check that raises the error:
+outside the table), so this pass adds, before each such op whose indices are not in range by
+construction (an `arange` that provably stays inside, as a flip's does), a check that raises the error:
 
     bad = any((idx < lo) | (idx >= size));  _assert_async(!bad, "<op>: index out of range ...")
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import sympy
 import torch
 
 from pto_dynamo.graph.dims import Dim
@@ -117,14 +119,40 @@ def check_nodes(node: Node, graph: Graph, rows: IndexedRows) -> list[Node]:
                                      f"[{lo}, {size}), {where}"), ())]
 
 
+# arange overloads -> (start, end, step) from their args (a default step may be left out)
+_ARANGES = {aten.arange.default: lambda a, kw: (0, a[0], 1), aten.arange.start: lambda a, kw: (a[0], a[1], 1),
+            aten.arange.start_step: lambda a, kw: (a[0], a[1], a[2] if len(a) > 2 else kw.get("step", 1))}
+
+
+def _proven(expr) -> bool:
+    """Is the integer expression `expr >= 0` for every value of its dims (which are >= 0)?"""
+    return sympy.sympify(expr).is_nonnegative is True
+
+
+def in_range_by_construction(graph: Graph, rows: IndexedRows) -> bool:
+    """Are the indices an `arange` whose every value provably lies in [lo, size)? (A flip's
+    `arange(n - 1, -1, -1)` along a dim of size n needs no check.)"""
+    node = graph.node_by_name.get(rows.idx.name)
+    if node is None or node.target not in _ARANGES:
+        return False
+    start, end, step = _ARANGES[node.target](node.args, node.kwargs_dict())
+    lo = -rows.size if rows.negative else 0
+    if not (isinstance(step, int) and step != 0 and all(isinstance(v, (int, sympy.Expr)) for v in (start, end))):
+        return False
+    if step > 0:     # values start, .., < end
+        return _proven(start - lo) and _proven(rows.size - end)
+    return _proven(rows.size - 1 - start) and _proven(end + 1 - lo)     # values start, .., > end
+
+
 def add_index_checks(graph: Graph) -> Graph:
-    """The graph with a bounds check before every gather this module knows (GATHERS)."""
+    """The graph with a bounds check before every gather this module knows (GATHERS), unless its
+    indices are in range by construction."""
     if not any(n.target in GATHERS for n in graph.nodes):
         return graph
     out: list[Node] = []
     for node in graph.nodes:
         rows = GATHERS[node.target](node, graph) if node.target in GATHERS else None
-        if rows is not None:
+        if rows is not None and not in_range_by_construction(graph, rows):
             out += check_nodes(node, graph, rows)
         out.append(node)
     return graph.replace_nodes(out)
