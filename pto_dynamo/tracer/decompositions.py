@@ -8,7 +8,7 @@ it, float32 floor division exactly as ATen's, `repeat` as an expand and one copy
 without its legacy empty parts, `var_mean` as a mean and the squared deviations from it, a
 stable sort of short float lines by ranking, `isnan` as `x != x`, BatchNorm in eval mode as a
 per-channel scale and shift; argmax/argmin and max/min (arg_reductions.py), flip and constant
-padding (layout_decompositions.py).
+padding (layout_decompositions.py), complex64 products as real arithmetic (complex_arith.py).
 `native_layer_norm` and the ops in DECOMPOSE_ALSO, which core ATen keeps, are decomposed all the
 same (ATen's decompositions; with that var_mean a LayerNorm is one kernel).
 """
@@ -21,7 +21,7 @@ import torch
 from torch._decomp import core_aten_decompositions, get_decompositions
 from torch._prims_common import reduction_dims
 
-from pto_dynamo.tracer import arg_reductions, layout_decompositions
+from pto_dynamo.tracer import arg_reductions, complex_arith, layout_decompositions
 
 aten = torch.ops.aten
 
@@ -194,7 +194,7 @@ def _sort_stable(x, *, stable=None, dim=-1, descending=False):
 OWN = {aten.div.Tensor_mode: _div_rounding, aten.repeat.default: _repeat, aten.cat.default: _cat,
        aten.var_mean.correction: _var_mean, aten.sort.stable: _sort_stable, aten.isnan.default: _isnan,
        aten._native_batch_norm_legit_no_training.default: _batch_norm_inference,
-       **arg_reductions.DECOMPOSITIONS, **layout_decompositions.DECOMPOSITIONS}
+       **arg_reductions.DECOMPOSITIONS, **layout_decompositions.DECOMPOSITIONS, **complex_arith.DECOMPOSITIONS}
 
 
 @functools.lru_cache(maxsize=1)

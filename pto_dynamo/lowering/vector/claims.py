@@ -163,3 +163,10 @@ def _feeds_device(node: Node, graph: Graph) -> bool:
 
 
 device_rule(*VECTOR_OPS)(check_vector_node)
+
+
+@device_rule(aten.view_as_complex.default, aten.view_as_real.default)
+def _complex_view(node: Node, graph: Graph) -> str:
+    """Complex views stay on the host (tracer/complex_arith.py moves complex products to the device
+    as real arithmetic on these views)."""
+    return "complex view (tiles hold no complex values; a view costs nothing on the host)"
