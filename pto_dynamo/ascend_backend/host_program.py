@@ -10,9 +10,9 @@
 
 It binds each DynDim once at its top from its own arguments, runs host nodes as ATen calls, calls
 each device region through `regions[i](tensors, scalars)` (inputs then preallocated outputs, and the
-dims the region uses; a host op's result passes through `conform` first), and returns the outputs. Region outputs come from the target's allocator,
-`empty_strided(shape, stride, dtype=...)` (the cpu target's: cpu/memory.py). The only globals it
-reads are HOST_GLOBALS.
+dims the region uses; a host op's result passes through `conform` first), and returns the outputs.
+Region outputs come from the target's allocator, `empty_strided(shape, stride, dtype=...)` (the cpu
+target's: cpu/memory.py). The only globals it reads are HOST_GLOBALS.
 """
 from __future__ import annotations
 

@@ -155,8 +155,7 @@ def _batch_norm_inference(x, weight, bias, running_mean, running_var, momentum, 
     if bias is not None:
         beta = beta + bias.float()
     out = x.float() * alpha.view(shape) + beta.view(shape)
-    empty = running_mean.new_zeros(0)                   # what ATen returns for the saved stats
-    return out.to(x.dtype), empty, empty
+    return out.to(x.dtype), running_mean.new_zeros(0), running_mean.new_zeros(0)   # ATen's empty saved stats
 
 
 # The widest line a stable sort is ranked over on the device: N^2 comparisons per line.

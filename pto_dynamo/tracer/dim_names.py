@@ -15,8 +15,8 @@ def mark_dynamic(t: torch.Tensor, dim, name: str | None = None, shape_id: str | 
 
     Built on `torch._dynamo.decorators.mark_unbacked(t, dim, min=1)`: unlike
     `torch._dynamo.mark_dynamic`, size 1 is not specialised, so T=1 shares the graph of T=2..N;
-    `min=1` lets `x.view(n, -1)` infer -1 without a guard. A dim whose size is 0 now is left
-    unmarked: an empty batch compiles a graph of its own with that size static (as Dynamo
+    `min=1` lets `x.view(n, -1)` infer -1 without a guard. A dim whose size is 0 when marked is
+    left unmarked: an empty batch compiles a graph of its own with that size static (as Dynamo
     specialises 0); marked, Dynamo would fail it with an internal guard error.
     `name` names the DynDim in printed graphs and generated code (default: the ShapeEnv symbol,
     `u0`). Tensors marked with the same `shape_id` share one dim (Dynamo checks it at run time),

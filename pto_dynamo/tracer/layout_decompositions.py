@@ -6,7 +6,9 @@ graph takes. Here
     flip(x, dims)           = x.index_select(d, arange(n - 1, -1, -1)) for each d in dims
     constant_pad_nd(x, pad) = cat([full(lo), x, full(hi)], d) per padded dim (a negative pad
                               narrows x first), from the last dim backwards as `pad` lists them
-so `F.pad` and `torch.flip` run as kernels the device already has (gather, cat, full).
+so `F.pad` and `torch.flip` run as kernels the device already has (gather, cat, full). A negative
+pad of a dynamic dim keeps ATen's op (narrowing would guard on the dim's size), and so do symbolic
+pads. The flip's indices need no bounds check (lowering/index_checks.py proves them in range).
 """
 from __future__ import annotations
 

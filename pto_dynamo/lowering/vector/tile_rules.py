@@ -170,7 +170,8 @@ def _arg(t, node, i, dtype: torch.dtype | None = None, as_stored: bool = False):
 
 # -- elementwise ------------------------------------------------------------------------------
 _BINARY = {aten.add.Tensor: "ADD", aten.sub.Tensor: "SUB", aten.mul.Tensor: "MUL", aten.div.Tensor: "DIV",
-           aten.maximum.default: "MAX", aten.minimum.default: "MIN", aten.pow.Tensor_Tensor: "POW", aten.pow.Scalar: "POW"}
+           aten.maximum.default: "MAX", aten.minimum.default: "MIN", aten.pow.Tensor_Tensor: "POW",
+           aten.pow.Scalar: "POW"}                      # number ** tensor: the number filled as a tile
 
 
 @tile_rule(*_BINARY)
