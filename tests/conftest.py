@@ -62,3 +62,27 @@ def compiled_graphs():
     """Every CompiledGraph in the in-memory cache (oldest first)."""
     from pto_dynamo.cache import MEMORY_CACHE
     return MEMORY_CACHE.values()
+
+
+def check_dynamic(fresh, fn, make, Ts=(1, 5, 33), tol=None, exact=False, signatures=1):
+    """Compile `fn` once and call it at every T in Ts with `make(T)`'s inputs (dim 0 of each marked
+    dynamic); compare every output with eager (dtype, shape, values: `exact`, or `tol`); assert
+    `signatures` compiles and no host node or fallback region. Returns the stats."""
+    compiled = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)
+    for T in Ts:
+        args = make(T)
+        for a in args:
+            fresh.mark_dynamic(a, 0)
+        with torch.no_grad():
+            got, want = compiled(*args), fn(*args)
+        for g, w in zip(*(o if isinstance(o, tuple) else (o,) for o in (got, want))):
+            assert g.dtype == w.dtype and g.shape == w.shape, (g.dtype, w.dtype, g.shape, w.shape)
+            if exact:
+                torch.testing.assert_close(g, w, rtol=0, atol=0, equal_nan=True)
+            else:
+                torch.testing.assert_close(g, w, equal_nan=True, **(tol or {}))
+    s = fresh.stats()
+    assert s["graphs_received"] >= 1 and s["signatures_compiled"] == signatures, s
+    assert all(n == 0 for n in s["host_nodes"].values()), s
+    assert all(n == 0 for n in s["fallback_regions"].values()), s
+    return s

@@ -5,7 +5,7 @@ import torch.nn as nn
 
 from pto_dynamo.graph.dims import dim_symbol
 from pto_dynamo.graph.ir import TensorMeta
-from tests.conftest import VERIFY, compiled_graphs
+from tests.conftest import VERIFY, check_dynamic, compiled_graphs
 
 SIZES = [1, 2, 5, 33, 130]
 
@@ -88,17 +88,8 @@ def test_plain_dynamo_mark_dynamic_compiles_size_one_separately(fresh):
 def test_an_empty_batch_compiles_its_own_graph(fresh):
     """mark_dynamic leaves a size-0 dim unmarked (marked, Dynamo fails the call with an internal
     guard error): the empty batch gets a static graph, the other sizes share the dynamic one."""
-    def f(x):
-        return torch.softmax(x * 2, -1), x.sum(0)
-    cf = torch.compile(f, backend="pto", fullgraph=True, options=VERIFY)
-    for T in (3, 0, 7):
-        x = torch.randn(T, 6)
-        fresh.mark_dynamic(x, 0)
-        for g, w in zip(cf(x), f(x)):
-            torch.testing.assert_close(g, w)
-    s = fresh.stats()
-    assert s["signatures_compiled"] == 2, s
-    assert all(n == 0 for n in s["host_nodes"].values()) and all(n == 0 for n in s["fallback_regions"].values()), s
+    check_dynamic(fresh, lambda x: (torch.softmax(x * 2, -1), x.sum(0)), lambda T: (torch.randn(T, 6),),
+                  Ts=(3, 0, 7), signatures=2)
 
 
 def test_same_signature_again_is_a_memory_hit(fresh):

@@ -8,31 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.conftest import VERIFY
+from tests.conftest import VERIFY, check_dynamic
 
 TOL = {torch.float32: {}, torch.bfloat16: {"rtol": 1.6e-2, "atol": 2e-2}}
-
-
-def _run_dynamic(fresh, fn, make, Ts=(1, 5, 33), tol=None, exact=False):
-    """Compile `fn` once, call it at every T (dim 0 of every input dynamic), compare with eager;
-    assert one compile and no host node or fallback region."""
-    compiled = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)
-    for T in Ts:
-        args = make(T)
-        for a in args:
-            fresh.mark_dynamic(a, 0)
-        with torch.no_grad():
-            got, want = compiled(*args), fn(*args)
-        for g, w in zip(*(o if isinstance(o, tuple) else (o,) for o in (got, want))):
-            assert g.dtype == w.dtype and g.shape == w.shape, (g.dtype, w.dtype, g.shape, w.shape)
-            if exact:
-                torch.testing.assert_close(g, w, rtol=0, atol=0, equal_nan=True)
-            else:
-                torch.testing.assert_close(g, w, equal_nan=True, **(tol or {}))
-    s = fresh.stats()
-    assert s["graphs_received"] >= 1 and s["signatures_compiled"] == 1, s
-    assert all(n == 0 for n in s["host_nodes"].values()), s
-    assert all(n == 0 for n in s["fallback_regions"].values()), s
 
 
 def test_every_claimed_vector_op_has_a_lowering():
@@ -59,7 +37,7 @@ def test_piecewise_activations(fresh, dtype):
     def fn(x):
         return (F.leaky_relu(x, 0.1), F.leaky_relu(x, 2.5), F.hardtanh(x, -0.5, 0.7), F.relu6(x),
                 F.elu(x), F.selu(x), F.celu(x, 0.7))
-    _run_dynamic(fresh, fn, lambda T: (_with_edges(T, dtype=dtype),), tol=TOL[dtype])
+    check_dynamic(fresh, fn, lambda T: (_with_edges(T, dtype=dtype),), tol=TOL[dtype])
 
 
 NORMS = {
@@ -72,7 +50,7 @@ NORMS = {
 
 @pytest.mark.parametrize("name", list(NORMS))
 def test_vector_norms(fresh, name):
-    _run_dynamic(fresh, NORMS[name], lambda T: (torch.randn(T, 24),))
+    check_dynamic(fresh, NORMS[name], lambda T: (torch.randn(T, 24),))
 
 
 def test_nan_and_inf_tests(fresh):
@@ -83,7 +61,7 @@ def test_nan_and_inf_tests(fresh):
         x = torch.randn(T, 16)
         x[:, :4] = torch.tensor([float("nan"), float("inf"), -float("inf"), 3.4e38])
         return (x,)
-    _run_dynamic(fresh, fn, make, exact=True)
+    check_dynamic(fresh, fn, make, exact=True)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -92,7 +70,7 @@ def test_number_to_the_power_of_a_tensor(fresh, dtype):
     exponents, 0 ** negative = inf."""
     def fn(x):
         return 10000 ** (x.abs() / -16), 2.0 ** x, (-2.0) ** x.round(), 0.0 ** x.round()
-    _run_dynamic(fresh, fn, lambda T: (torch.randn(T, 16).to(dtype) * 3,), tol=TOL[dtype])
+    check_dynamic(fresh, fn, lambda T: (torch.randn(T, 16).to(dtype) * 3,), tol=TOL[dtype])
 
 
 def _nans_ties(T, C=24, dtype=torch.float32):
@@ -115,11 +93,11 @@ ARG_EXTREMES = {
 
 @pytest.mark.parametrize("name", list(ARG_EXTREMES))
 def test_arg_extremes_first_index_and_nan(fresh, name):
-    _run_dynamic(fresh, ARG_EXTREMES[name], lambda T: (_nans_ties(T),), exact=True)
+    check_dynamic(fresh, ARG_EXTREMES[name], lambda T: (_nans_ties(T),), exact=True)
 
 
 def test_arg_extremes_bf16(fresh):
-    _run_dynamic(fresh, lambda x: (x.argmax(-1), *x.min(-1)), lambda T: (_nans_ties(T, dtype=torch.bfloat16),),
+    check_dynamic(fresh, lambda x: (x.argmax(-1), *x.min(-1)), lambda T: (_nans_ties(T, dtype=torch.bfloat16),),
                  exact=True)
 
 
@@ -128,13 +106,13 @@ def test_integer_arg_extremes_are_exact(fresh):
     def make(T):
         x = torch.randint(-4, 4, (T, 9)) * 2**40 + torch.randint(0, 2, (T, 9))
         return (x, x.to(torch.int32) // 2**20)
-    _run_dynamic(fresh, lambda a, b: (a.argmax(-1), *a.min(-1), b.argmin(1), *b.max(-1, keepdim=True)), make,
+    check_dynamic(fresh, lambda a, b: (a.argmax(-1), *a.min(-1), b.argmin(1), *b.max(-1, keepdim=True)), make,
                  exact=True)
 
 
 @pytest.mark.parametrize("dims", [(-1,), (0, 1)])
 def test_flip(fresh, dims):
-    _run_dynamic(fresh, lambda x: torch.flip(x, dims), lambda T: (torch.randn(T, 13),), exact=True)
+    check_dynamic(fresh, lambda x: torch.flip(x, dims), lambda T: (torch.randn(T, 13),), exact=True)
 
 
 PADS = {
@@ -146,7 +124,7 @@ PADS = {
 
 @pytest.mark.parametrize("name", list(PADS))
 def test_constant_pad(fresh, name):
-    _run_dynamic(fresh, PADS[name], lambda T: (torch.randn(T, 11),), Ts=(2, 5, 33), exact=True)
+    check_dynamic(fresh, PADS[name], lambda T: (torch.randn(T, 11),), Ts=(2, 5, 33), exact=True)
 
 
 def test_negative_pad_of_the_dynamic_dim_keeps_atens_op(fresh):
@@ -171,7 +149,7 @@ def test_batch_norm_eval(fresh, affine):
         if affine:
             bn.weight.normal_()
             bn.bias.normal_()
-    _run_dynamic(fresh, lambda x: bn(x), lambda T: (torch.randn(T, 6, 3, 5),))
+    check_dynamic(fresh, lambda x: bn(x), lambda T: (torch.randn(T, 6, 3, 5),))
 
 
 def test_group_norm(fresh):
@@ -179,4 +157,4 @@ def test_group_norm(fresh):
     with torch.no_grad():
         gn.weight.normal_()
         gn.bias.normal_()
-    _run_dynamic(fresh, lambda x: gn(x), lambda T: (torch.randn(T, 16, 5) + 2,), Ts=(2, 5, 33))
+    check_dynamic(fresh, lambda x: gn(x), lambda T: (torch.randn(T, 16, 5) + 2,), Ts=(2, 5, 33))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.conftest import VERIFY, compiled_graphs
+from tests.conftest import VERIFY, check_dynamic, compiled_graphs
 
 TOL = {torch.float32: {}, torch.bfloat16: {"rtol": 1.6e-2, "atol": 2e-2}, torch.float16: {"rtol": 1e-3, "atol": 1e-3}}
 
@@ -60,13 +60,4 @@ def test_var_mean_matches_eager_on_the_device(fresh, name, dtype):
 
 
 def test_var_mean_over_the_dynamic_dim_compiles_once(fresh):
-    fn = lambda x: torch.var_mean(x, 0)                                                    # noqa: E731
-    compiled = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)
-    for T in (3, 9, 17):
-        x = torch.randn(T, 8)
-        fresh.mark_dynamic(x, 0)
-        for g, w in zip(compiled(x), fn(x)):
-            torch.testing.assert_close(g, w)
-    s = fresh.stats()
-    assert s["signatures_compiled"] == 1, s
-    assert all(n == 0 for n in s["host_nodes"].values()) and all(n == 0 for n in s["fallback_regions"].values()), s
+    check_dynamic(fresh, lambda x: torch.var_mean(x, 0), lambda T: (torch.randn(T, 8),), Ts=(3, 9, 17))
