@@ -3,7 +3,7 @@ tensors (a kernel that runs no tile), and tanh-approximate gelu."""
 import pytest
 import torch
 
-from tests.conftest import VERIFY
+from tests.conftest import VERIFY, assert_on_device
 
 
 def _run_on_device(fresh, fn, *args, **tol):
@@ -94,7 +94,7 @@ def test_split_and_unbind_parts_are_views_on_the_device(fresh):
             torch.testing.assert_close(got, want)
     s = fresh.stats()
     assert s["signatures_compiled"] == 1, s
-    assert all(n == 0 for n in s["host_nodes"].values()) and all(n == 0 for n in s["fallback_regions"].values()), s
+    assert_on_device(s)
 
 
 def _sinkhorn(x, iters=6):
@@ -116,7 +116,7 @@ def test_sinkhorn_row_and_column_sums_are_one_kernel(fresh):
         torch.testing.assert_close(compiled(x), _sinkhorn(x))
     s = fresh.stats()
     assert s["signatures_compiled"] == 1 and s["launches"] == 3, s
-    assert all(n == 0 for n in s["host_nodes"].values()) and all(n == 0 for n in s["fallback_regions"].values()), s
+    assert_on_device(s)
 
 
 @pytest.mark.parametrize("fn,shape", [
@@ -177,7 +177,7 @@ def test_float32_floor_division_is_exact_on_the_device(fresh, fn):
     ok = ~want.isnan()
     assert torch.equal(got[ok], want[ok]) and torch.equal(got[ok].signbit(), want[ok].signbit())
     s = fresh.stats()
-    assert all(n == 0 for n in s["host_nodes"].values()) and all(n == 0 for n in s["fallback_regions"].values()), s
+    assert_on_device(s)
 
 
 def test_bf16_floor_division_stays_on_the_host(fresh):
@@ -201,7 +201,7 @@ def test_a_per_column_value_stored_with_strided_columns(fresh):
     got, want = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(x), fn(x)
     assert torch.equal(got, want)
     s = fresh.stats()
-    assert all(n == 0 for n in s["host_nodes"].values()) and all(n == 0 for n in s["fallback_regions"].values()), s
+    assert_on_device(s)
 
 
 def test_a_value_beside_an_empty_domain_is_still_computed(fresh):
@@ -219,4 +219,4 @@ def test_a_value_beside_an_empty_domain_is_still_computed(fresh):
     for g, w in zip(got, fn(x)):
         torch.testing.assert_close(g, w, rtol=0, atol=0)
     s = fresh.stats()
-    assert all(n == 0 for n in s["host_nodes"].values()) and all(n == 0 for n in s["fallback_regions"].values()), s
+    assert_on_device(s)
