@@ -19,6 +19,7 @@ from pto_dynamo.stats import bump
 from pto_dynamo.debug import DebugDump
 from pto_dynamo.options import PtoOptions, parse_options
 from pto_dynamo.pipeline import compile_graph
+from pto_dynamo.tracer.constants import lift_tensor_constants
 from pto_dynamo.tracer.decompositions import decomposition_table
 from pto_dynamo.tracer.dim_names import user_dim_names
 from pto_dynamo.tracer.to_ir import fx_to_ir
@@ -69,12 +70,20 @@ def _compile_aten_graph(fx_gm: torch.fx.GraphModule, name: str, options: PtoOpti
     dump = DebugDump(options.resolved_debug_dir(), name)
     dump.write("aten_graph", fx_gm.print_readable(print_output=False))
     shape_env = _shape_env(fx_gm)
+    constants = lift_tensor_constants(fx_gm)
+    if constants and input_labels is not None:
+        input_labels = input_labels + [f"constant {attr}" for attr, _ in constants]
     graph = fx_to_ir(fx_gm, name, shape_env, dim_names, input_labels)
     compiled = compile_graph(graph, options, dump, verify=options.verify)
     fn = compiled.fn
+    if constants:
+        values = [value for _, value in constants]
 
-    def run(args):
-        return fn(*args)
+        def run(args):
+            return fn(*args, *values)
+    else:
+        def run(args):
+            return fn(*args)
     run._boxed_call = True        # aot_autograd passes the argument list itself
     return run
 

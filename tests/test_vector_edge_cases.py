@@ -3,7 +3,7 @@ tensors (a kernel that runs no tile), and tanh-approximate gelu."""
 import pytest
 import torch
 
-from tests.conftest import VERIFY, assert_on_device
+from tests.conftest import VERIFY, assert_on_device, check_dynamic
 
 
 def _run_on_device(fresh, fn, *args, **tol):
@@ -220,3 +220,11 @@ def test_a_value_beside_an_empty_domain_is_still_computed(fresh):
         torch.testing.assert_close(g, w, rtol=0, atol=0)
     s = fresh.stats()
     assert_on_device(s)
+
+
+def test_a_reduction_across_an_expanded_dim(fresh):
+    """`x.expand(2, ...).sum(0)` reads the input with column stride 0 across the reduced dim: a
+    transposed (DN) load whose tile once had more rows than the kernel's full tiles, so the
+    verifier rejected the program and the region ran on the ATen fallback."""
+    fn = lambda x: x.expand(3, -1, -1, -1).sum(0) + x.expand(2, -1, -1, -1).amax(0)    # noqa: E731
+    check_dynamic(fresh, fn, lambda T: (torch.randn(T, 4, 6),), Ts=(1, 5, 19))

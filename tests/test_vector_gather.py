@@ -40,6 +40,10 @@ INDEXING = {   # x[idx]: one integer index tensor on dim 0, negative indices cou
                       lambda: [W.bfloat16(), torch.randint(-50, 50, (6,), dtype=torch.int32)]),
     "rows_of_a_slice": (lambda x, i: x[3:][i] * 2, lambda: [W, torch.randint(-47, 47, (5,))]),
     "computed_index": (lambda x, p: x[p % 7 + 1].sum(-1), lambda: [W, torch.arange(20)]),
+    # x[:, idx] (an index_select of dim k >= 1, tracer/layout_decompositions.py)
+    "columns": (lambda x, i: x[:, i] * 2, lambda: [W, torch.tensor([0, 3, -2, -37, 36])]),
+    "middle_dim_by_2d_index": (lambda x, i: x[:, i] + 1, lambda: [X3, torch.randint(-3, 3, (2, 5))]),
+    "last_dim_by_a_list": (lambda x: x[..., [0, 5, -1]] * 2, lambda: [X3]),
 }
 
 
@@ -53,10 +57,9 @@ def test_indexing_rows_on_the_device(fresh, name):
         assert all(n == 0 for n in s["host_nodes"].values()), s
 
 
-@pytest.mark.parametrize("fn", [lambda x, i: x[:, i] * 2,                 # not dim 0
-                                lambda x, i: x[:, ::2][i] * 2,            # rows not dense
+@pytest.mark.parametrize("fn", [lambda x, i: x[:, ::2][i] * 2,            # rows not dense
                                 lambda x, i: x[i, i % 37] * 2],           # two index tensors
-                         ids=["columns", "strided_rows", "two_indices"])
+                         ids=["strided_rows", "two_indices"])
 def test_other_indexing_runs_on_the_host(fresh, fn):
     args = [W, torch.tensor([0, 3, -2])]
     s = _matches_eager(fresh, fn, args)
@@ -69,6 +72,15 @@ def test_out_of_range_row_index_raises(fresh, bad):
     torch.testing.assert_close(fn(W, torch.tensor([-50, 49])), W[torch.tensor([-50, 49])] * 2)
     with pytest.raises(RuntimeError, match=r"index: index out of range.*\[-50, 50\)"):
         fn(W, torch.tensor(bad))
+
+
+@pytest.mark.parametrize("bad", [[1, 37], [-38, 2]], ids=["past_the_end", "before_the_start"])
+def test_out_of_range_column_index_raises(fresh, bad):
+    fn = torch.compile(lambda x, i: x[:, i] * 2, backend="pto", fullgraph=True, options=VERIFY)
+    torch.testing.assert_close(fn(W, torch.tensor([-37, 36])), W[:, torch.tensor([-37, 36])] * 2)
+    with pytest.raises(RuntimeError, match=r"index_select: index out of range.*\[0, 37\)"):
+        fn(W, torch.tensor(bad))
+    assert_on_device(fresh.stats())
 
 
 def test_row_index_dynamic_tokens_one_compile(fresh):

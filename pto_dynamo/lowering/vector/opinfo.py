@@ -29,6 +29,7 @@ class VectorOp:
 POINTWISE_UNARY = [aten.exp.default, aten.log.default, aten.sqrt.default, aten.rsqrt.default, aten.reciprocal.default,
                    aten.abs.default, aten.neg.default, aten.relu.default, aten.sigmoid.default, aten.tanh.default,
                    aten.erf.default, aten.gelu.default, aten.silu.default, aten.clone.default,
+                   aten.lift_fresh_copy.default,
                    aten._to_copy.default, prims.convert_element_type.default, aten.alias.default,
                    aten.pow.Tensor_Scalar, aten.clamp.default, aten.clamp_min.default, aten.clamp_max.default,
                    aten.add.Scalar, aten.sub.Scalar, aten.mul.Scalar, aten.div.Scalar, aten.exp2.default,
@@ -94,7 +95,8 @@ EXACT_BOOL = {*COMPARE_TENSOR, *COMPARE_SCALAR, *LOGICAL_BINARY, *LOGICAL_UNARY,
               aten.any.dims, aten.all.default, aten.all.dim, aten.all.dims, aten.maximum.default,
               aten.minimum.default}
 EXACT_ANY = {aten.where.self, aten.cat.default, aten.embedding.default, aten.index_select.default, aten.take.default,
-             aten.clone.default, aten._to_copy.default, prims.convert_element_type.default,
+             aten.clone.default, aten.lift_fresh_copy.default, aten._to_copy.default,
+             prims.convert_element_type.default,
              aten.alias.default, aten.copy.default, aten.amax.default, aten.amin.default, *CREATION}
 
 # Reductions are "composite" too when they reduce several dims (expanded into a chain first).

@@ -274,7 +274,7 @@ def _clamp(t, node, _):
     _set(t, node, x)
 
 
-@tile_rule(aten.clone.default, aten.alias.default, aten._to_copy.default,
+@tile_rule(aten.clone.default, aten.lift_fresh_copy.default, aten.alias.default, aten._to_copy.default,
            prims.convert_element_type.default, aten.copy.default)
 def _copy(t, node, _):
     src = node.args[1] if node.target is aten.copy.default else node.args[0]

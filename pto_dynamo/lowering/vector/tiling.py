@@ -76,9 +76,13 @@ class KernelTiler:
     def __init__(self, plan: KernelPlan, metas: dict, name: str, graph: str, R: int, C: int, align: int = 16):
         self.plan, self.metas, self.R, self.C = plan, metas, R, C
         self.RP = _round_up(R, align)     # per-row tiles: whole 32-byte blocks of the narrowest type
-        # With a transposed (DN) access, full tiles take RP rows so TMOV sees equal capacities.
-        accesses = list(plan.loads.values()) + list(plan.stores.values())
-        transposed = any(not _is(a.strides[-1], 1) and not _is(a.strides[-1], 0) for a in accesses)
+        # With a transposed (DN) access, full tiles take RP rows so TMOV sees equal capacities. A
+        # full operand whose columns are 0 apart (an expanded input read across the expanded dim)
+        # loads that way too; other operands with column stride 0 do not vary along columns.
+        def dn(a, dmap=None) -> bool:
+            full = dmap is not None and plan.rank - 2 in dmap and plan.col in dmap     # form_of: full
+            return not _is(a.strides[-1], 1) and (not _is(a.strides[-1], 0) or full)
+        transposed = any(dn(a, dmap) for (_, dmap), a in plan.loads.items()) or any(map(dn, plan.stores.values()))
         self.full_rows = self.RP if transposed and R > 1 else R
         self.kb = KernelBuilder(name, graph=graph, pass_name="lowering.vector",
                                 description=self._describe())
