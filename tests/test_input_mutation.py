@@ -87,3 +87,20 @@ def test_returning_an_input_updated_in_place(fresh):
     out = torch.compile(f, backend="pto", fullgraph=True, options=VERIFY)(cache, idx, v)
     torch.testing.assert_close(out, f(ref, idx, v))
     torch.testing.assert_close(cache, ref)
+
+
+def test_slice_assignment_at_a_dynamic_length(fresh):
+    """`cache[:, 5:5 + T] = k` with T dynamic: the slice's end is `min(64, T + 5)` (ShapeEnv's
+    sympy Min, which the code printer once rejected: the compile failed)."""
+    def f(cache, k):
+        cache[:, 5:5 + k.shape[1]] = k
+        return cache[:, :5 + k.shape[1]].sum(1)
+    compiled = torch.compile(f, backend="pto", fullgraph=True, options=VERIFY)
+    cache, ref = torch.zeros(2, 64, 8), torch.zeros(2, 64, 8)
+    for T in (1, 6, 59):
+        k = torch.randn(2, T, 8)
+        fresh.mark_dynamic(k, 1)
+        torch.testing.assert_close(compiled(cache, k), f(ref, k))
+        torch.testing.assert_close(cache, ref)
+    s = fresh.stats()
+    assert s["signatures_compiled"] == 1 and all(n == 0 for n in s["fallback_regions"].values()), s

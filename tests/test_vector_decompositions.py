@@ -4,6 +4,8 @@ and max/min along a dim, flip, constant padding, BatchNorm (eval) and GroupNorm.
 eager, with a dynamic token dim and one compile, and leaves no node on the host."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -158,3 +160,32 @@ def test_group_norm(fresh):
         gn.weight.normal_()
         gn.bias.normal_()
     check_dynamic(fresh, lambda x: gn(x), lambda T: (torch.randn(T, 16, 5) + 2,), Ts=(2, 5, 33))
+
+
+def test_optimizer_fma_runs_on_the_device(fresh):
+    """Dynamo turns `addcmul_`/`addcdiv_` with a value into `prims.fma` (torch._inductor's prim);
+    it decomposes to a multiply and an add, so an AdamW step leaves only the write-backs of the
+    updated inputs on the host."""
+    def adamw(p, g, m, v):
+        p.mul_(1 - 1e-3 * 0.01)
+        m.mul_(0.9).add_(g, alpha=0.1)
+        v.mul_(0.999).addcmul_(g, g, value=0.001)
+        denom = (v.sqrt() / math.sqrt(1 - 0.999 ** 3)).add_(1e-8)
+        p.addcdiv_(m, denom, value=-1e-3 / (1 - 0.9 ** 3))
+        return p
+
+    compiled = torch.compile(adamw, backend="pto", fullgraph=True, options=VERIFY)
+    for T in (3, 17):
+        args = [torch.randn(T, 8) for _ in range(3)] + [torch.rand(T, 8)]      # v >= 0
+        ref = [a.clone() for a in args]
+        for a in args:
+            fresh.mark_dynamic(a, 0, shape_id="T")
+        torch.testing.assert_close(compiled(*args), adamw(*ref))
+        for got, want in zip(args, ref):
+            torch.testing.assert_close(got, want)
+    s = fresh.stats()
+    assert s["signatures_compiled"] == 1 and all(n == 0 for n in s["fallback_regions"].values()), s
+    torch._dynamo.reset()
+    ex = fresh.explain(adamw, *[torch.randn(5, 8) for _ in range(4)], print_report=False)
+    reasons = [reason for _, _, reason in ex.host_nodes]
+    assert len(reasons) == 3 and all("mutates a graph input" in r for r in reasons), reasons

@@ -58,6 +58,18 @@ def _div_trunc_floats(a, b, rounding_mode=None):
     return torch.trunc(q).to(dtype)
 
 
+def _fma(a, b, c):
+    """Dynamo's `prims.fma(a, b, c)` (its `addcmul_`/`addcdiv_` with a value, `add_` with a tensor
+    alpha: optimizer steps) as a multiply and an add, which the device runs; fma's own
+    implementation computes the same `(a * b) + c`."""
+    return a * b + c
+
+
+# Ops that exist only once something registers them: Dynamo registers torch._inductor's prims
+# (importing that module costs a second) when it traces code that uses one.
+LATE_PRIMS = {"fma": _fma}
+
+
 def _isnan(x):
     """`x != x`, a compare the device runs (ATen's decomposition is prims.ne)."""
     return x != x
@@ -197,11 +209,20 @@ OWN = {aten.div.Tensor_mode: _div_rounding, aten.repeat.default: _repeat, aten.c
 
 
 @functools.lru_cache(maxsize=1)
-def decomposition_table() -> dict:
-    """op overload -> decomposition, as aot_autograd takes it."""
+def _base_table() -> dict:
     table = dict(core_aten_decompositions())
     table.update(get_decompositions(DECOMPOSE_ALSO))
     for op in KEEP_WHOLE:
         table.pop(op, None)
     table.update(OWN)
+    return table
+
+
+def decomposition_table() -> dict:
+    """op overload -> decomposition, as aot_autograd takes it (with the LATE_PRIMS registered by now)."""
+    table = _base_table()
+    for name, fn in LATE_PRIMS.items():
+        packet = getattr(torch.ops.prims, name, None)
+        if packet is not None:
+            table.setdefault(packet.default, fn)
     return table

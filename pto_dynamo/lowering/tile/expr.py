@@ -14,7 +14,7 @@ import functools
 from typing import Callable, Mapping, Union
 
 import sympy
-from torch.utils._sympy.functions import FloorDiv, Mod, PythonMod
+from torch.utils._sympy.functions import FloorDiv, Max as TorchMax, Min as TorchMin, Mod, PythonMod
 
 Expr = sympy.Expr
 ExprLike = Union[int, sympy.Expr]
@@ -137,8 +137,8 @@ class ExprPrinter:
             return self.fmt_floordiv(self._print(e.args[0]), self._print(e.args[1]))
         if isinstance(e, (Mod, PythonMod, sympy.Mod)):
             return self.fmt_mod(self._print(e.args[0]), self._print(e.args[1]))
-        if isinstance(e, (sympy.Min, sympy.Max)):
-            fmt = self.fmt_min if isinstance(e, sympy.Min) else self.fmt_max
+        if isinstance(e, (sympy.Min, sympy.Max, TorchMin, TorchMax)):      # torch's: from ShapeEnv sizes
+            fmt = self.fmt_min if isinstance(e, (sympy.Min, TorchMin)) else self.fmt_max
             parts = [self._print(a) for a in e.args]
             out = parts[0]
             for p in parts[1:]:
