@@ -95,6 +95,26 @@ def test_attention_matches_eager(fresh, name, dtype):
             assert node.args[4] == pytest.approx(args[0].shape[-1] ** -0.5)
 
 
+@pytest.mark.parametrize("masked", [False, True], ids=["no_mask", "causal_bool_mask"])
+def test_multihead_attention_with_packed_projections(fresh, masked):
+    """nn.MultiheadAttention's self-attention: q, k and v are slices of one packed projection, so
+    k (and with it k^T) starts 1/3 into that buffer. Folding SDPA's pre-scale of k^T into the node
+    once moved the views onto k at storage offset 0: the kernel read q's rows as keys, off by ~1
+    (the graph verifier now rejects a view whose offset differs from its source's)."""
+    torch.manual_seed(0)
+    mha = torch.nn.MultiheadAttention(32, 4, batch_first=True).eval()
+
+    def fn(x):
+        mask = torch.triu(torch.ones(x.shape[1], x.shape[1], dtype=torch.bool), 1) if masked else None
+        return mha(x, x, x, attn_mask=mask, need_weights=False)[0]
+
+    x = torch.randn(2, 9, 32)
+    with torch.no_grad():
+        out = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(x)
+        torch.testing.assert_close(out, fn(x), **TOL[torch.float32])
+    _check_attention_on_device(fresh)
+
+
 def test_fully_masked_rows_match_sdpa(fresh):
     """SDPA's safe softmax: a query row whose every key is masked gives zeros, not NaN."""
     q, k, v = _args([(1, 2, 9, 16)] * 3, torch.float32)

@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import math
 import numbers
+from dataclasses import replace
 
 import torch
 
 from pto_dynamo.graph.dims import same_layout
 from pto_dynamo.graph.ir import Graph, Node, Ref
 from pto_dynamo.lowering.attention.op import ATTENTION
+from pto_dynamo.lowering.tile.expr import exprs_equal
 
 aten = torch.ops.aten
 _VIEWS = (aten.view.default, aten._unsafe_view.default, aten.expand.default, aten.alias.default)
@@ -276,8 +278,8 @@ def _match(m: _Match, end: Node):
     for operand in (q, kt):                      # SDPA scales q and k^T: fold that into `scale`
         folded = _fold_scale(m, operand)
         if folded is not None:
-            node, factor = folded
-            rewritten[node.name] = node
+            nodes, factor = folded
+            rewritten.update((node.name, node) for node in nodes)
             scale *= factor
     causal = mask is not None and _is_causal(m, mask)
     if causal:                                   # the node applies it: the mask's nodes go with DCE
@@ -330,8 +332,10 @@ def _is_causal(m: _Match, mask: Ref) -> bool:
 
 
 def _fold_scale(m: _Match, operand: Ref):
-    """For an operand view(expand(mul(x, s))) whose every step only feeds the next: the first view
-    rewritten to read x (same shape, strides and dtype as the product), and s. None otherwise."""
+    """For an operand view(expand(mul(x, s))) whose every step only feeds the next: the views
+    rewritten to read x (same shape, strides and dtype as the product), and s. None otherwise.
+    The views then live in x's storage: their offsets move by x's (a view of `k[1]` starts past
+    k[0]; kept at the product's 0, the kernel read k[0])."""
     chain, value = [], operand
     n = m.node(value)
     while n is not None and n.target in _VIEWS and isinstance(n.args[0], Ref):
@@ -345,8 +349,12 @@ def _fold_scale(m: _Match, operand: Ref):
         return None
     if any(len(m.users.get(c.name, ())) != 1 for c in (n, *chain)) or n.name in m.graph.output_names:
         return None
-    first = chain[-1]                            # the view that reads the product
-    return first.with_(args=(n.args[0], *first.args[1:])), float(n.args[1])
+    shift = x.offset - product.offset
+    moved = [c if exprs_equal(shift, 0) else c.with_(meta=replace(c.meta, offset=c.meta.offset + shift))
+             for c in chain]
+    first = moved[-1]                            # the view that reads the product
+    moved[-1] = first.with_(args=(n.args[0], *first.args[1:]))
+    return moved, float(n.args[1])
 
 
 def recognise_attention(graph: Graph) -> Graph:
