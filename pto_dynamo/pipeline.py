@@ -151,6 +151,7 @@ def _lower_region(graph: Graph, region: DeviceRegion, key: str, options: PtoOpti
     scalars = region_scalars(graph, region)
     try:
         tile_region = lower_vector_region(graph, region, scalars, f"s{key[:10]}", CPU_CAPACITY)
+        source, symbol, kernel_names = render_region(tile_region)
     except Exception as err:                                  # noqa: BLE001 - never fail a model
         if options.verify and not isinstance(err, LOWERING_ERRORS):
             raise                                             # tests: an unexpected error is a bug
@@ -160,7 +161,6 @@ def _lower_region(graph: Graph, region: DeviceRegion, key: str, options: PtoOpti
         return runner
     for program in tile_region.kernels():
         dump.write(f"region{region.index}_tile_{program.name}", print_program(program))
-    source, symbol, kernel_names = render_region(tile_region)
     dump.write(f"region{region.index}_source", source, "cpp")
     return source, symbol, kernel_names
 

@@ -40,9 +40,24 @@ class ReferenceRegion:
 
 def _subst(value, dims):
     if isinstance(value, sympy.Basic):
-        return int(value.xreplace(dims))
+        return _number(value.xreplace(dims))
     if isinstance(value, tuple):
         return tuple(_subst(v, dims) for v in value)
     if isinstance(value, list):
         return [_subst(v, dims) for v in value]
     return value
+
+
+def _number(e: sympy.Basic):
+    """A symbolic scalar with every dim substituted, as the Python number ATen takes: an int for a
+    size, a float for a float expression (BatchNorm's backward scales by 1 / (N * H * W): truncated
+    to an int it was 0, and the gradients with it)."""
+    if isinstance(e, (bool, int, float)):            # some of torch's sympy functions evaluate to these
+        return e
+    if isinstance(e, sympy.logic.boolalg.BooleanAtom):
+        return bool(e)
+    if e.is_Integer:
+        return int(e)
+    if e.is_number:
+        return float(e)
+    raise ValueError(f"reference region: scalar {e} still has free symbols {sorted(map(str, e.free_symbols))}")

@@ -218,9 +218,26 @@ def _base_table() -> dict:
     return table
 
 
-def decomposition_table() -> dict:
-    """op overload -> decomposition, as aot_autograd takes it (with the LATE_PRIMS registered by now)."""
-    table = _base_table()
+# Decompositions that are wrong under autograd: ATen's decomposition of the CPU flash attention
+# returns the attention weights where the op returns the logsumexp, and the op's backward formula
+# (the native flash backward) reads that second result as the logsumexp: gradients came out wrong
+# by orders of magnitude. Training graphs keep the op (inductor excludes this decomposition too).
+NOT_UNDER_AUTOGRAD = (aten._scaled_dot_product_flash_attention_for_cpu.default,)
+
+
+@functools.lru_cache(maxsize=2)
+def _table(training: bool) -> dict:
+    table = dict(_base_table())
+    if training:
+        for op in NOT_UNDER_AUTOGRAD:
+            table.pop(op, None)
+    return table
+
+
+def decomposition_table(training: bool = False) -> dict:
+    """op overload -> decomposition, as aot_autograd takes it (with the LATE_PRIMS registered by
+    now); `training`: for a graph aot_autograd differentiates (NOT_UNDER_AUTOGRAD stay whole)."""
+    table = _table(training)
     for name, fn in LATE_PRIMS.items():
         packet = getattr(torch.ops.prims, name, None)
         if packet is not None:

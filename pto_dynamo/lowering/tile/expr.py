@@ -14,7 +14,8 @@ import functools
 from typing import Callable, Mapping, Union
 
 import sympy
-from torch.utils._sympy.functions import FloorDiv, Max as TorchMax, Min as TorchMin, Mod, PythonMod
+from torch.utils._sympy.functions import (FloatTrueDiv, FloorDiv, IntTrueDiv, Max as TorchMax, Min as TorchMin, Mod,
+                                         PythonMod, ToFloat)
 
 Expr = sympy.Expr
 ExprLike = Union[int, sympy.Expr]
@@ -137,6 +138,10 @@ class ExprPrinter:
             return self.fmt_floordiv(self._print(e.args[0]), self._print(e.args[1]))
         if isinstance(e, (Mod, PythonMod, sympy.Mod)):
             return self.fmt_mod(self._print(e.args[0]), self._print(e.args[1]))
+        if isinstance(e, (FloatTrueDiv, IntTrueDiv)) and self.float_context:    # ShapeEnv's `a / b` of sizes
+            return self.fmt_float_div(self._print(e.args[0]), self._print(e.args[1]))
+        if isinstance(e, ToFloat) and self.float_context:
+            return self._print(e.args[0])
         if isinstance(e, (sympy.Min, sympy.Max, TorchMin, TorchMax)):      # torch's: from ShapeEnv sizes
             fmt = self.fmt_min if isinstance(e, (sympy.Min, TorchMin)) else self.fmt_max
             parts = [self._print(a) for a in e.args]

@@ -33,7 +33,7 @@ from pto_dynamo.lowering.tile.verifier import verify_program
 from pto_dynamo.lowering.vector.access import Access
 from pto_dynamo.lowering.vector.fusion import KernelPlan
 from pto_dynamo.lowering.vector.opinfo import vector_op
-from pto_dynamo.lowering.vector.tile_rules import TILE_RULES, TileVal, TilingError, compute_type
+from pto_dynamo.lowering.vector.tile_rules import TILE_RULES, TileVal, TilingError, compute_type, expand
 
 Vec = TileLoc.Vec
 
@@ -76,13 +76,9 @@ class KernelTiler:
     def __init__(self, plan: KernelPlan, metas: dict, name: str, graph: str, R: int, C: int, align: int = 16):
         self.plan, self.metas, self.R, self.C = plan, metas, R, C
         self.RP = _round_up(R, align)     # per-row tiles: whole 32-byte blocks of the narrowest type
-        # With a transposed (DN) access, full tiles take RP rows so TMOV sees equal capacities. A
-        # full operand whose columns are 0 apart (an expanded input read across the expanded dim)
-        # loads that way too; other operands with column stride 0 do not vary along columns.
-        def dn(a, dmap=None) -> bool:
-            full = dmap is not None and plan.rank - 2 in dmap and plan.col in dmap     # form_of: full
-            return not _is(a.strides[-1], 1) and (not _is(a.strides[-1], 0) or full)
-        transposed = any(dn(a, dmap) for (_, dmap), a in plan.loads.items()) or any(map(dn, plan.stores.values()))
+        # With a transposed (DN) access, full tiles take RP rows so TMOV sees equal capacities.
+        accesses = list(plan.loads.values()) + list(plan.stores.values())
+        transposed = any(not _is(a.strides[-1], 1) and not _is(a.strides[-1], 0) for a in accesses)
         self.full_rows = self.RP if transposed and R > 1 else R
         self.kb = KernelBuilder(name, graph=graph, pass_name="lowering.vector",
                                 description=self._describe())
@@ -182,6 +178,12 @@ class KernelTiler:
         gm = self.param(access.buffer)
         row_stride, col_stride = (self._expr(s) for s in access.strides[-2:])
         off = self._offset(access)
+        if form == "full" and _is(col_stride, 0):
+            # an expanded buffer (`expand(tangents, [T, D])` of a backward graph, `x.expand(3, ...)`)
+            # read across its expanded dim: one value per row, broadcast over the columns
+            raw = self.tile("row", storage, base=value)
+            self.emit("TLOAD", raw.name, self.kb.column_view(gm, off, self.vr, row_stride))
+            return self._loaded(key, meta, raw, storage, full=True)
         raw = self.tile(form, storage, base=value) if _is(col_stride, 1) or form == "row" else None
         if form == "full" and not _is(col_stride, 1) and self.R == 1:
             raw = self._load_strided_row(value, storage, gm, off, col_stride, "full")
@@ -195,11 +197,18 @@ class KernelTiler:
             self.emit("TLOAD", raw.name, self.kb.view(gm, off, 1, self.col.vc, row_stride))
         else:
             self.emit("TLOAD", raw.name, self.kb.column_view(gm, off, self.vr, row_stride))
+        return self._loaded(key, meta, raw, storage)
+
+    def _loaded(self, key, meta, raw: TileVal, storage, full: bool = False) -> TileVal:
+        """The loaded tile in its compute type (expanded to a full tile with `full`), remembered
+        under `key` in the current scope (a load inside a column loop stays there)."""
         want = compute_type(meta.dtype)
         val = raw if storage == want else self.convert(raw, want)
         if meta.dtype == torch.bool:
             val = replace(val, boolean=True)
-        self.values[key] = val              # scoped: a load inside a column loop stays there
+        if full:
+            val = expand(self, val)
+        self.values[key] = val
         return val
 
     def _colmajor(self, dtype, base: str) -> str:
