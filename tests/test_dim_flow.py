@@ -2,6 +2,7 @@
 import pytest
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from pto_dynamo.graph.dims import dim_symbol
 from pto_dynamo.graph.ir import TensorMeta
@@ -113,3 +114,20 @@ def test_unspecialised_float_is_a_host_scalar(fresh, dtype):
     for eps in (1e-6, 1e-5):
         torch.testing.assert_close(cf(x, eps), f(x, eps))
     assert fresh.stats()["graphs_received"] >= 1
+
+
+def test_dims_marked_with_one_name_are_one_dim(fresh):
+    """Two inputs marked `name="T"` share one DynDim (the name is their shape_id): a loss that
+    checks `target.size() == input.size()` traces. Each marked alone, Dynamo stopped with "Could
+    not guard on data-dependent expression Eq(u1, u0)"."""
+    fn = lambda x, y: F.binary_cross_entropy_with_logits(x, y) + (x - y).pow(2).mean()   # noqa: E731
+    compiled = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)
+    for T in (3, 17):
+        x, y = torch.randn(T, 6), torch.rand(T, 6)
+        fresh.mark_dynamic(x, 0, name="T")
+        fresh.mark_dynamic(y, 0, name="T")
+        torch.testing.assert_close(compiled(x, y), fn(x, y))
+    s = fresh.stats()
+    assert s["signatures_compiled"] == 1, s
+    (c,) = compiled_graphs()
+    assert [d.name for d in c.graph.dyndims] == ["T"]

@@ -20,11 +20,16 @@ def mark_dynamic(t: torch.Tensor, dim, name: str | None = None, shape_id: str | 
     specialises 0); marked, Dynamo would fail it with an internal guard error.
     `name` names the DynDim in printed graphs and generated code (default: the ShapeEnv symbol,
     `u0`). Tensors marked with the same `shape_id` share one dim (Dynamo checks it at run time),
-    which keeps one DynDim when the graph itself never relates their sizes. Returns `t`.
+    which keeps one DynDim when the graph itself never relates their sizes, and lets ops that
+    compare the sizes (`x + y`, a loss of `x` against `y`) trace: two unrelated marked dims would
+    stop Dynamo with "Could not guard on data-dependent expression Eq(u1, u0)". A `name` without a
+    `shape_id` is the shape_id too: dims marked with one name are one dim. Returns `t`.
     """
     dims = [d for d in ([dim] if isinstance(dim, int) else list(dim)) if t.shape[d] != 0]
     if not dims:
         return t
+    if shape_id is None and name is not None:
+        shape_id = f"pto_dim_{name}"
     torch._dynamo.decorators.mark_unbacked(t, dims, min=1, shape_id=shape_id)
     if name is not None:
         if len(dims) != 1:
