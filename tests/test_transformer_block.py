@@ -6,7 +6,7 @@ import torch
 from examples.transformer_block import make_block
 from pto_dynamo.lowering.attention.op import ATTENTION
 from pto_dynamo.lowering.registry import RUNTIME_CHECK
-from tests.conftest import VERIFY, compiled_graphs
+from tests.conftest import VERIFY, assert_on_device, compiled_graphs
 
 TOKEN_COUNTS = [1, 2, 3, 17, 64, 100, 255, 256, 512]
 TOL = {torch.float32: {}, torch.bfloat16: {"rtol": 2e-2, "atol": 2e-2}}
@@ -87,3 +87,26 @@ def test_block_training_step_gradients(fresh):
     assert s["graphs_received"] == 1
     assert s["signatures_compiled"] == 2          # forward + backward, one compile each for both T
     assert any(k.endswith("_backward") for k in s["host_nodes"])
+
+
+@pytest.mark.parametrize("norm_first, activation", [(False, "relu"), (True, "gelu")])
+def test_nn_transformer_encoder_layer_fast_path_on_the_device(fresh, norm_first, activation):
+    """In eval mode under no_grad, nn.TransformerEncoderLayer calls the fused
+    `_transformer_encoder_layer_fwd`, once one host op for the whole layer; without a mask it is
+    decomposed (tracer/transformer_decompositions.py), so its norms, matmuls and attention run on
+    the device. With a padding mask the fused op stays on the host and still matches."""
+    torch.manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True, norm_first=norm_first,
+                                             activation=activation).eval()
+    compiled = torch.compile(layer, backend="pto", fullgraph=True, options=VERIFY)
+    with torch.no_grad():
+        for T in (5, 17):
+            x = torch.randn(2, T, 32)
+            fresh.mark_dynamic(x, 1)
+            torch.testing.assert_close(compiled(x), layer(x), rtol=1e-4, atol=1e-4)
+        s = fresh.stats()
+        assert s["signatures_compiled"] == 1, s
+        assert_on_device(s)
+        x, pad = torch.randn(2, 9, 32), torch.tensor([[False] * 9, [False] * 6 + [True] * 3])
+        torch.testing.assert_close(compiled(x, src_key_padding_mask=pad), layer(x, src_key_padding_mask=pad),
+                                   rtol=1e-4, atol=1e-4)

@@ -21,7 +21,7 @@ import torch
 from torch._decomp import core_aten_decompositions, get_decompositions
 from torch._prims_common import reduction_dims
 
-from pto_dynamo.tracer import arg_reductions, complex_arith, layout_decompositions
+from pto_dynamo.tracer import arg_reductions, complex_arith, layout_decompositions, transformer_decompositions
 
 aten = torch.ops.aten
 
@@ -205,7 +205,8 @@ def _sort_stable(x, *, stable=None, dim=-1, descending=False):
 OWN = {aten.div.Tensor_mode: _div_rounding, aten.repeat.default: _repeat, aten.cat.default: _cat,
        aten.var_mean.correction: _var_mean, aten.sort.stable: _sort_stable, aten.isnan.default: _isnan,
        aten._native_batch_norm_legit_no_training.default: _batch_norm_inference,
-       **arg_reductions.DECOMPOSITIONS, **layout_decompositions.DECOMPOSITIONS, **complex_arith.DECOMPOSITIONS}
+       **arg_reductions.DECOMPOSITIONS, **layout_decompositions.DECOMPOSITIONS, **complex_arith.DECOMPOSITIONS,
+       **transformer_decompositions.DECOMPOSITIONS}
 
 
 @functools.lru_cache(maxsize=1)
