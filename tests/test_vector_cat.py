@@ -101,3 +101,35 @@ def test_repeat_by_zero_stays_on_the_host(fresh):
     fn = lambda x: x.repeat(2, 0)                                                          # noqa: E731
     x = torch.randn(5, 8)
     torch.testing.assert_close(torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(x), fn(x))
+
+
+def _setitem(x, v):
+    y = x * 2
+    y[:, 2:5] = v                      # functionalized: slice_scatter into a full-range slice of y
+    return y
+
+
+SLICE_SCATTERS = {   # name -> (fn, width of v)
+    "middle": (lambda x, v: torch.slice_scatter(x * 2, v, 1, 2, 5) + 1, 3),
+    "head": (lambda x, v: torch.slice_scatter(x * 2, v, 1, 0, 3), 3),
+    "tail_to_the_end": (lambda x, v: torch.slice_scatter(x * 2, v, 1, 5), 3),
+    "negative_start": (lambda x, v: torch.slice_scatter(x - 1, v, -1, -3, None), 3),
+    "whole": (lambda x, v: torch.slice_scatter(x * 2, v * 3, 1), 8),
+    "setitem_on_an_intermediate": (_setitem, 3),
+}
+
+
+@pytest.mark.parametrize("name", list(SLICE_SCATTERS))
+def test_slice_scatter_is_a_cat_on_the_device(fresh, name):
+    """slice_scatter (a backward's slice gradient into zeros, `y[:, a:b] = v` on an intermediate)
+    as a cat of x's views around src; the whole-range scatter along a dynamic dim is src itself."""
+    fn, width = SLICE_SCATTERS[name]
+    compiled = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)
+    for T in (4, 9, 1):
+        x, v = torch.randn(T, 8), torch.randn(T, width)
+        fresh.mark_dynamic(x, 0, name="T")
+        fresh.mark_dynamic(v, 0, name="T")
+        torch.testing.assert_close(compiled(x, v), fn(x, v), rtol=0, atol=0)
+    s = fresh.stats()
+    assert s["signatures_compiled"] == 1, s
+    assert_on_device(s)

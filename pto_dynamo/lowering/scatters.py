@@ -264,7 +264,33 @@ def _index_put_rows(node: Node, graph: Graph) -> list[Node] | None:
     return b.finish_last()
 
 
+def _slice_scatter_as_cat(node: Node, graph: Graph) -> list[Node] | None:
+    """`slice_scatter(x, src, d, start, end)` (step 1; a backward's `cat` or slice gradient into a
+    zero tensor, `x[:, a:b] = v` on an intermediate) as cat([x[:start], src, x[end:]], d): the parts
+    of x are views, the cat a kernel the device writes in place. A dynamic dim d stays on the host."""
+    x, src, d, start, end, step = (list(node.args) + [0, None, None, 1][len(node.args) - 2:])[:6]
+    xm = graph.meta_of(x.name)
+    d = d % xm.rank
+    size = xm.shape[d]
+    whole = start in (None, 0) and (end is None or (isinstance(end, int) and end >= 2 ** 62) or exprs_equal(end, size))
+    if step == 1 and whole:                                 # (a dynamic dim, functionalized `y[:, a:b] = v`)
+        return Rewrite(node).finish(aten.clone.default, (src,))
+    if step != 1 or not isinstance(size, int) or not all(v is None or isinstance(v, int) for v in (start, end)):
+        return None
+    start = min(max(start + size if start is not None and start < 0 else (start or 0), 0), size)
+    end = size if end is None else min(max(end + size if end < 0 else end, start), size)
+    b = Rewrite(node)
+    parts = [_slice(b, "head", x, xm, d, 0, start)[0]] if start > 0 else []
+    parts.append(src)
+    if end < size:
+        parts.append(_slice(b, "tail", x, xm, d, end, size)[0])
+    if len(parts) == 1:
+        return b.finish(aten.clone.default, (src,))
+    return b.finish(aten.cat.default, (parts, d))
+
+
 REWRITES: dict[object, Callable[[Node, Graph], list[Node] | None]] = {
+    aten.slice_scatter.default: _slice_scatter_as_cat,
     aten.scatter.src: _scatter_by_selects,
     aten.scatter.value: _scatter_by_selects,
     aten.scatter.reduce: _scatter_by_selects,
