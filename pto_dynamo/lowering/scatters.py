@@ -22,6 +22,9 @@ dim 0 and v's row j (or all of v, when it broadcasts along the indexed dim); neg
 from the end. With a bool mask over x's leading dims and a v that broadcasts along the selected
 elements, it is one select: where(mask, v, x) (x + where(mask, v, 0) when accumulating).
 
+`slice_scatter(x, src, d, a, b)` with step 1 is cat([x[:a], src, x[b:]] along d): views of x and a
+cat the device writes in place (the whole range of a dynamic dim is src itself).
+
 Each rewritten scatter starts with the bounds check eager makes ([0, x.shape[d]) for scatter,
 [-n, n) for index_put; index_checks.check_nodes), so a bad index raises instead of writing
 nothing; a scatter left to the host has ATen's own check. A scatter with more entries per line, a symbolic partial
