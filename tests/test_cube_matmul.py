@@ -186,6 +186,20 @@ def test_f32_without_host_blas_uses_the_generic_kernel():
     assert out.returncode == 0 and "ok" in out.stdout, out.stderr[-3000:]
 
 
+def test_two_returned_views_of_one_device_result(fresh):
+    """Two reinterpreting views of one device result (`y.reshape(4, -1)` and `y.contiguous().view(-1)`
+    of a transposed product): each asked whether the other stays on the host, and compiling
+    recursed until Python's limit. Neither can be the result's buffer: both stay free host views."""
+    def fn(x):
+        y = (x * 2).transpose(0, 1)
+        return y, y.reshape(4, -1), y.contiguous().view(-1)[:5]
+    compiled = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)
+    x = torch.randn(3, 4, 6)
+    for got, want in zip(compiled(x), fn(x)):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)
+    assert all(n == 0 for n in fresh.stats()["fallback_regions"].values())
+
+
 @pytest.mark.parametrize("returns_both", [False, True])
 def test_returned_views_of_device_results_cost_nothing(fresh, returns_both):
     """A graph returning a contiguous view of a device result (a 3-d linear's `[B, T, N]` view of

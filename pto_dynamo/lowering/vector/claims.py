@@ -84,9 +84,12 @@ def returned_alias(node: Node, graph: Graph) -> bool:
         return False
     if (VECTOR_OPS.get(src.target) is not None and VECTOR_OPS[src.target].kind == "view") or host_reason(src, graph):
         return False
-    if src.name in graph.output_names or any(
-            u != node.name and host_reason(graph.node_by_name[u], graph) for u in graph.users.get(src.name, ())):
-        return False                    # the value has a tensor of its own: the view of it is free
+    others = [graph.node_by_name[u] for u in graph.users.get(src.name, ()) if u != node.name]
+    if src.name in graph.output_names or any(u.target in REINTERPRETING_VIEWS for u in others) or any(
+            host_reason(u, graph) for u in others):
+        # the value has a tensor of its own (also when another view reinterprets it: two views
+        # cannot both be its buffer, and asking the other view would ask this one again)
+        return False
     return (_whole_contiguous(src.meta) and _whole_contiguous(node.meta)
             and exprs_equal(math.prod(src.meta.shape), math.prod(node.meta.shape)))
 
