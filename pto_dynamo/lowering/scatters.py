@@ -270,7 +270,8 @@ def _index_put_rows(node: Node, graph: Graph) -> list[Node] | None:
 def _slice_scatter_as_cat(node: Node, graph: Graph) -> list[Node] | None:
     """`slice_scatter(x, src, d, start, end)` (step 1; a backward's `cat` or slice gradient into a
     zero tensor, `x[:, a:b] = v` on an intermediate) as cat([x[:start], src, x[end:]], d): the parts
-    of x are views, the cat a kernel the device writes in place. A dynamic dim d stays on the host."""
+    of x are views, the cat a kernel the device writes in place. A dynamic dim d stays on the host
+    unless the scatter covers all of it (then the result is src)."""
     x, src, d, start, end, step = (list(node.args) + [0, None, None, 1][len(node.args) - 2:])[:6]
     xm = graph.meta_of(x.name)
     d = d % xm.rank
