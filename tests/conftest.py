@@ -64,15 +64,16 @@ def compiled_graphs():
     return MEMORY_CACHE.values()
 
 
-def check_dynamic(fresh, fn, make, Ts=(1, 5, 33), tol=None, exact=False, signatures=1):
+def check_dynamic(fresh, fn, make, Ts=(1, 5, 33), tol=None, exact=False, signatures=1, name=None):
     """Compile `fn` once and call it at every T in Ts with `make(T)`'s inputs (dim 0 of each marked
-    dynamic); compare every output with eager (dtype, shape, values: `exact`, or `tol`); assert
-    `signatures` compiles and no host node or fallback region. Returns the stats."""
+    dynamic, all with `name` when given: then they are one dim); compare every output with eager
+    (dtype, shape, values: `exact`, or `tol`); assert `signatures` compiles and no host node or
+    fallback region. Returns the stats."""
     compiled = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)
     for T in Ts:
         args = make(T)
         for a in args:
-            fresh.mark_dynamic(a, 0)
+            fresh.mark_dynamic(a, 0, name=name)
         with torch.no_grad():
             got, want = compiled(*args), fn(*args)
         for g, w in zip(*(o if isinstance(o, tuple) else (o,) for o in (got, want))):

@@ -121,13 +121,6 @@ def test_dims_marked_with_one_name_are_one_dim(fresh):
     checks `target.size() == input.size()` traces. Each marked alone, Dynamo stopped with "Could
     not guard on data-dependent expression Eq(u1, u0)"."""
     fn = lambda x, y: F.binary_cross_entropy_with_logits(x, y) + (x - y).pow(2).mean()   # noqa: E731
-    compiled = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)
-    for T in (3, 17):
-        x, y = torch.randn(T, 6), torch.rand(T, 6)
-        fresh.mark_dynamic(x, 0, name="T")
-        fresh.mark_dynamic(y, 0, name="T")
-        torch.testing.assert_close(compiled(x, y), fn(x, y))
-    s = fresh.stats()
-    assert s["signatures_compiled"] == 1, s
+    check_dynamic(fresh, fn, lambda T: (torch.randn(T, 6), torch.rand(T, 6)), Ts=(3, 17), name="T")
     (c,) = compiled_graphs()
     assert [d.name for d in c.graph.dyndims] == ["T"]

@@ -3,7 +3,7 @@ computed part fuses into the kernel that computes it (no extra pass over memory)
 import pytest
 import torch
 
-from tests.conftest import VERIFY, assert_on_device, compiled_graphs
+from tests.conftest import VERIFY, assert_on_device, check_dynamic, compiled_graphs
 
 CASES = {
     "rows": (lambda x, y: torch.cat([x, y], 0), [(3, 5), (4, 5)]),
@@ -124,12 +124,5 @@ def test_slice_scatter_is_a_cat_on_the_device(fresh, name):
     """slice_scatter (a backward's slice gradient into zeros, `y[:, a:b] = v` on an intermediate)
     as a cat of x's views around src; the whole-range scatter along a dynamic dim is src itself."""
     fn, width = SLICE_SCATTERS[name]
-    compiled = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)
-    for T in (4, 9, 1):
-        x, v = torch.randn(T, 8), torch.randn(T, width)
-        fresh.mark_dynamic(x, 0, name="T")
-        fresh.mark_dynamic(v, 0, name="T")
-        torch.testing.assert_close(compiled(x, v), fn(x, v), rtol=0, atol=0)
-    s = fresh.stats()
-    assert s["signatures_compiled"] == 1, s
-    assert_on_device(s)
+    check_dynamic(fresh, fn, lambda T: (torch.randn(T, 8), torch.randn(T, width)), Ts=(4, 9, 1), exact=True,
+                  name="T")
