@@ -78,14 +78,10 @@ def _compile_aten_graph(fx_gm: torch.fx.GraphModule, name: str, options: PtoOpti
     graph = fx_to_ir(fx_gm, name, shape_env, dim_names, input_labels)
     compiled = compile_graph(graph, options, dump, verify=options.verify)
     fn = compiled.fn
-    if constants:
-        values = [value for _, value in constants]
+    values = [value for _, value in constants]           # appended to every call, after the graph's inputs
 
-        def run(args):
-            return fn(*args, *values)
-    else:
-        def run(args):
-            return fn(*args)
+    def run(args):
+        return fn(*args, *values)
     run._boxed_call = True        # aot_autograd passes the argument list itself
     return run
 
