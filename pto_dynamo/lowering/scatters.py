@@ -272,7 +272,9 @@ def _slice_scatter_as_cat(node: Node, graph: Graph) -> list[Node] | None:
     zero tensor, `x[:, a:b] = v` on an intermediate) as cat([x[:start], src, x[end:]], d): the parts
     of x are views, the cat a kernel the device writes in place. A dynamic dim d stays on the host
     unless the scatter covers all of it (then the result is src)."""
-    x, src, d, start, end, step = (list(node.args) + [0, None, None, 1][len(node.args) - 2:])[:6]
+    given = {**dict(zip(("dim", "start", "end", "step"), node.args[2:])), **node.kwargs_dict()}
+    x, src = node.args[:2]
+    d, start, end, step = given.get("dim", 0), given.get("start"), given.get("end"), given.get("step", 1)
     xm = graph.meta_of(x.name)
     d = d % xm.rank
     size = xm.shape[d]
