@@ -135,16 +135,18 @@ class KernelBuilder:
         self._add(Stage(role, tuple(body)))
 
     def build(self, capacity=None, *, verify: bool = True) -> TileProgram:
-        """The TileProgram; with a capacity, tiles are planned and the program verified."""
+        """The TileProgram; with a capacity, instruction pairs the ISA does as one are merged
+        (peephole.py), tiles are planned and the program verified."""
         if len(self._stack) != 1:
             raise RuntimeError("KernelBuilder.build() inside an open loop")
         program = TileProgram(self.name, tuple(self._params), tuple(self._scalars), tuple(self._stack[0]),
                               graph=self.graph, pass_name=self.pass_name, description=self.description,
                               kind=self.kind, pipes=tuple(self._pipes))
         if capacity is not None:
+            from pto_dynamo.lowering.tile.peephole import merge_pairs
             from pto_dynamo.lowering.tile.planner import plan_tiles
             from pto_dynamo.lowering.tile.verifier import verify_program
-            program = plan_tiles(program, capacity)
+            program = plan_tiles(merge_pairs(program), capacity)
             if verify:
                 verify_program(program, capacity)
         return program

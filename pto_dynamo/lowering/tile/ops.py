@@ -66,7 +66,7 @@ for _name, _kind in {"TCOLSUM": "sum", "TCOLMAX": "max", "TCOLMIN": "min"}.items
 define_op("TROWEXPAND", (TILE,), (TILE,), "rowexpand")
 define_op("TCOLEXPAND", (TILE,), (TILE,), "colexpand")
 for _suffix, _fn in {"ADD": torch.add, "SUB": torch.sub, "MUL": torch.mul, "DIV": torch.div,
-                     "MAX": torch.maximum, "MIN": torch.minimum}.items():
+                     "MAX": torch.maximum, "MIN": torch.minimum, "EXPDIF": lambda a, b: torch.exp(a - b)}.items():
     define_op(f"TROWEXPAND{_suffix}", (TILE,), (TILE, TILE), "rowexpand_binary", payload=_fn)
     define_op(f"TCOLEXPAND{_suffix}", (TILE,), (TILE, TILE), "colexpand_binary", payload=_fn)
 

@@ -229,11 +229,17 @@ def _row_expand(inst: TileInst, ctx) -> None:
     _check_row_operand(ctx, inst, dst, src)
 
 
+def _check_expdif(ctx, inst, dst) -> None:
+    if inst.op.endswith("EXPDIF") and not (dst.dtype.is_float and dst.dtype.itemsize in (2, 4)):
+        ctx.error(f"{inst.op}: half or float tiles only, {dst.name} is {dst.dtype}")
+
+
 @verify_rule(*ops_of_family("rowexpand_binary"))
 def _row_expand_binary(inst: TileInst, ctx) -> None:
     dst, a, vec = ctx.tile(inst.outs[0]), ctx.tile(inst.ins[0]), ctx.tile(inst.ins[1])
     ctx.row_major(dst, a)
     ctx.same_dtype(dst, a, vec)
+    _check_expdif(ctx, inst, dst)
     ctx.same_valid(dst, a, f"{inst.op} operand")
     _check_row_operand(ctx, inst, dst, vec)
 
@@ -258,6 +264,7 @@ def _col_expand_binary(inst: TileInst, ctx) -> None:
     dst, a, vec = ctx.tile(inst.outs[0]), ctx.tile(inst.ins[0]), ctx.tile(inst.ins[1])
     ctx.row_major(dst, a)
     ctx.same_dtype(dst, a, vec)
+    _check_expdif(ctx, inst, dst)
     ctx.same_valid(dst, a, f"{inst.op} operand")
     _check_col_operand(ctx, inst, dst, vec)
 

@@ -1,0 +1,123 @@
+"""Instruction pairs the ISA does as one instruction, merged before tile planning.
+
+    merge_pairs(program) -> TileProgram
+
+The lowerings emit one instruction per op; where the PTO ISA has a single instruction for an op
+and the op that consumes its result (`TROWEXPANDEXPDIF`: exp(src0 - s_i), pto_isa.md §3.5), the
+pair becomes that instruction: one pass over the tile instead of two, and one tile fewer to plan.
+Softmax, log-softmax and flash attention's online softmax subtract a row's max and take exp.
+
+A pair (first, second) merges when
+- second directly follows first in the same body (only tile declarations and lets in between,
+  which neither read nor write tiles), and reads first's result as its only tile input;
+- first's result is read by nothing else: second overwrites it (the in-place form `d = d - m;
+  d = exp(d)`), or no other instruction, alias (TRESHAPE) or store refers to that tile at all;
+- the rule's own condition holds (EXPDIF: a float tile, half or float only on the device).
+The merged instruction writes second's destination from first's operands; a tile left without
+any reference loses its declaration. Results are those of the pair, up to the rounding the pair
+made between the two steps (none here: both compute in the tile's own type).
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pto_dynamo.lowering.tile.ir import (SerialLoop, Stage, Stmt, TileDecl, TileInst, TileLoop, TileProgram,
+                                         alias_map)
+
+
+@dataclass(frozen=True)
+class PairRule:
+    merged: str                                     # the one instruction
+    allowed: Callable[[TileInst, dict], bool]       # (first, tile decls) -> may merge
+
+
+PAIR_RULES: dict[tuple[str, str], PairRule] = {}
+
+
+def pair_rule(first: str, second: str, merged: str, allowed=lambda inst, decls: True) -> None:
+    PAIR_RULES[(first, second)] = PairRule(merged, allowed)
+
+
+def _float_tile(inst: TileInst, decls: dict) -> bool:
+    decl = decls.get(inst.outs[0])
+    return decl is not None and decl.dtype.is_float and decl.dtype.itemsize in (2, 4)
+
+
+pair_rule("TROWEXPANDSUB", "TEXP", "TROWEXPANDEXPDIF", _float_tile)
+pair_rule("TCOLEXPANDSUB", "TEXP", "TCOLEXPANDEXPDIF", _float_tile)
+
+
+def _references(program: TileProgram) -> Counter:
+    """How many instruction operands (outs, ins, tmps; TSTORE's source included) name each tile."""
+    refs: Counter = Counter()
+    for inst in program.instructions():
+        refs.update(inst.tiles())
+    return refs
+
+
+def merge_pairs(program: TileProgram) -> TileProgram:
+    """`program` with every mergeable pair (see module doc) replaced by its one instruction."""
+    decls = program.tile_decls()
+    refs = _references(program)
+    aliases = alias_map(program.body)
+    aliased = set(aliases) | set(aliases.values())
+    merged_any = False
+
+    def mergeable(first: TileInst, second: TileInst) -> PairRule | None:
+        rule = PAIR_RULES.get((first.op, second.op))
+        if rule is None or len(first.outs) != 1 or first.tmps or second.tmps:
+            return None
+        mid = first.outs[0]
+        if second.ins != (mid,) or mid in aliased:
+            return None
+        # d = sub(..); d = exp(d): the difference is overwritten at once. Otherwise the tile must
+        # be referenced by this pair alone (first's out, second's in).
+        if second.outs[0] != mid and refs[mid] != 2:
+            return None
+        return rule if rule.allowed(first, decls) else None
+
+    def rewrite(body: tuple[Stmt, ...]) -> tuple[Stmt, ...]:
+        nonlocal merged_any
+        out: list[Stmt] = []
+        pending: int | None = None          # index in `out` of the last instruction
+        for stmt in body:
+            if isinstance(stmt, (TileLoop, SerialLoop, Stage)):
+                out.append(dataclasses.replace(stmt, body=rewrite(stmt.body)))
+                pending = None
+                continue
+            if isinstance(stmt, TileInst):
+                if pending is not None:
+                    first = out[pending]
+                    rule = mergeable(first, stmt)
+                    if rule is not None:    # at second's place: its destination is declared by then
+                        del out[pending]
+                        out.append(TileInst(rule.merged, stmt.outs, first.ins, attrs=first.attrs))
+                        pending = len(out) - 1
+                        merged_any = True
+                        continue
+                out.append(stmt)
+                pending = len(out) - 1
+                continue
+            out.append(stmt)                # TileDecl, Let: no tile is read or written
+        return tuple(out)
+
+    body = rewrite(program.body)
+    if not merged_any:
+        return program
+    program = dataclasses.replace(program, body=body)
+    used = set(_references(program)) | aliased
+    return dataclasses.replace(program, body=_drop_decls(program.body, used))
+
+
+def _drop_decls(body: tuple[Stmt, ...], used: set[str]) -> tuple[Stmt, ...]:
+    out = []
+    for stmt in body:
+        if isinstance(stmt, TileDecl) and stmt.name not in used:
+            continue
+        if isinstance(stmt, (TileLoop, SerialLoop, Stage)):
+            stmt = dataclasses.replace(stmt, body=_drop_decls(stmt.body, used))
+        out.append(stmt)
+    return tuple(out)

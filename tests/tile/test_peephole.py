@@ -1,0 +1,120 @@
+"""Instruction pairs merged into the ISA's one instruction (lowering/tile/peephole.py): a row's (or
+column's) difference fed to TEXP becomes TROWEXPANDEXPDIF (TCOLEXPANDEXPDIF) when nothing else reads
+the difference; the merged program computes what the pair computes, on the interpreter and on the
+cpu target; the softmax and flash attention kernels use it."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pto_dynamo.lowering.tile import A2A3_CAPACITY, F32, I32, KernelBuilder, Layout, TileLoc, ceil_div, emin
+from pto_dynamo.lowering.tile.interpreter import interpret
+from pto_dynamo.lowering.tile.peephole import merge_pairs
+from tests.conftest import check_dynamic
+from tests.tile._helpers import build_region
+
+Vec = TileLoc.Vec
+R, C = 8, 64
+
+
+def _program(form: str, shape: str, dtype=F32):
+    """z = exp(x - m) with m the row max (form "row") or the column max ("col"), the difference in
+    its own tile ("separate"), computed in place ("in_place"), or also added to z ("reused")."""
+    kb = KernelBuilder(f"pto_vec_expdif_{form}_{shape}_0", pass_name="test", description="z = exp(x - max)")
+    n = kb.scalar("n")
+    kb.tensor("x", dtype, (n, C), (C, 1))
+    kb.tensor("z", dtype, (n, C), (C, 1), output=True)
+    rows = R if form == "row" else None
+    with kb.tile_loop("t", ceil_div(n, R) if form == "row" else 1) as t:
+        vr = kb.let("vr", emin(R, n - R * t)) if form == "row" else n
+        kb.tile("x_t", Vec, dtype, R if rows else 16, C, vr, C)
+        kb.emit("TLOAD", "x_t", kb.view("x", R * t * C if rows else 0, vr, C, C))
+        if form == "row":
+            kb.tile("m", Vec, dtype, R, 1, vr, 1, Layout.ColMajor)
+            kb.tile("tmp", Vec, dtype, R, C, vr, C)
+            kb.emit("TROWMAX", "m", "x_t", "tmp")
+        else:
+            kb.tile("m", Vec, dtype, 1, C, 1, C)
+            kb.emit("TCOLMAX", "m", "x_t")
+        expand = "TROWEXPANDSUB" if form == "row" else "TCOLEXPANDSUB"
+        if shape == "in_place":
+            kb.emit(expand, "x_t", "x_t", "m")
+            kb.emit("TEXP", "x_t", "x_t")
+            out = "x_t"
+        else:
+            kb.tile("d", Vec, dtype, R if rows else 16, C, vr, C)
+            kb.emit(expand, "d", "x_t", "m")
+            kb.tile("e", Vec, dtype, R if rows else 16, C, vr, C)
+            kb.emit("TEXP", "e", "d")
+            out = "e"
+            if shape == "reused":
+                kb.emit("TADD", "e", "e", "d")
+        kb.emit("TSTORE", kb.view("z", R * t * C if rows else 0, vr, C, C), out)
+    return kb
+
+
+def _ops(program) -> list[str]:
+    return [i.op for i in program.instructions() if i.op not in ("TLOAD", "TSTORE")]
+
+
+def _expected(x: torch.Tensor, form: str, shape: str) -> torch.Tensor:
+    d = x - (x.amax(1, keepdim=True) if form == "row" else x.amax(0, keepdim=True))
+    return torch.exp(d) + d if shape == "reused" else torch.exp(d)
+
+
+@pytest.mark.parametrize("form", ["row", "col"])
+@pytest.mark.parametrize("shape", ["separate", "in_place", "reused"])
+def test_a_difference_only_exp_reads_merges_into_expdif(form, shape):
+    kb = _program(form, shape)
+    unplanned = kb.build()
+    merged = merge_pairs(unplanned)
+    expdif = "TROWEXPANDEXPDIF" if form == "row" else "TCOLEXPANDEXPDIF"
+    reduce = "TROWMAX" if form == "row" else "TCOLMAX"
+    if shape == "reused":              # the difference is read again: the pair stays
+        assert merged is unplanned
+        assert _ops(merged) == [reduce, expdif.replace("EXPDIF", "SUB"), "TEXP", "TADD"]
+    else:
+        assert _ops(merged) == [reduce, expdif]
+        assert "d" not in merged.tile_decls()          # the difference's tile is gone
+    planned = kb.build(A2A3_CAPACITY)                   # build() merges before planning
+    assert _ops(planned) == _ops(merged)
+    n = 13 if form == "row" else 9
+    x = torch.randn(n, C) * 3
+    z = torch.full((n, C), float("nan"))
+    interpret(planned, {"x": x, "z": z}, {"n": n}, block_num=2)
+    torch.testing.assert_close(z, _expected(x, form, shape))
+    _, call = build_region(planned, f"expdif_{form}_{shape}")
+    z_cpu = torch.full((n, C), float("nan"))
+    call([x, z_cpu], [n], 3)
+    torch.testing.assert_close(z_cpu, _expected(x, form, shape))
+
+
+def test_integer_differences_are_not_merged():
+    program = _program("row", "separate", dtype=I32).build()
+    assert merge_pairs(program) is program
+
+
+def test_the_softmax_kernel_takes_exp_of_the_difference_in_one_instruction(fresh, tmp_path, monkeypatch):
+    monkeypatch.setenv("PTO_DEBUG_DIR", str(tmp_path / "dbg"))
+    check_dynamic(fresh, lambda x: torch.softmax(x * 2, -1), lambda T: (torch.randn(T, 96),), [1, 7, 33])
+    tiles = "\n".join(p.read_text() for p in (tmp_path / "dbg").rglob("*_tile_*.txt"))
+    assert "TROWEXPANDEXPDIF" in tiles
+    assert "TEXP " not in tiles and "TROWEXPANDSUB" not in tiles
+
+
+def test_flash_attention_kernel_uses_expdif(fresh, tmp_path, monkeypatch):
+    monkeypatch.setenv("PTO_DEBUG_DIR", str(tmp_path / "dbg"))
+
+    def fn(q, k, v):
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+
+    compiled = torch.compile(fn, backend="pto", fullgraph=True)
+    for T in (5, 40):
+        q, k, v = (torch.randn(1, 2, T, 32) for _ in range(3))
+        for x in (q, k, v):
+            fresh.mark_dynamic(x, 2, name="T")
+        torch.testing.assert_close(compiled(q, k, v), fn(q, k, v))
+    stats = fresh.stats()
+    assert stats["signatures_compiled"] == 1 and sum(stats["fallback_regions"].values()) == 0, stats
+    tiles = "\n".join(p.read_text() for p in (tmp_path / "dbg").rglob("*_tile_*.txt"))
+    assert "kernel pto_mixed_attention" in tiles and "TROWEXPANDEXPDIF" in tiles
