@@ -23,6 +23,7 @@ import torch
 
 from pto_dynamo.graph.dims import Dim
 from pto_dynamo.graph.ir import Graph, Node, Ref, TensorMeta
+from pto_dynamo.graph.printer import dim_text, meta_text
 from pto_dynamo.lowering.vector.expand import contiguous_meta
 
 aten = torch.ops.aten
@@ -98,8 +99,12 @@ def check_nodes(node: Node, graph: Graph, rows: IndexedRows) -> list[Node]:
     op = str(node.target).split(".")[1]
     name = f"{node.name}__check"
     meta = graph.meta_of(idx.name)
-    where = (f"the number of elements of {rows.table.name}" if rows.dim is None
-             else f"the size of {rows.table.name} along the indexed dim")
+    table = meta_text(graph.meta_of(rows.table.name))
+    where = (f"an index into the {dim_text(size)} elements of the flattened tensor {table}" if rows.dim is None
+             else f"an index into dim {rows.dim % max(graph.meta_of(rows.table.name).rank, 1)} (size {dim_text(size)}) "
+                  f"of the indexed tensor {table}")
+    message = (f"{op}: index out of range: {where} is outside [{dim_text(lo)}, {dim_text(size)}) "
+               f"(indices: {meta_text(meta)}); eager raises IndexError here: check the indices")
     flat: list[Node] = []
     if (idx.name in graph.input_by_name and meta.rank > 1
             and meta.stride == contiguous_meta(tuple(meta.shape), meta.dtype).stride):
@@ -115,8 +120,7 @@ def check_nodes(node: Node, graph: Graph, rows: IndexedRows) -> list[Node]:
             Node(f"{name}_any", aten.any.default, (Ref(f"{name}_bad"),), (), _bool_meta(())),
             Node(f"{name}_ok", aten.logical_not.default, (Ref(f"{name}_any"),), (), _bool_meta(())),
             Node(name, aten._assert_async.msg,
-                 (Ref(f"{name}_ok"), f"{op}: index out of range: every index of {rows.idx.name} must be in "
-                                     f"[{lo}, {size}), {where}"), ())]
+                 (Ref(f"{name}_ok"), message), ())]
 
 
 # arange overloads -> (start, end, step) from their args (a default step may be left out)
