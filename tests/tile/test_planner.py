@@ -14,10 +14,16 @@ Vec = TileLoc.Vec
 
 def test_offsets_are_aligned_and_disjoint_while_live():
     p = hb.broadcasts()
-    offsets, decls = p.offsets(), p.tile_decls()
+    offsets, decls, ranges = p.offsets(), p.tile_decls(), live_ranges(p.body)
     assert all(o % 32 == 0 for o in offsets.values())
-    spans = sorted((offsets[n], offsets[n] + decls[n].nbytes) for n in offsets)
-    assert all(a_end <= b_start for (_, a_end), (b_start, _) in zip(spans, spans[1:]))
+    names = sorted(offsets)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if offsets[a] < offsets[b] + decls[b].nbytes and offsets[b] < offsets[a] + decls[a].nbytes:
+                (a0, a1), (b0, b1) = ranges[a], ranges[b]
+                assert a1 < b0 or b1 < a0, (a, b)
+    # xt's last use (the store of out1) comes before e's first write: e takes xt's bytes
+    assert offsets["e"] == offsets["xt"]
 
 
 def test_dead_tiles_share_bytes():

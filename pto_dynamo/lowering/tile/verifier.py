@@ -6,7 +6,8 @@ Checks (each failure names the kernel, the statement and what to do):
 - tile capacities are legal for the target: Vec RowMajor rows are a multiple of 32 bytes, Vec
   ColMajor columns likewise, cube tiles are made of whole fractal boxes; static valid regions fit;
 - every tile is placed (`TASSIGN` offset) 32-byte aligned inside its memory, and tiles that are
-  live at the same time do not overlap;
+  live at the same time do not overlap (but for an in-place pair at the one instruction that ends
+  one and starts the other, on exactly the same bytes: planner.in_place_pairs);
 - each instruction has the operand kinds of its spec, V-ops take only Vec tiles, and the opcode's
   own rule (verify_rules.py) accepts shapes, dtypes and layouts;
 - mixed kernels (verify_pipes.py): every tile and instruction sits in a stage of the right core
@@ -27,7 +28,7 @@ from pto_dynamo.lowering.tile.expr import exprs_equal, free_names
 from pto_dynamo.lowering.tile.ir import (BLOCK_IDX, BLOCK_NUM, SUBBLOCK_IDX, SUBBLOCK_NUM, FloatImm, GmView,
                                          Layout, Let, Role, SerialLoop, Stage, Stmt, TileDecl, TileInst, TileLoc,
                                          TileLoop, TileProgram, walk)
-from pto_dynamo.lowering.tile.planner import live_ranges
+from pto_dynamo.lowering.tile.planner import in_place_pairs, live_ranges, may_share
 from pto_dynamo.lowering.tile.printer import fmt_decl, fmt_expr, fmt_inst
 from pto_dynamo.lowering.tile.specs import GM, TILE, VERIFY_RULES, op_spec
 
@@ -267,6 +268,7 @@ def _check_placement(ctx: VerifyCtx) -> None:
             ctx.error(f"[{off:#x}, {off + d.nbytes:#x}) exceeds {d.loc.name} ({d.loc.memory}) capacity "
                       f"{limit} B on {cap.name}")
     names = [n for n in ctx.decls if n in offsets and n not in aliases]
+    pairs = in_place_pairs(ctx.program)
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             da, db = ctx.decls[a], ctx.decls[b]
@@ -275,7 +277,7 @@ def _check_placement(ctx: VerifyCtx) -> None:
             oa, ob = offsets[a], offsets[b]
             if oa < ob + db.nbytes and ob < oa + da.nbytes:
                 ra, rb = ranges.get(a, (0, 0)), ranges.get(b, (0, 0))
-                if not (ra[1] < rb[0] or rb[1] < ra[0]):
+                if not may_share(a, ra, b, rb, pairs) or (oa != ob and not (ra[1] < rb[0] or rb[1] < ra[0])):
                     ctx.where = f"tiles {a} and {b}"
                     ctx.error(f"live at the same time but placed at overlapping {da.loc.memory} bytes "
                               f"[{oa:#x}, {oa + da.nbytes:#x}) and [{ob:#x}, {ob + db.nbytes:#x})")
