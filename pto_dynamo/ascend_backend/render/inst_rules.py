@@ -96,12 +96,12 @@ def _store(inst: TileInst, ctx) -> list[str]:
     """`TSTORE(gm, tile)`; with attr stream=True the CPU target's cache-hint form
     `TSTORE(gm, tile, StoreHint::Stream)` (docs/device_abi.md: streaming stores for outputs that are
     not read again soon); with attr stream_bytes=<bytes of the whole tensor> the hint is decided at
-    run time (streaming when the tensor is at least kStreamTensorBytes)."""
+    run time (streaming when the tensor is at least stream_tensor_bytes(), half the last-level cache)."""
     decl_line, gm = ctx.global_view(inst.outs[0])
     if inst.attr("stream", False):
         return [decl_line, _call("TSTORE", gm, inst.ins[0], "StoreHint::Stream")]
     if inst.attr("stream_bytes") is not None:          # stream when the whole tensor is large
-        hint = f"({cexpr(inst.attr('stream_bytes'))}) >= kStreamTensorBytes ? StoreHint::Stream : StoreHint::Cache"
+        hint = f"({cexpr(inst.attr('stream_bytes'))}) >= stream_tensor_bytes() ? StoreHint::Stream : StoreHint::Cache"
         return [decl_line, _call("TSTORE", gm, inst.ins[0], hint)]
     return [decl_line, _call("TSTORE", gm, inst.ins[0])]
 
