@@ -128,15 +128,17 @@ def plan_tiles(program: TileProgram, capacity: TargetCapacity) -> TileProgram:
         for d in sorted(tiles, key=lambda d: (ranges.get(d.name, (0, 0))[0], d.name)):
             size = _align(d.nbytes, capacity.alignment)
             rng = ranges.get(d.name, (0, 0))
-            busy = sorted((o, o + n) for o, n, r, other in placed if not may_share(other, r, d.name, rng, pairs))
+            live = [(o, o + n, r, other) for o, n, r, other in placed if not (r[1] < rng[0] or rng[1] < r[0])]
             offset = 0
-            for lo, hi in busy:
+            for lo, hi in sorted((lo, hi) for lo, hi, _, _ in live):    # first fit: no byte of a live tile
                 if offset + size <= lo:
                     break
                 offset = max(offset, _align(hi, capacity.alignment))
-            for src in sources.get(d.name, ()):     # in place: the dying source's own bytes, if free
+            # in place: exactly the bytes of a source that dies here, if no other live tile has them
+            others = [(lo, hi) for lo, hi, r, other in live if not may_share(other, r, d.name, rng, pairs)]
+            for src in sources.get(d.name, ()):
                 at = placement.get(src)
-                if at is not None and all(at + size <= lo or hi <= at for lo, hi in busy):
+                if at is not None and all(at + size <= lo or hi <= at for lo, hi in others):
                     offset = at
                     break
             if offset + size > limit:
