@@ -54,8 +54,11 @@ def tile_shape(itemsize: int, capacity: TargetCapacity, M=None, accs: int = 1) -
     double-buffers the accumulator on the NPU (the next tile accumulates while this one is
     stored), and on the cpu target a 256 KiB Acc tile stays in a core's L2 beside the operand
     panels (1 thread, linear [2048, 4096] x [4096, 4096]^T f32 on a 512 KiB-L2 core: 256 x 512 x
-    128 tiles 1.10-1.15x eager's time, 256 x 256 x 256 1.06x). A static M smaller than a tile
-    shrinks Mt to it."""
+    128 tiles 1.10-1.15x eager's time, 256 x 256 x 256 1.06x). Of two shapes of one area with the
+    same K step, the one with more rows: a TMATMUL packs each B panel once and runs it over its Mt
+    rows, so taller tiles pack less often (a mixed kernel's two accumulators, 256 x 128 instead of
+    128 x 256: the SwiGLU MLP at T=256 83 -> 85-87 GF/s, packing was ~11% of the 128-row product on
+    this AVX2 core). A static M smaller than a tile shrinks Mt to it."""
     left, right = capacity.capacity(TileLoc.Left), capacity.capacity(TileLoc.Right)
     acc, mat = capacity.capacity(TileLoc.Acc) // 2, capacity.capacity(TileLoc.Mat)
     sizes = (512, 256, 128, 64, 32, 16)
@@ -67,7 +70,7 @@ def tile_shape(itemsize: int, capacity: TargetCapacity, M=None, accs: int = 1) -
             for kt in sizes:
                 fits = (mt * kt * itemsize <= left and kt * nt * itemsize <= right and mt * nt * 4 * accs <= acc
                         and (mt * kt + kt * nt) * itemsize <= mat)
-                key = (mt * nt, kt, nt)
+                key = (mt * nt, kt, mt)
                 if fits and (best is None or key > best[0]):
                     best = (key, (mt, nt, kt))
     if best is None:
