@@ -466,13 +466,18 @@ PTO_INLINE void avx2_pack_panel(float* __restrict__ panel, const BT* __restrict_
   }
   int k = 0;
   if (nr == kPanelCols) {
-    for (; k + 8 <= K; k += 8)
-      for (int h = 0; h < 2; ++h) {
+    // One half (8 columns of B, 8 lines of memory) at a time over the whole K: eight read streams
+    // instead of sixteen (a [2816, 1024] f32 weight from DRAM packs in 0.62-0.70 ms, 0.89-0.93 ms
+    // with both halves per K step).
+    const int k8 = K / 8 * 8;
+    for (int h = 0; h < 2; ++h)
+      for (int kk = 0; kk < k8; kk += 8) {
         __m256 r[8];
-        for (int j = 0; j < 8; ++j) r[j] = widen8(b + (h * 8 + j) * ldb + k);
+        for (int j = 0; j < 8; ++j) r[j] = widen8(b + (h * 8 + j) * ldb + kk);
         transpose8x8(r);
-        for (int i = 0; i < 8; ++i) _mm256_store_ps(panel + (k + i) * kPanelCols + h * 8, r[i]);
+        for (int i = 0; i < 8; ++i) _mm256_store_ps(panel + (kk + i) * kPanelCols + h * 8, r[i]);
       }
+    k = k8;
   }
   for (; k < K; ++k)
     for (int j = 0; j < kPanelCols; ++j) panel[k * kPanelCols + j] = j < nr ? load1(b[j * ldb + k]) : 0.0f;
