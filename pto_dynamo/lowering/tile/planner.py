@@ -20,9 +20,11 @@ from pto_dynamo.lowering.tile.ir import (SerialLoop, Stage, Stmt, TileDecl, Tile
                                          alias_map, walk)
 from pto_dynamo.lowering.tile.specs import OPS
 
-# family -> the input positions whose element (r, c) alone gives the output's element (r, c)
+# family -> the input positions whose element (r, c) alone gives the output's element (r, c), in
+# the same element type (a TCVT between types of one size would write an int32 over the float it
+# reads: the cpu target's C++ may not assume those two pointers alias)
 _SAME_PLACE_INPUTS = {"binary": (0, 1), "unary": (0,), "scalar": (0,), "rowexpand_binary": (0,),
-                      "colexpand_binary": (0,), "convert": (0,)}
+                      "colexpand_binary": (0,)}
 
 
 class PlanningError(ValueError):
@@ -80,7 +82,7 @@ def live_ranges(body: tuple[Stmt, ...]) -> dict[str, tuple[int, int]]:
 def in_place_pairs(program: TileProgram) -> set[tuple[str, str]]:
     """(src, dst) tile pairs that may share bytes when src's live range ends where dst's begins:
     an instruction reads src at the place it writes each element of dst (same-place families),
-    and both tiles are stored alike (memory, element size, capacity, layout); no TRESHAPE alias."""
+    and both tiles are stored alike (memory, element type, capacity, layout); no TRESHAPE alias."""
     decls = program.tile_decls()
     aliases = program.aliases()
     aliased = set(aliases) | set(aliases.values())
@@ -94,8 +96,8 @@ def in_place_pairs(program: TileProgram) -> set[tuple[str, str]]:
         for i in positions:
             src = decls.get(inst.ins[i]) if i < len(inst.ins) and isinstance(inst.ins[i], str) else None
             if (src is not None and dst is not None and src.name != dst.name and src.name not in aliased
-                    and (src.loc, src.dtype.itemsize, src.rows, src.cols, src.layout)
-                    == (dst.loc, dst.dtype.itemsize, dst.rows, dst.cols, dst.layout)):
+                    and (src.loc, src.dtype, src.rows, src.cols, src.layout)
+                    == (dst.loc, dst.dtype, dst.rows, dst.cols, dst.layout)):
                 pairs.add((src.name, dst.name))
     return pairs
 
