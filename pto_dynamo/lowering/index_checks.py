@@ -99,9 +99,10 @@ def check_nodes(node: Node, graph: Graph, rows: IndexedRows) -> list[Node]:
     op = str(node.target).split(".")[1]
     name = f"{node.name}__check"
     meta = graph.meta_of(idx.name)
-    table = meta_text(graph.meta_of(rows.table.name))
+    table_meta = graph.meta_of(rows.table.name)
+    table = meta_text(table_meta)
     where = (f"an index into the {dim_text(size)} elements of the flattened tensor {table}" if rows.dim is None
-             else f"an index into dim {rows.dim % max(graph.meta_of(rows.table.name).rank, 1)} (size {dim_text(size)}) "
+             else f"an index into dim {rows.dim % max(table_meta.rank, 1)} (size {dim_text(size)}) "
                   f"of the indexed tensor {table}")
     message = (f"{op}: index out of range: {where} is outside [{dim_text(lo)}, {dim_text(size)}) "
                f"(indices: {meta_text(meta)}); eager raises IndexError here: check the indices")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from pto_dynamo.lowering.tile.dtypes import F16, F32
 from pto_dynamo.lowering.tile.specs import GM, SCALAR, TILE, define_op
 
 
@@ -69,6 +70,7 @@ for _suffix, _fn in {"ADD": torch.add, "SUB": torch.sub, "MUL": torch.mul, "DIV"
                      "MAX": torch.maximum, "MIN": torch.minimum, "EXPDIF": lambda a, b: torch.exp(a - b)}.items():
     define_op(f"TROWEXPAND{_suffix}", (TILE,), (TILE, TILE), "rowexpand_binary", payload=_fn)
     define_op(f"TCOLEXPAND{_suffix}", (TILE,), (TILE, TILE), "colexpand_binary", payload=_fn)
+EXPDIF_TYPES = (F16, F32)          # T{ROW,COL}EXPANDEXPDIF: half/float only (pto_isa.md)
 
 # --- compare and select (mask: a u8 Vec tile, bit c % 8 of byte c // 8 of row r) --------------
 CMP_MODES = ("EQ", "NE", "LT", "LE", "GT", "GE")

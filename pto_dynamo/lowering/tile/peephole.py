@@ -12,7 +12,7 @@ A pair (first, second) merges when
   which neither read nor write tiles), and reads first's result as its only tile input;
 - first's result is read by nothing else: second overwrites it (the in-place form `d = d - m;
   d = exp(d)`), or no other instruction, alias (TRESHAPE) or store refers to that tile at all;
-- the rule's own condition holds (EXPDIF: a float tile, half or float only on the device).
+- the rule's own condition holds (EXPDIF: a half or float tile, as the ISA takes it).
 The merged instruction writes second's destination from first's operands; a tile left without
 any reference loses its declaration. Results are those of the pair, up to the rounding the pair
 made between the two steps (none here: both compute in the tile's own type).
@@ -24,8 +24,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pto_dynamo.lowering.tile.ir import (SerialLoop, Stage, Stmt, TileDecl, TileInst, TileLoop, TileProgram,
-                                         alias_map)
+from pto_dynamo.lowering.tile.ir import SerialLoop, Stage, Stmt, TileDecl, TileInst, TileLoop, TileProgram
+from pto_dynamo.lowering.tile.ops import EXPDIF_TYPES
 
 
 @dataclass(frozen=True)
@@ -41,13 +41,13 @@ def pair_rule(first: str, second: str, merged: str, allowed=lambda inst, decls: 
     PAIR_RULES[(first, second)] = PairRule(merged, allowed)
 
 
-def _float_tile(inst: TileInst, decls: dict) -> bool:
+def _expdif_tile(inst: TileInst, decls: dict) -> bool:
     decl = decls.get(inst.outs[0])
-    return decl is not None and decl.dtype.is_float and decl.dtype.itemsize in (2, 4)
+    return decl is not None and decl.dtype in EXPDIF_TYPES
 
 
-pair_rule("TROWEXPANDSUB", "TEXP", "TROWEXPANDEXPDIF", _float_tile)
-pair_rule("TCOLEXPANDSUB", "TEXP", "TCOLEXPANDEXPDIF", _float_tile)
+pair_rule("TROWEXPANDSUB", "TEXP", "TROWEXPANDEXPDIF", _expdif_tile)
+pair_rule("TCOLEXPANDSUB", "TEXP", "TCOLEXPANDEXPDIF", _expdif_tile)
 
 
 def _references(program: TileProgram) -> Counter:
@@ -62,7 +62,7 @@ def merge_pairs(program: TileProgram) -> TileProgram:
     """`program` with every mergeable pair (see module doc) replaced by its one instruction."""
     decls = program.tile_decls()
     refs = _references(program)
-    aliases = alias_map(program.body)
+    aliases = program.aliases()
     aliased = set(aliases) | set(aliases.values())
     merged_any = False
 

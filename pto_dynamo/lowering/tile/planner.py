@@ -137,7 +137,8 @@ def plan_tiles(program: TileProgram, capacity: TargetCapacity) -> TileProgram:
                     break
                 offset = max(offset, _align(hi, capacity.alignment))
             # in place: exactly the bytes of a source that dies here, if no other live tile has them
-            others = [(lo, hi) for lo, hi, r, other in live if not may_share(other, r, d.name, rng, pairs)]
+            others = ([(lo, hi) for lo, hi, r, other in live if not may_share(other, r, d.name, rng, pairs)]
+                      if d.name in sources else [])
             for src in sources.get(d.name, ()):
                 at = placement.get(src)
                 if at is not None and all(at + size <= lo or hi <= at for lo, hi in others):

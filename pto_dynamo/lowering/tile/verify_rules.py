@@ -8,7 +8,7 @@ from __future__ import annotations
 from pto_dynamo.lowering.tile.dtypes import BF16, F16, F32, I8, I16, I32, U8
 from pto_dynamo.lowering.tile.expr import exprs_equal
 from pto_dynamo.lowering.tile.ir import GmView, Layout, Role, TileInst, TileLoc
-from pto_dynamo.lowering.tile.ops import CMP_MODES, ROUND_MODES
+from pto_dynamo.lowering.tile.ops import CMP_MODES, EXPDIF_TYPES, ROUND_MODES
 from pto_dynamo.lowering.tile.printer import fmt_expr
 from pto_dynamo.lowering.tile.specs import ops_of_family, verify_rule
 
@@ -230,7 +230,7 @@ def _row_expand(inst: TileInst, ctx) -> None:
 
 
 def _check_expdif(ctx, inst, dst) -> None:
-    if inst.op.endswith("EXPDIF") and not (dst.dtype.is_float and dst.dtype.itemsize in (2, 4)):
+    if inst.op.endswith("EXPDIF") and dst.dtype not in EXPDIF_TYPES:
         ctx.error(f"{inst.op}: half or float tiles only, {dst.name} is {dst.dtype}")
 
 
