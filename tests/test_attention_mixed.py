@@ -160,6 +160,21 @@ def test_dynamic_tokens_one_compile(fresh):
     _check_attention_on_device(fresh)
 
 
+def test_queries_and_keys_with_their_own_dynamic_dims(fresh):
+    """Query and key lengths marked dynamic one by one (their own symbols, Dynamo's s0 among them):
+    the kernel's own scalars never take a graph symbol's name, so the attention stays on the device
+    (a local named s0 once made the verifier reject the kernel and the region fall back to ATen)."""
+    compiled = torch.compile(sdpa_causal, backend="pto", fullgraph=True, options=VERIFY)
+    for t, s in ((8, 20), (13, 40), (3, 7)):
+        q, k, v = _args([(1, 2, t, 32), (1, 2, s, 32), (1, 2, s, 32)], torch.float32, seed=t)
+        for x in (q, k, v):
+            torch._dynamo.mark_dynamic(x, 2)
+        torch.testing.assert_close(compiled(q, k, v), sdpa_causal(q, k, v), **TOL[torch.float32])
+    stats = fresh.stats()
+    assert stats["signatures_compiled"] == 1 and stats["native_builds"] == 1, stats
+    _check_attention_on_device(fresh)
+
+
 def test_scores_used_elsewhere_stay_unfused(fresh):
     """When the probabilities are also returned, the pattern does not apply; results still match."""
     def fn(q, k, v):

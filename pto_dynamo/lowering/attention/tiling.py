@@ -2,7 +2,7 @@
 
     pipes: qk (C2V, f32 scores), pp (V2C, probabilities in v's dtype), pv (C2V, f32 P @ V)
     for t in tiles(batch x ceil(M / Mq)), chunked over blocks:                         (SPMD)
-        bi, m0, vm; this vector core's rows: s0 + [0, sv) of the tile (subblock_idx / subblock_num)
+        bi, m0, vm; this vector core's rows: sub0 + [0, sv) of the tile (subblock_idx / subblock_num)
         vector: m = -inf, l = 0, o = 0                       (running max, sum, output rows)
         cube:   TLOAD q rows -> qmat (Mat), once per tile (and TMOV -> its Left tile where L0A has room)
         for j0 in 0, Ns, 2 Ns, ... < S (causal: < min(S, m0 + vm), in two loops)         (KV loop)
@@ -141,7 +141,7 @@ class _Attention:
             m0 = p.let("m0", emod(t, emax(tm, 1)) * Mq)
             vm = p.let("vm", emin(Mq, M - m0))
             share = p.let("share", ceil_div(vm, SUBBLOCK_NUM))
-            s0 = p.let("s0", SUBBLOCK_IDX * share)
+            s0 = p.let("sub0", SUBBLOCK_IDX * share)
             self.sv = sv = p.let("sv", emax(emin(share, vm - s0), 0))
             self.r0 = m0 + s0                    # this vector core's first query row
             # persistent tiles: declared outside the stages that share them

@@ -136,7 +136,7 @@ def _tile_loop(tiler: _EpilogueTiler, p: _CubeParams, mixed: MixedPlan, pipe, lo
             kb.emit("TPOP", pipe="pipe0")
             tiler.slot_name, tiler.tile_origin, tiler.slot_shape = pipe.slot(Role.VECTOR), (tile.m0, tile.n0), (Mt, Nt)
             share = tiler.let("share", ceil_div(tile.vm, SUBBLOCK_NUM))
-            s0 = tiler.let("s0", SUBBLOCK_IDX * share)
+            s0 = tiler.let("sub0", SUBBLOCK_IDX * share)
             sv = tiler.let("sv", emax(emin(share, tile.vm - s0), 0))
             tiler.outer_idx = [tile.bi] if tiler.plan.rank == 3 else []
             with kb.serial_loop("rr", 0, sv, tiler.R) as rr:
