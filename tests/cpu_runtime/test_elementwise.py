@@ -69,6 +69,18 @@ def test_unary_against_torch(lib, name):
     torch.testing.assert_close(out, ref_fn(x), rtol=1.3e-6, atol=1e-5, equal_nan=True)
 
 
+def test_exp_underflow(lib):
+    """exp through the subnormal range to 0: within one subnormal step of torch, and exactly 0
+    from -103.98 down (-inf included, a masked score), where the kernel skips the scaling that
+    would underflow through a subnormal product (a microcode assist per lane on Intel cores)."""
+    x = torch.cat([torch.linspace(-104.5, -86.0, 4001), torch.tensor([-103.97, -103.98, -103.99, -1e30, -float("inf")])])
+    x = torch.cat([x, torch.zeros((-x.numel()) % 97)]).view(-1, 97).contiguous()
+    out = torch.empty_like(x)
+    load_region(lib, "region_unary", 3)([x, out], [x.shape[0], x.shape[1], UNARY["exp"][0]])
+    torch.testing.assert_close(out, torch.exp(x), rtol=1.3e-6, atol=2e-45)
+    assert (out[x < -103.98] == 0).all()
+
+
 @pytest.mark.parametrize("op,ref", [(0, torch.add), (1, torch.sub), (2, torch.mul), (3, torch.div),
                                     (4, torch.maximum), (5, torch.minimum), (6, torch.pow)])
 def test_binary(lib, op, ref):

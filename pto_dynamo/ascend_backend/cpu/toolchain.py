@@ -19,9 +19,13 @@ INCLUDE_DIR = Path(__file__).resolve().parent / "include"
 # -fno-trapping-math is not value-changing either (nothing here reads or traps on the FP exception
 # flags); without it GCC will not if-convert a select between computed floats on AVX2 (no masked
 # lanes there), so vexp/vlog/vtanh and every kernel using them stayed scalar on AVX2-only CPUs.
+# -mprefer-vector-width=512: GCC's tuning for recent Intel cores vectorises loops 256 bits wide
+# even where AVX-512 is there; 512 bits run the V-ops' loops faster (Sapphire Rapids, 1 thread:
+# exp of a 64 x 64 tile 0.51 -> 0.30 ns per element, rmsnorm [256, 4096] f32 0.67x the time).
+# Without AVX-512 it changes nothing.
 CXX_FLAGS: tuple[str, ...] = (
     "-std=c++20", "-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-fno-math-errno",
-    "-fno-trapping-math",
+    "-fno-trapping-math", "-mprefer-vector-width=512",
     "-D__CPU_SIM", "-DPTO_TARGET_CPU",
 )
 

@@ -7,24 +7,27 @@
 //
 // The body of one TMATMUL is one tile-sized product; the K loop, the output tiles and their
 // distribution over blocks stay in the tile program. Kernels, chosen per call:
-//   f32 x f32   up to kF32DotRows rows (decode): AVX-512 (or AVX2) dot products. Above: with
-//               AVX2 only, the packed register-blocked kernel avx2_gemm; with AVX-512, MKL's
-//               sgemm_ on the tile. libtorch_cpu exports it and the kernel library lives in
-//               the torch process, so it is looked up there (dlopen RTLD_NOLOAD + dlsym) once per
-//               library. Blocks run inside the launch's OpenMP parallel region, where MKL runs
-//               single-threaded (the SPMD blocks are the parallelism).
+//   f32 x f32   up to kF32DotRows rows (decode): AVX-512 (or AVX2) dot products. Above: the
+//               packed register-blocked kernel packed_gemm (AVX2 or AVX-512 vectors). Without
+//               AVX2, MKL's sgemm_ on the tile: libtorch_cpu exports it and the kernel library
+//               lives in the torch process, so it is looked up there (dlopen RTLD_NOLOAD + dlsym)
+//               once per library. Blocks run inside the launch's OpenMP parallel region, where
+//               MKL runs single-threaded (the SPMD blocks are the parallelism).
 //               PTO_CPU_BLAS=0, or a process without libtorch_cpu, uses the generic kernel.
 //   bf16 x bf16 with AVX512_BF16: vdpbf16ps kernels (bf16_matmul below): dot products up to
-//               kBf16DotRows rows, a packed register-blocked kernel above. With AVX2 only: the
-//               4 x 4 dot-product blocks up to kBf16DotRowsAvx2 rows, avx2_gemm above (bf16
+//               kBf16DotRows rows, a packed register-blocked kernel above. Without it: the
+//               4 x 4 dot-product blocks up to kBf16DotRowsAvx2 rows, packed_gemm above (bf16
 //               widened to f32 while packing).
 //   otherwise   the generic kernel: dot products of A's rows and B's columns.
 // Operands loaded with LoadHint::InPlace are read where they lie (tile.hpp OperandView): a B
-// viewed by rows (a row-major operand) goes to brows_dots up to kBRowsDotRows rows, to avx2_gemm
+// viewed by rows (a row-major operand) goes to brows_dots up to kBRowsDotRows rows, to packed_gemm
 // packing its panels from rows, or to sgemm_ with B not transposed; elsewhere it is copied into
 // the Right tile first, as is a transposed A into its Left tile.
 #pragma once
 #include <dlfcn.h>
+
+#include <array>
+#include <utility>
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
@@ -428,36 +431,85 @@ PTO_INLINE void bf16_matmul(float* c, std::ptrdiff_t ldc, const float* cin, cons
 }
 #endif
 
-#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
-// ---- AVX2: a packed, register-blocked kernel (f32, and bf16 widened to f32 while packing) -------
-// Per 16 columns of B: a panel with (k, 0..15) at panel[k * 16 + j] (the column-stored B moves in
-// 8 x 8 transposes), then 6 rows x 16 columns of C in 12 accumulators over the whole K loop: per k,
-// two panel loads and six broadcasts of A feed twelve FMAs. 1 thread, tile shapes of attention and
-// the cube kernels (M 64..256, N 64..128, K 64..256): 10-25% faster than sgemm_ on the tile,
-// which packs both operands and scales C on every call.
-constexpr int kPanelCols = 16;
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+// ---- a packed, register-blocked kernel (f32, and bf16 widened to f32 while packing) -------------
+// Per 2W columns of B (W = the f32 lanes of a vector): a panel with (k, 0..2W) at panel[k * 2W + j]
+// (the column-stored B moves in W x W transposes), then MR rows x 2W columns of C in 2 MR
+// accumulators over the whole K loop: per k, two panel loads and MR broadcasts of A feed 2 MR FMAs.
+// AVX2: W = 8, MR = 6 (12 of 16 registers); AVX-512: W = 16, MR = 12 (24 of 32). 1 thread, tile
+// shapes of attention and the cube kernels (M 64..256, N 64..128, K 64..256): AVX2 (Zen 3) 10-25%
+// faster than sgemm_ on the tile, which packs both operands and scales C on every call; AVX-512
+// (Sapphire Rapids) 256 x 128 x 256 with C accumulated over K = 1024: on par with sgemm_ when B
+// comes from L3, 163 vs 143-162 GF/s when it is hot.
+#if defined(__AVX512F__)
+struct PackedVec {
+  using V = __m512;
+  static constexpr int W = 16, MR = 12;
+  static PTO_INLINE V zero() { return _mm512_setzero_ps(); }
+  static PTO_INLINE V load(const float* p) { return _mm512_load_ps(p); }
+  static PTO_INLINE V loadu(const float* p) { return _mm512_loadu_ps(p); }
+  static PTO_INLINE V bcast(const float* p) { return _mm512_set1_ps(*p); }
+  static PTO_INLINE V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static PTO_INLINE void store(float* p, V v) { _mm512_store_ps(p, v); }
+  static PTO_INLINE void storeu(float* p, V v) { _mm512_storeu_ps(p, v); }
+  static PTO_INLINE __mmask16 mask(int n) { return n >= W ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1); }
+  static PTO_INLINE V load_n(const float* p, int n) { return _mm512_maskz_loadu_ps(mask(n), p); }
+  static PTO_INLINE void store_n(float* p, V v, int n) { _mm512_mask_storeu_ps(p, mask(n), v); }
+  static PTO_INLINE V widen(const float* p) { return loadu(p); }
+  static PTO_INLINE V widen(const uint16_t* p) {   // 16 bf16 -> f32
+    const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16));
+  }
+  static PTO_INLINE void transpose(V r[W]) {
+    __m512i w[W];
+    for (int i = 0; i < W; ++i) w[i] = _mm512_castps_si512(r[i]);
+    transpose16x16(w);
+    for (int i = 0; i < W; ++i) r[i] = _mm512_castsi512_ps(w[i]);
+  }
+};
+#else
+struct PackedVec {
+  using V = __m256;
+  static constexpr int W = 8, MR = 6;
+  static PTO_INLINE V zero() { return _mm256_setzero_ps(); }
+  static PTO_INLINE V load(const float* p) { return _mm256_load_ps(p); }
+  static PTO_INLINE V loadu(const float* p) { return _mm256_loadu_ps(p); }
+  static PTO_INLINE V bcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static PTO_INLINE V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static PTO_INLINE void store(float* p, V v) { _mm256_store_ps(p, v); }
+  static PTO_INLINE void storeu(float* p, V v) { _mm256_storeu_ps(p, v); }
+  static PTO_INLINE __m256i mask(int n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static PTO_INLINE V load_n(const float* p, int n) { return _mm256_maskload_ps(p, mask(n)); }
+  static PTO_INLINE void store_n(float* p, V v, int n) { _mm256_maskstore_ps(p, mask(n), v); }
+  static PTO_INLINE V widen(const float* p) { return loadu(p); }
+  static PTO_INLINE V widen(const uint16_t* p) {   // 8 bf16 -> f32
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
+  }
+  static PTO_INLINE void transpose(V r[W]) { transpose8x8(r); }
+};
+#endif
+constexpr int kPanelCols = 2 * PackedVec::W;
 
 // Per-thread f32 scratch: slot 0 the B panel, slot 1 A widened to f32.
-PTO_INLINE float* avx2_scratch(int slot, std::size_t floats) {
+PTO_INLINE float* packed_scratch(int slot, std::size_t floats) {
   return static_cast<float*>(matmul_scratch(slot, floats * 4));
 }
 
-PTO_INLINE __m256 widen8(const float* p) { return _mm256_loadu_ps(p); }
-PTO_INLINE __m256 widen8(const uint16_t* p) {   // 8 bf16 -> f32
-  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16));
-}
-
-// panel[k * 16 + j] = B(k, j) for j < nr (B column-stored: (k, j) at b[j * ldb + k]; with BRows
+// panel[k * 2W + j] = B(k, j) for j < nr (B column-stored: (k, j) at b[j * ldb + k]; with BRows
 // row-stored: at b[k * ldb + j]), 0 past nr.
 template <bool BRows, typename BT>
-PTO_INLINE void avx2_pack_panel(float* __restrict__ panel, const BT* __restrict__ b, std::ptrdiff_t ldb, int K, int nr) {
+PTO_INLINE void pack_panel(float* __restrict__ panel, const BT* __restrict__ b, std::ptrdiff_t ldb, int K, int nr) {
+  using P = PackedVec;
+  constexpr int W = P::W;
   if constexpr (BRows) {
     for (int k = 0; k < K; ++k) {
       const BT* bk = b + std::ptrdiff_t(k) * ldb;
       if (nr == kPanelCols) {
-        _mm256_store_ps(panel + k * kPanelCols, widen8(bk));
-        _mm256_store_ps(panel + k * kPanelCols + 8, widen8(bk + 8));
+        P::store(panel + k * kPanelCols, P::widen(bk));
+        P::store(panel + k * kPanelCols + W, P::widen(bk + W));
       } else {
         for (int j = 0; j < kPanelCols; ++j) panel[k * kPanelCols + j] = j < nr ? load1(bk[j]) : 0.0f;
       }
@@ -466,99 +518,108 @@ PTO_INLINE void avx2_pack_panel(float* __restrict__ panel, const BT* __restrict_
   }
   int k = 0;
   if (nr == kPanelCols) {
-    // One half (8 columns of B, 8 lines of memory) at a time over the whole K: eight read streams
-    // instead of sixteen (a [2816, 1024] f32 weight from DRAM packs in 0.62-0.70 ms, 0.89-0.93 ms
+    // One half (W columns of B, W lines of memory) at a time over the whole K: half the read
+    // streams (AVX2, Zen 3: a [2816, 1024] f32 weight from DRAM packs in 0.62-0.70 ms, 0.89-0.93 ms
     // with both halves per K step).
-    const int k8 = K / 8 * 8;
+    const int kw = K / W * W;
     for (int h = 0; h < 2; ++h)
-      for (int kk = 0; kk < k8; kk += 8) {
-        __m256 r[8];
-        for (int j = 0; j < 8; ++j) r[j] = widen8(b + (h * 8 + j) * ldb + kk);
-        transpose8x8(r);
-        for (int i = 0; i < 8; ++i) _mm256_store_ps(panel + (kk + i) * kPanelCols + h * 8, r[i]);
+      for (int kk = 0; kk < kw; kk += W) {
+        typename P::V r[W];
+        for (int j = 0; j < W; ++j) r[j] = P::widen(b + (h * W + j) * ldb + kk);
+        P::transpose(r);
+        for (int i = 0; i < W; ++i) P::store(panel + (kk + i) * kPanelCols + h * W, r[i]);
       }
-    k = k8;
+    k = kw;
   }
   for (; k < K; ++k)
     for (int j = 0; j < kPanelCols; ++j) panel[k * kPanelCols + j] = j < nr ? load1(b[j * ldb + k]) : 0.0f;
 }
 
-// MR rows x 16 columns of C (nr valid) = [C +] A rows (f32, lda) @ the panel.
+// MR rows x 2W columns of C (nr valid) = [C +] A rows (f32, lda) @ the panel.
 template <int MR>
-PTO_INLINE void avx2_block(float* c, std::ptrdiff_t ldc, bool accumulate, const float* a, std::ptrdiff_t lda,
-                           const float* panel, int K, int nr) {
-  __m256 c0[MR], c1[MR];
-  for (int i = 0; i < MR; ++i) c0[i] = c1[i] = _mm256_setzero_ps();
+PTO_INLINE void packed_block(float* c, std::ptrdiff_t ldc, bool accumulate, const float* a, std::ptrdiff_t lda,
+                             const float* panel, int K, int nr) {
+  using P = PackedVec;
+  constexpr int W = P::W;
+  typename P::V c0[MR], c1[MR];
+  for (int i = 0; i < MR; ++i) c0[i] = c1[i] = P::zero();
+  // A's rows as (base of a group of 3) + (0, 1, 2) x lda: MR / 3 pointers and one stride in
+  // registers, where one pointer per row spills (x86 addressing scales an index by 1, 2, 4 or 8).
+  constexpr int G = (MR + 2) / 3;
+  const float* ag[G];
+  for (int g = 0; g < G; ++g) ag[g] = a + 3 * g * lda;
 #pragma GCC unroll 4
   for (int k = 0; k < K; ++k) {
-    const __m256 b0 = _mm256_load_ps(panel + k * kPanelCols), b1 = _mm256_load_ps(panel + k * kPanelCols + 8);
+    const typename P::V b0 = P::load(panel + k * kPanelCols), b1 = P::load(panel + k * kPanelCols + W);
     for (int i = 0; i < MR; ++i) {
-      const __m256 av = _mm256_broadcast_ss(a + i * lda + k);
-      c0[i] = _mm256_fmadd_ps(av, b0, c0[i]);
-      c1[i] = _mm256_fmadd_ps(av, b1, c1[i]);
+      const typename P::V av = P::bcast(ag[i / 3] + (i % 3) * lda + k);
+      c0[i] = P::fma(av, b0, c0[i]);
+      c1[i] = P::fma(av, b1, c1[i]);
     }
   }
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  const __m256i m0 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr), lane);
-  const __m256i m1 = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr - 8), lane);
   for (int i = 0; i < MR; ++i) {
     float* ci = c + i * ldc;
     if (nr == kPanelCols) {
       if (accumulate) {
-        c0[i] = _mm256_add_ps(c0[i], _mm256_loadu_ps(ci));
-        c1[i] = _mm256_add_ps(c1[i], _mm256_loadu_ps(ci + 8));
+        c0[i] = c0[i] + P::loadu(ci);
+        c1[i] = c1[i] + P::loadu(ci + W);
       }
-      _mm256_storeu_ps(ci, c0[i]);
-      _mm256_storeu_ps(ci + 8, c1[i]);
+      P::storeu(ci, c0[i]);
+      P::storeu(ci + W, c1[i]);
     } else {
       if (accumulate) {
-        c0[i] = _mm256_add_ps(c0[i], _mm256_maskload_ps(ci, m0));
-        c1[i] = _mm256_add_ps(c1[i], _mm256_maskload_ps(ci + 8, m1));
+        c0[i] = c0[i] + P::load_n(ci, nr);
+        c1[i] = c1[i] + P::load_n(ci + W, nr - W);
       }
-      _mm256_maskstore_ps(ci, m0, c0[i]);
-      _mm256_maskstore_ps(ci + 8, m1, c1[i]);
+      P::store_n(ci, c0[i], nr);
+      P::store_n(ci + W, c1[i], nr - W);
     }
   }
 }
 
+using PackedBlockFn = void (*)(float*, std::ptrdiff_t, bool, const float*, std::ptrdiff_t, const float*, int, int);
+// packed_block<1> .. packed_block<MR>, by row count
+template <int... R>
+constexpr auto packed_blocks(std::integer_sequence<int, R...>) {
+  return std::array<PackedBlockFn, sizeof...(R)>{&packed_block<R + 1>...};
+}
+
 // Not inlined: one copy per element type and library (a tile-sized product per call), instead of
-// six register blocks inlined at every TMATMUL of a kernel (seconds of compile time each).
+// the register blocks inlined at every TMATMUL of a kernel (seconds of compile time each).
 template <typename T, bool BRows = false>
-[[gnu::noinline]] inline void avx2_gemm(float* c, std::ptrdiff_t ldc, bool accumulate, const T* a, std::ptrdiff_t lda, const T* b,
-                          std::ptrdiff_t ldb, int M, int N, int K) {
+[[gnu::noinline]] inline void packed_gemm(float* c, std::ptrdiff_t ldc, bool accumulate, const T* a, std::ptrdiff_t lda,
+                                          const T* b, std::ptrdiff_t ldb, int M, int N, int K) {
+  using P = PackedVec;
+  constexpr int MR = P::MR;
+  static constexpr auto blocks = packed_blocks(std::make_integer_sequence<int, MR>{});
   const float* af = reinterpret_cast<const float*>(a);
   if constexpr (!std::is_same_v<T, float>) {   // bf16 A: widened once, row-major with lda = K
-    float* w = avx2_scratch(1, std::size_t(M) * K);
+    float* w = packed_scratch(1, std::size_t(M) * K);
     for (int i = 0; i < M; ++i) {
       int k = 0;
-      for (; k + 8 <= K; k += 8) _mm256_storeu_ps(w + std::ptrdiff_t(i) * K + k, widen8(a + i * lda + k));
+      for (; k + P::W <= K; k += P::W) P::storeu(w + std::ptrdiff_t(i) * K + k, P::widen(a + i * lda + k));
       for (; k < K; ++k) w[std::ptrdiff_t(i) * K + k] = load1(a[i * lda + k]);
     }
     af = w;
     lda = K;
   }
-  float* panel = avx2_scratch(0, std::size_t(K) * kPanelCols);
+  // Blocks of MR rows; a rest of 1-3 rows joins the last full block as two blocks of about half
+  // (7 rows: 4 + 3): a block of 1-3 rows keeps 2-6 chains of FMAs, too few to hide their latency
+  // (AVX2, 1 thread, 128 x 256 x 256: 94.5 -> 95.5 GF/s; a 126-row tile runs at 96.8).
+  const int rest = M % MR, tail = M >= MR && rest >= 1 && rest <= 3 ? MR + rest : rest;
+  const int last[2] = {tail > MR ? (tail + 1) / 2 : tail, tail > MR ? tail / 2 : 0};
+  float* panel = packed_scratch(0, std::size_t(K) * kPanelCols);
   for (int j = 0; j < N; j += kPanelCols) {
     const int nr = N - j < kPanelCols ? N - j : kPanelCols;
-    avx2_pack_panel<BRows>(panel, BRows ? b + j : b + std::ptrdiff_t(j) * ldb, ldb, K, nr);
+    pack_panel<BRows>(panel, BRows ? b + j : b + std::ptrdiff_t(j) * ldb, ldb, K, nr);
     float* cj = c + j;
     int i = 0;
-    // Blocks of 6 rows, and the last 7-9 rows as 4 + 3, 4 + 4 or 5 + 4: a block of 1 or 2 rows
-    // keeps 2 or 4 chains of FMAs, too few to hide their latency (1 thread, 128 x 256 x 256:
-    // 94.5 -> 95.5 GF/s; a 126-row tile runs at 96.8).
-    const int rest = M % 6, tail = M >= 6 && rest >= 1 && rest <= 3 ? 6 + rest : rest;
-    for (; i < M - tail; i += 6) avx2_block<6>(cj + i * ldc, ldc, accumulate, af + i * lda, lda, panel, K, nr);
-    const int last[2] = {tail >= 7 ? (tail == 9 ? 5 : 4) : tail, tail >= 7 ? (tail == 7 ? 3 : 4) : 0};
-    for (const int n : last) {
-      float* ci = cj + i * ldc;
-      const float* ai = af + i * lda;
-      if (n == 5) avx2_block<5>(ci, ldc, accumulate, ai, lda, panel, K, nr);
-      else if (n == 4) avx2_block<4>(ci, ldc, accumulate, ai, lda, panel, K, nr);
-      else if (n == 3) avx2_block<3>(ci, ldc, accumulate, ai, lda, panel, K, nr);
-      else if (n == 2) avx2_block<2>(ci, ldc, accumulate, ai, lda, panel, K, nr);
-      else if (n == 1) avx2_block<1>(ci, ldc, accumulate, ai, lda, panel, K, nr);
-      i += n;
-    }
+    for (; i < M - tail; i += MR) packed_block<MR>(cj + i * ldc, ldc, accumulate, af + i * lda, lda, panel, K, nr);
+    for (const int n : last)
+      if (n > 0) {
+        blocks[n - 1](cj + i * ldc, ldc, accumulate, af + i * lda, lda, panel, K, nr);
+        i += n;
+      }
   }
 }
 #endif
@@ -566,14 +627,14 @@ template <typename T, bool BRows = false>
 #ifndef PTO_F32_DOT_ROWS
 #define PTO_F32_DOT_ROWS 4
 #endif
-// Up to this many f32 rows the dot kernel runs instead of sgemm_ (linear [T, 4096] x [4096, 4096]^T,
-// 1 thread: on par with sgemm_ at 16 rows, behind it at 64; ahead at 1-2, where a BLAS call per
-// tile costs more than the math).
+// Up to this many f32 rows the dot kernel runs instead of the packed kernel (measured against
+// sgemm_, which packed_gemm matches or beats; linear [T, 4096] x [4096, 4096]^T, 1 thread: on
+// par at 16 rows, behind at 64; ahead at 1-2, where a per-tile call costs more than the math).
 constexpr int kF32DotRows = PTO_F32_DOT_ROWS;
 #ifndef PTO_BF16_DOT_ROWS_AVX2
 #define PTO_BF16_DOT_ROWS_AVX2 4
 #endif
-// bf16 on AVX2: up to this many rows the dot kernel, above it the packed kernel (avx2_gemm).
+// bf16 without AVX512_BF16: up to this many rows the dot kernel, above it packed_gemm.
 constexpr int kBf16DotRowsAvx2 = PTO_BF16_DOT_ROWS_AVX2;
 #if defined(__AVX512F__)
 using F32DotKernel = F32Dot;
@@ -631,8 +692,8 @@ PTO_INLINE void matmul(Acc& acc, const typename Acc::DType* cin, Left& left, Rig
       const U* au = reinterpret_cast<const U*>(a);
       const U* bu = reinterpret_cast<const U*>(bv);
       if (M <= kBRowsDotRows) return brows_dots(c, ldc, acc_in, au, lda, bu, ld, M, N, K);
-#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
-      return avx2_gemm<U, true>(c, ldc, acc_in != nullptr, au, lda, bu, ld, M, N, K);
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+      return packed_gemm<U, true>(c, ldc, acc_in != nullptr, au, lda, bu, ld, M, N, K);
 #endif
       if constexpr (std::is_same_v<AT, float>)
         if (sgemm_tile(c, ldc, acc_in != nullptr, a, lda, bv, ld, M, N, K, true)) return;
@@ -645,10 +706,8 @@ PTO_INLINE void matmul(Acc& acc, const typename Acc::DType* cin, Left& left, Rig
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
     if constexpr (Right::isColumnStored) {
       if (M <= kF32DotRows) return dots<F32DotKernel>(c, ldc, acc_in, a, lda, b, ldb, M, N, K);
+      return packed_gemm(c, ldc, acc_in != nullptr, a, lda, b, ldb, M, N, K);
     }
-#endif
-#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
-    if constexpr (Right::isColumnStored) return avx2_gemm(c, ldc, acc_in != nullptr, a, lda, b, ldb, M, N, K);
 #endif
     if (sgemm_tile(c, ldc, acc_in != nullptr, a, lda, b, ldb, M, N, K)) return;
   }
@@ -664,7 +723,7 @@ PTO_INLINE void matmul(Acc& acc, const typename Acc::DType* cin, Left& left, Rig
     const auto* a16 = reinterpret_cast<const uint16_t*>(a);
     const auto* b16 = reinterpret_cast<const uint16_t*>(b);
     if (M <= kBf16DotRowsAvx2) return dots<Bf16Dot8>(c, ldc, acc_in, a16, lda, b16, ldb, M, N, K);
-    return avx2_gemm(c, ldc, acc_in != nullptr, a16, lda, b16, ldb, M, N, K);
+    return packed_gemm(c, ldc, acc_in != nullptr, a16, lda, b16, ldb, M, N, K);
   }
 #endif
   matmul_dots(c, ldc, acc_in, a, lda, b, ldb, M, N, K);
