@@ -175,6 +175,23 @@ def test_queries_and_keys_with_their_own_dynamic_dims(fresh):
     _check_attention_on_device(fresh)
 
 
+@pytest.mark.parametrize("fn", [sdpa_causal, gqa], ids=["causal", "gqa"])
+def test_bf16_sdpa_runs_on_bf16_operands(fresh, fn):
+    """SDPA on bf16 decomposes into f32 attention between casts; the pattern stage drops the casts,
+    so the kernel reads bf16 q, k, v in place and writes bf16, computing as ATen's CPU flash
+    attention does (f32 scores, probabilities rounded to bf16 for P @ V)."""
+    shapes = CASES["causal_prefill" if fn is sdpa_causal else "gqa_causal"][1]
+    args = _args(shapes, torch.bfloat16)
+    out = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(*args)
+    torch.testing.assert_close(out, fn(*args), **TOL[torch.bfloat16])
+    _check_attention_on_device(fresh)
+    graph = compiled_graphs()[-1].graph
+    (node,) = [n for n in graph.nodes if n.target is ATTENTION]
+    assert node.meta.dtype == torch.bfloat16
+    assert all(graph.meta_of(a.name).dtype == torch.bfloat16 for a in node.args[:3])
+    assert not [n.name for n in graph.nodes if n.target is torch.ops.aten._to_copy.default]
+
+
 def test_scores_used_elsewhere_stay_unfused(fresh):
     """When the probabilities are also returned, the pattern does not apply; results still match."""
     def fn(q, k, v):

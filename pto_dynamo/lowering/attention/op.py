@@ -13,8 +13,10 @@ arange/le/where mask, which a kernel then neither builds nor reads: it skips the
 query tile's last row and masks only the steps that cross the diagonal). `sink` ([B, M, 1],
 broadcast: a logit per row, one per head in DeepSeek-V4) joins only the denominator; `p_dtype`
 rounds the exp weights `e` to that dtype before `@ v` (e' = e.to(p_dtype).to(e.dtype)), as a bf16
-kernel does; the denominator keeps them unrounded. The eager implementation below is the host
-fallback and the reference: it runs the ATen ops the pattern replaced.
+kernel does; the denominator keeps them unrounded. bf16 or f16 operands compute as the kernel
+(and ATen's CPU flash attention) does: scores and sums in f32, the exp weights rounded to
+`p_dtype` (default v's dtype), the result rounded to q's dtype once. The eager implementation
+below is the host fallback and the reference.
 """
 from __future__ import annotations
 
@@ -27,6 +29,14 @@ import torch
 def attention(q: torch.Tensor, kt: torch.Tensor, v: torch.Tensor, mask: Optional[torch.Tensor], scale: float,
               safe: bool, causal: bool = False, sink: Optional[torch.Tensor] = None,
               p_dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+    low = q.dtype if q.dtype in (torch.bfloat16, torch.float16) else None
+    if low is not None:                          # as the kernel and ATen's CPU flash attention do
+        return _attention_f32(q, kt, v, mask, scale, safe, causal, sink, p_dtype or v.dtype).to(low)
+    return _attention_f32(q, kt, v, mask, scale, safe, causal, sink, p_dtype)
+
+
+def _attention_f32(q, kt, v, mask, scale, safe, causal, sink, p_dtype):
+    q, kt, v = q.float(), kt.float(), v.float()
     s = torch.bmm(q, kt)
     if scale != 1.0:
         s = s * scale
@@ -47,7 +57,10 @@ def attention(q: torch.Tensor, kt: torch.Tensor, v: torch.Tensor, mask: Optional
         denom = denom + torch.exp(sink - m)
     if p_dtype is not None:
         e = e.to(p_dtype).to(e.dtype)
-    return torch.bmm(e, v) / denom
+    out = torch.bmm(e, v) / denom
+    if safe:
+        out = torch.where((s == float("-inf")).all(-1, keepdim=True), torch.zeros_like(out), out)
+    return out
 
 
 @attention.register_fake

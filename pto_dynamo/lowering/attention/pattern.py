@@ -284,6 +284,12 @@ def _match(m: _Match, end: Node):
     causal = mask is not None and _is_causal(m, mask)
     if causal:                                   # the node applies it: the mask's nodes go with DCE
         mask = None
+    narrowed = _narrowed(m, (q, kt, v), pv, rewritten) if end is pv and sink is None and p_dtype is None else None
+    if narrowed is not None:                     # bf16 attention computed in f32: the kernel takes bf16
+        (q, kt, v), nodes, pv_meta = narrowed
+        rewritten.update((node.name, node) for node in nodes)
+        rewritten[pv.name] = Node(pv.name, ATTENTION, (q, kt, v, mask, scale, safe, causal, sink, p_dtype), (), pv_meta)
+        return rewritten
     args = (q, kt, v, mask, scale, safe, causal, sink, p_dtype)
     if end is pv:
         rewritten[pv.name] = Node(pv.name, ATTENTION, args, (), pv.meta)
@@ -355,6 +361,74 @@ def _fold_scale(m: _Match, operand: Ref):
     first = moved[-1]                            # the view that reads the product
     moved[-1] = first.with_(args=(n.args[0], *first.args[1:]))
     return moved, float(n.args[1])
+
+
+_LOW = (torch.bfloat16, torch.float16)
+
+
+# What a cast commutes with: views, and copies that only move elements (GQA's expanded k and v)
+_MOVES = _VIEWS + _ORDERED_VIEWS + (aten.clone.default,)
+
+
+def _view_chain(m: _Match, value, overlay: dict[str, Node]):
+    """The moves (_MOVES) from `value` back to the first node that is none (value's own first), and
+    it; nodes already rewritten (`overlay`, the views of a folded scale) read as rewritten."""
+    def node(v):
+        return overlay.get(v.name) or m.node(v) if isinstance(v, Ref) else None
+    chain, n = [], node(value)
+    while n is not None and n.target in _MOVES and isinstance(n.args[0], Ref):
+        chain.append(n)
+        n = node(n.args[0])
+    return chain, n
+
+
+def _narrowed(m: _Match, operands, pv: Node, overlay: dict[str, Node]):
+    """SDPA on bf16 (or f16) tensors decomposes into f32 attention between casts: q, k and v
+    widened to f32 (read through views), the result narrowed back. The node then takes the narrow
+    tensors and returns the narrow result, computing as ATen's CPU flash attention does (scores and
+    sums in f32, the probabilities rounded to v's dtype for P @ V, the result rounded once): the
+    kernel reads bf16 in place and runs bf16 products (AMX on Sapphire Rapids) instead of a
+    widening pass per operand and f32 products. Returns (operands, rewritten views and the cast
+    made an alias, the node's meta) when every operand and the result take such casts and every
+    step feeds only the next; else None."""
+    nodes, new_operands, low = [], [], None
+    for operand in operands:
+        chain, cast = _view_chain(m, operand, overlay)
+        if cast is None or cast.target not in _CASTS or not isinstance(cast.args[0], Ref):
+            return None
+        x, wide = m.graph.meta_of(cast.args[0].name), cast.meta
+        if wide.dtype != torch.float32 or x.dtype not in _LOW or low not in (None, x.dtype) \
+                or not same_layout(x.shape, x.stride, wide.shape, wide.stride) \
+                or any(len(m.users.get(c.name, ())) != 1 for c in (cast, *chain)) or cast.name in m.graph.output_names:
+            return None
+        low, shift = x.dtype, x.offset - wide.offset
+        moved = []
+        for c in reversed(chain):                # from the cast up: views of x move by x's offset
+            moved.append(c.with_(meta=replace(c.meta, dtype=low, offset=c.meta.offset + shift)))
+            if c.target is aten.clone.default:   # ... up to a copy, whose views read a tensor of its own
+                shift = 0
+                moved[-1] = c.with_(meta=replace(c.meta, dtype=low))
+        if moved:
+            moved[0] = moved[0].with_(args=(cast.args[0], *moved[0].args[1:]))
+        nodes += moved
+        new_operands.append(operand if chain else cast.args[0])
+    out, name = [], pv.name                      # the result: views, then the narrowing cast
+    while True:
+        users = m.users.get(name, ())
+        if len(users) != 1 or name in m.graph.output_names:
+            return None
+        user = m.nodes[users[0]]
+        if user.target in _CASTS and user.meta.dtype == low:
+            break
+        if user.target not in _MOVES:
+            return None
+        out.append(user.with_(meta=replace(user.meta, dtype=low)))
+        name = user.name
+    source = out[-1] if out else None
+    nodes += out
+    pv_meta = replace(pv.meta, dtype=low)
+    nodes.append(Node(user.name, aten.alias.default, (Ref(name),), (), source.meta if source else pv_meta))
+    return tuple(new_operands), nodes, pv_meta
 
 
 def recognise_attention(graph: Graph) -> Graph:

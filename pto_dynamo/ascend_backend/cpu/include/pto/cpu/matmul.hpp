@@ -14,8 +14,10 @@
 //               once per library. Blocks run inside the launch's OpenMP parallel region, where
 //               MKL runs single-threaded (the SPMD blocks are the parallelism).
 //               PTO_CPU_BLAS=0, or a process without libtorch_cpu, uses the generic kernel.
-//   bf16 x bf16 with AVX512_BF16: vdpbf16ps kernels (bf16_matmul below): dot products up to
-//               kBf16DotRows rows, a packed register-blocked kernel above. Without it: the
+//   bf16 x bf16 with AMX: above kAmxMinRows rows, AMX tiles (amx_bf16_gemm, 8x the vdpbf16ps
+//               kernel on a 256 x 128 x 256 tile). With AVX512_BF16: vdpbf16ps kernels
+//               (bf16_matmul below): dot products up to kBf16DotRows rows, a packed
+//               register-blocked kernel above. Without either: the
 //               4 x 4 dot-product blocks up to kBf16DotRowsAvx2 rows, packed_gemm above (bf16
 //               widened to f32 while packing).
 //   otherwise   the generic kernel: dot products of A's rows and B's columns.
@@ -25,6 +27,8 @@
 // the Right tile first, as is a transposed A into its Left tile.
 #pragma once
 #include <dlfcn.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <array>
 #include <utility>
@@ -70,11 +74,11 @@ PTO_INLINE bool sgemm_tile(float* c, std::ptrdiff_t ldc, bool accumulate, const 
   return true;
 }
 
-// Per-thread scratch of the packed kernels (B panels, widened operands), 64-byte aligned, grown on
-// demand; `slot` < 2 keeps two buffers of one call apart.
+// Per-thread scratch of the packed kernels (B panels, widened or padded operands), 64-byte
+// aligned, grown on demand; `slot` < 3 keeps the buffers of one call apart.
 PTO_INLINE void* matmul_scratch(int slot, std::size_t bytes) {
-  static thread_local void* buf[2] = {nullptr, nullptr};
-  static thread_local std::size_t size[2] = {0, 0};
+  static thread_local void* buf[3] = {nullptr, nullptr, nullptr};
+  static thread_local std::size_t size[3] = {0, 0, 0};
   if (bytes > size[slot]) {
     std::free(buf[slot]);
     buf[slot] = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
@@ -431,6 +435,171 @@ PTO_INLINE void bf16_matmul(float* c, std::ptrdiff_t ldc, const float* cin, cons
 }
 #endif
 
+#if defined(__AVX512BF16__) && defined(__AMX_TILE__) && defined(__AMX_BF16__)
+// ---- bf16 x bf16 -> f32 on AMX tiles ------------------------------------------------------------
+// The tile matrix unit of Sapphire Rapids and later Xeons: eight tile registers of up to 16 rows x
+// 64 bytes; TDPBF16PS adds A (16 rows x 32 bf16 of K) times B (16 K-pairs x 16 columns, VNNI: the
+// two bf16 of a K-pair in one 32-bit word) into C (16 x 16 f32). Blocks of 32 rows x 32 columns:
+// tiles 0-3 hold C, 4-5 two 16-row slices of A, 6-7 two 16-column halves of a bf16_pack_panel
+// panel, so every K step of 32 loads four tiles for four products. A is read where it lies when
+// K is a multiple of 32 (a partial last block of rows goes through a zero-padded copy); any other
+// K, A is copied once with K padded by zeros. Edge tiles of C go through a 32 x 32 scratch.
+// Linux hands out the tile data state on request (arch_prctl ARCH_REQ_XCOMP_PERM, once per
+// process); where it refuses, bf16 stays on the vdpbf16ps kernels. Each call configures the tiles
+// and on return restores the configuration the thread had (oneDNN's, inside torch), or releases them.
+struct AmxConfig {
+  uint8_t palette = 0, start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+PTO_INLINE bool amx_permitted() {
+  static const bool ok = [] {
+    constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0;
+  }();
+  return ok;
+}
+
+struct AmxTiles {
+  alignas(64) AmxConfig saved;
+  AmxTiles() {
+    _tile_storeconfig(&saved);                 // all zero (palette 0) when the thread holds none
+    alignas(64) AmxConfig cfg;
+    cfg.palette = 1;
+    for (int t = 0; t < 8; ++t) {
+      cfg.rows[t] = 16;
+      cfg.colsb[t] = 64;
+    }
+    _tile_loadconfig(&cfg);
+  }
+  ~AmxTiles() {
+    if (saved.palette != 0) _tile_loadconfig(&saved);
+    else _tile_release();
+  }
+};
+
+// C rows [0, 16 R) x columns [0, 32) (rows x nr valid) += A rows (bf16, K-contiguous, lda
+// elements) @ the panel over KP16 K-pairs (a multiple of 16; A and the panel zero past K).
+template <int R>
+PTO_INLINE void amx_block(float* c, std::ptrdiff_t ldc, bool accumulate, const u16* a, std::ptrdiff_t lda,
+                          const uint32_t* panel, int KP16, int rows, int nr) {
+  alignas(64) float edge[32 * 32];
+  const bool whole = rows == 16 * R && nr == 32;
+  float* ct = whole ? c : edge;
+  const std::ptrdiff_t ldt = whole ? ldc : 32;
+  if (!whole && accumulate)
+    for (int i = 0; i < 16 * R; ++i)
+      for (int j = 0; j < 32; ++j) edge[i * 32 + j] = i < rows && j < nr ? c[i * ldc + j] : 0.0f;
+  const std::size_t cs = std::size_t(ldt) * 4, as = std::size_t(lda) * 2;
+  if (accumulate) {
+    _tile_loadd(0, ct, cs);
+    _tile_loadd(1, ct + 16, cs);
+    if constexpr (R == 2) {
+      _tile_loadd(2, ct + 16 * ldt, cs);
+      _tile_loadd(3, ct + 16 * ldt + 16, cs);
+    }
+  } else {
+    _tile_zero(0);
+    _tile_zero(1);
+    if constexpr (R == 2) {
+      _tile_zero(2);
+      _tile_zero(3);
+    }
+  }
+  for (int kp = 0; kp < KP16; kp += 16) {
+    _tile_loadd(6, panel + kp * 32, 128);
+    _tile_loadd(7, panel + kp * 32 + 16, 128);
+    _tile_loadd(4, a + 2 * kp, as);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    if constexpr (R == 2) {
+      _tile_loadd(5, a + 16 * lda + 2 * kp, as);
+      _tile_dpbf16ps(2, 5, 6);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+  }
+  _tile_stored(0, ct, cs);
+  _tile_stored(1, ct + 16, cs);
+  if constexpr (R == 2) {
+    _tile_stored(2, ct + 16 * ldt, cs);
+    _tile_stored(3, ct + 16 * ldt + 16, cs);
+  }
+  if (!whole)
+    for (int i = 0; i < rows; ++i) std::memcpy(c + i * ldc, edge + i * 32, std::size_t(nr) * 4);
+}
+
+// A's rows [r0, r0 + n) (K-contiguous, lda) into dst (16 x ... rows of ldd elements, ldd >= K):
+// zero past K and past n.
+PTO_INLINE void amx_copy_rows(u16* dst, std::ptrdiff_t ldd, int rows, const u16* a, std::ptrdiff_t lda, int n, int K) {
+  for (int i = 0; i < rows; ++i) {
+    u16* d = dst + i * ldd;
+    if (i < n) std::memcpy(d, a + i * lda, std::size_t(K) * 2);
+    std::memset(d + (i < n ? K : 0), 0, std::size_t(ldd - (i < n ? K : 0)) * 2);
+  }
+}
+
+// bf16_pack_panel's panel from a row-stored B ((k, n) at b[k * ldb + n]): two rows of B
+// interleave into the K-pair words of 32 columns (one two-source permute per 16 columns).
+PTO_INLINE void bf16_pack_panel_rows(uint32_t* __restrict__ panel, const u16* __restrict__ b, std::ptrdiff_t ldb,
+                                     int K, int nr) {
+  const int KP = (K + 1) / 2;
+  if (nr == 32) {
+    alignas(64) static constexpr uint16_t kInterleave[32] = {0, 32, 1, 33, 2, 34, 3, 35, 4, 36, 5, 37, 6, 38, 7, 39,
+                                                             8, 40, 9, 41, 10, 42, 11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
+    const __m512i lo = _mm512_load_si512(kInterleave);   // word 2i: B(2kp, i), 2i + 1: B(2kp + 1, i)
+    const __m512i hi = _mm512_add_epi16(lo, _mm512_set1_epi16(16));
+    for (int kp = 0; kp < KP; ++kp) {
+      const __m512i r0 = _mm512_loadu_si512(b + std::ptrdiff_t(2 * kp) * ldb);
+      const __m512i r1 = 2 * kp + 1 < K ? _mm512_loadu_si512(b + std::ptrdiff_t(2 * kp + 1) * ldb) : _mm512_setzero_si512();
+      _mm512_store_si512(panel + kp * 32, _mm512_permutex2var_epi16(r0, lo, r1));
+      _mm512_store_si512(panel + kp * 32 + 16, _mm512_permutex2var_epi16(r0, hi, r1));
+    }
+    return;
+  }
+  for (int kp = 0; kp < KP; ++kp)
+    for (int n = 0; n < 32; ++n) {
+      const uint32_t lo16 = n < nr ? b[std::ptrdiff_t(2 * kp) * ldb + n] : 0;
+      const uint32_t hi16 = n < nr && 2 * kp + 1 < K ? b[std::ptrdiff_t(2 * kp + 1) * ldb + n] : 0;
+      panel[kp * 32 + n] = lo16 | hi16 << 16;
+    }
+}
+
+// Not inlined: one copy per library (a tile-sized product per call).
+template <bool BRows>
+[[gnu::noinline]] inline void amx_bf16_gemm(float* c, std::ptrdiff_t ldc, bool accumulate, const u16* a,
+                                            std::ptrdiff_t lda, const u16* b, std::ptrdiff_t ldb, int M, int N, int K) {
+  const int KP = (K + 1) / 2, KP16 = (KP + 15) / 16 * 16, Kp = 2 * KP16;
+  if (K % 32 != 0) {   // A with K padded by zeros, once for every panel
+    u16* ap = static_cast<u16*>(matmul_scratch(1, std::size_t(M) * Kp * 2));
+    amx_copy_rows(ap, Kp, M, a, lda, M, K);
+    a = ap;
+    lda = Kp;
+  }
+  const int full = M / 32 * 32, rest = M - full;   // blocks of 32 rows, then 1-31 rows
+  u16* tail = rest == 0 ? nullptr : static_cast<u16*>(matmul_scratch(2, 32 * std::size_t(Kp) * 2));
+  if (tail) amx_copy_rows(tail, Kp, 32, a + std::ptrdiff_t(full) * lda, lda, rest, K);
+  uint32_t* panel = static_cast<uint32_t*>(matmul_scratch(0, std::size_t(KP16) * 32 * 4));
+  AmxTiles tiles;
+  for (int j = 0; j < N; j += 32) {
+    const int nr = N - j < 32 ? N - j : 32;
+    if constexpr (BRows) bf16_pack_panel_rows(panel, b + j, ldb, K, nr);
+    else bf16_pack_panel(panel, b + std::ptrdiff_t(j) * ldb, ldb, K, nr);
+    for (int kp = KP; kp < KP16; ++kp) std::memset(panel + kp * 32, 0, 32 * 4);
+    for (int i = 0; i < full; i += 32) amx_block<2>(c + i * ldc + j, ldc, accumulate, a + i * lda, lda, panel, KP16, 32, nr);
+    if (rest > 16) amx_block<2>(c + full * ldc + j, ldc, accumulate, tail, Kp, panel, KP16, rest, nr);
+    else if (rest > 0) amx_block<1>(c + full * ldc + j, ldc, accumulate, tail, Kp, panel, KP16, rest, nr);
+  }
+}
+
+// Up to this many rows bf16 stays on the dot kernels (a B panel costs the same for 1 row or 256).
+#ifndef PTO_AMX_MIN_ROWS
+#define PTO_AMX_MIN_ROWS 16
+#endif
+constexpr int kAmxMinRows = PTO_AMX_MIN_ROWS;
+#endif
+
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
 // ---- a packed, register-blocked kernel (f32, and bf16 widened to f32 while packing) -------------
 // Per 2W columns of B (W = the f32 lanes of a vector): a panel with (k, 0..2W) at panel[k * 2W + j]
@@ -692,6 +861,10 @@ PTO_INLINE void matmul(Acc& acc, const typename Acc::DType* cin, Left& left, Rig
       const U* au = reinterpret_cast<const U*>(a);
       const U* bu = reinterpret_cast<const U*>(bv);
       if (M <= kBRowsDotRows) return brows_dots(c, ldc, acc_in, au, lda, bu, ld, M, N, K);
+#if defined(__AVX512BF16__) && defined(__AMX_TILE__) && defined(__AMX_BF16__)
+      if constexpr (std::is_same_v<U, uint16_t>)
+        if (M > kAmxMinRows && amx_permitted()) return amx_bf16_gemm<true>(c, ldc, acc_in != nullptr, au, lda, bu, ld, M, N, K);
+#endif
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
       return packed_gemm<U, true>(c, ldc, acc_in != nullptr, au, lda, bu, ld, M, N, K);
 #endif
@@ -714,6 +887,11 @@ PTO_INLINE void matmul(Acc& acc, const typename Acc::DType* cin, Left& left, Rig
 #if defined(__AVX512BF16__)
   if constexpr (std::is_same_v<CT, float> && std::is_same_v<AT, bfloat16_t> && std::is_same_v<BT, bfloat16_t> &&
                 Right::isColumnStored) {
+#if defined(__AMX_TILE__) && defined(__AMX_BF16__)
+    if (M > kAmxMinRows && amx_permitted())
+      return amx_bf16_gemm<false>(c, ldc, acc_in != nullptr, reinterpret_cast<const uint16_t*>(a), lda,
+                                  reinterpret_cast<const uint16_t*>(b), ldb, M, N, K);
+#endif
     return bf16_matmul(c, ldc, acc_in, reinterpret_cast<const uint16_t*>(a), lda,
                        reinterpret_cast<const uint16_t*>(b), ldb, M, N, K);
   }
