@@ -1,15 +1,16 @@
 """Instruction pairs merged into the ISA's one instruction (lowering/tile/peephole.py): a row's (or
 column's) difference fed to TEXP becomes TROWEXPANDEXPDIF (TCOLEXPANDEXPDIF) when nothing else reads
 the difference; the merged program computes what the pair computes, on the interpreter and on the
-cpu target; the softmax and flash attention kernels use it."""
+cpu target; the softmax and flash attention kernels use it. Exact conversion round trips (bf16 ->
+f32 -> bf16) go, so a bf16 copy kernel is a load and a store."""
 from __future__ import annotations
 
 import pytest
 import torch
 
-from pto_dynamo.lowering.tile import A2A3_CAPACITY, F32, I32, KernelBuilder, Layout, TileLoc, ceil_div, emin
+from pto_dynamo.lowering.tile import A2A3_CAPACITY, BF16, F16, F32, I32, KernelBuilder, Layout, TileLoc, ceil_div, emin
 from pto_dynamo.lowering.tile.interpreter import interpret
-from pto_dynamo.lowering.tile.peephole import merge_pairs
+from pto_dynamo.lowering.tile.peephole import drop_round_trips, merge_pairs
 from tests.conftest import check_dynamic
 from tests.tile._helpers import build_region
 
@@ -120,3 +121,51 @@ def test_flash_attention_kernel_uses_expdif(fresh, tmp_path, monkeypatch):
     assert stats["signatures_compiled"] == 1 and sum(stats["fallback_regions"].values()) == 0, stats
     tiles = "\n".join(p.read_text() for p in (tmp_path / "dbg").rglob("*_tile_*.txt"))
     assert "kernel pto_mixed_attention" in tiles and "TROWEXPANDEXPDIF" in tiles
+
+
+def _round_trips(dtype, trips: int, then_add: bool = False):
+    """z = x converted to f32 and back `trips` times (then, `then_add`, plus the last f32 value)."""
+    kb = KernelBuilder(f"pto_vec_round_trip_{dtype.name}_{trips}_{then_add:d}_0", pass_name="test", description="round trips")
+    n = kb.scalar("n")
+    kb.tensor("x", dtype, (n, C), (C, 1))
+    kb.tensor("z", F32 if then_add else dtype, (n, C), (C, 1), output=True)
+    with kb.tile_loop("t", ceil_div(n, R)) as t:
+        vr = kb.let("vr", emin(R, n - R * t))
+        kb.tile("x_t", Vec, dtype, R, C, vr, C)
+        kb.emit("TLOAD", "x_t", kb.view("x", R * t * C, vr, C, C))
+        cur = "x_t"
+        for i in range(trips):
+            kb.tile(f"w{i}", Vec, F32, R, C, vr, C)
+            kb.emit("TCVT", f"w{i}", cur, round="CAST_RINT")
+            kb.tile(f"n{i}", Vec, dtype, R, C, vr, C)
+            kb.emit("TCVT", f"n{i}", f"w{i}", round="CAST_RINT")
+            cur = f"n{i}"
+        if then_add:
+            kb.tile("s", Vec, F32, R, C, vr, C)
+            kb.emit("TADD", "s", f"w{trips - 1}", f"w{trips - 1}")
+            cur = "s"
+        kb.emit("TSTORE", kb.view("z", R * t * C, vr, C, C), cur)
+    return kb
+
+
+@pytest.mark.parametrize("dtype", [BF16, F16], ids=lambda d: d.name)
+def test_exact_round_trips_go(dtype):
+    kb = _round_trips(dtype, 3)
+    assert _ops(kb.build()) == ["TCVT"] * 6
+    dropped = drop_round_trips(kb.build())
+    assert _ops(dropped) == []
+    (store,) = [i for i in dropped.instructions() if i.op == "TSTORE"]
+    assert store.ins == ("x_t",)                    # the loaded tile is stored as it is
+    assert set(dropped.tile_decls()) == {"x_t"}
+    planned = kb.build(A2A3_CAPACITY)
+    n = 13
+    x = (torch.randn(n, C) * 3).to(dtype.torch_dtype)
+    _, call = build_region(planned, f"round_trip_{dtype.name}")
+    z = torch.zeros(n, C, dtype=dtype.torch_dtype)
+    call([x, z], [n], 3)
+    assert torch.equal(z, x)
+
+
+def test_a_round_trip_whose_wide_value_is_read_again_stays():
+    program = _round_trips(BF16, 1, then_add=True).build()
+    assert drop_round_trips(program) is program

@@ -1,6 +1,8 @@
-"""Instruction pairs the ISA does as one instruction, merged before tile planning.
+"""Instruction pairs the ISA does as one instruction, merged before tile planning; conversion
+round trips dropped.
 
     merge_pairs(program) -> TileProgram
+    drop_round_trips(program) -> TileProgram
 
 The lowerings emit one instruction per op; where the PTO ISA has a single instruction for an op
 and the op that consumes its result (`TROWEXPANDEXPDIF`: exp(src0 - s_i), pto_isa.md §3.5), the
@@ -16,6 +18,13 @@ A pair (first, second) merges when
 The merged instruction writes second's destination from first's operands; a tile left without
 any reference loses its declaration. Results are those of the pair, up to the rounding the pair
 made between the two steps (none here: both compute in the tile's own type).
+
+A round trip `TCVT m <- x` (bf16 or f16 to f32), `TCVT d <- m` (back to x's type) gives x's
+elements back exactly (f32 holds every bf16 and f16 value), so both go and d's readers read x.
+The vector lowering computes bf16 values in f32 and rounds at every cast, so a bf16 copy (permute,
+clone, alias) was six conversions between a load and a store. The pair must follow each other as
+above, m must be referenced by the pair alone, x and d written once (by their own instruction) and
+neither aliased, and d declared as x is (shape, valid region, layout).
 """
 from __future__ import annotations
 
@@ -24,6 +33,8 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pto_dynamo.lowering.tile.dtypes import BF16, F16, F32
+from pto_dynamo.lowering.tile.expr import exprs_equal
 from pto_dynamo.lowering.tile.ir import SerialLoop, Stage, Stmt, TileDecl, TileInst, TileLoop, TileProgram
 from pto_dynamo.lowering.tile.ops import EXPDIF_TYPES
 
@@ -106,6 +117,71 @@ def merge_pairs(program: TileProgram) -> TileProgram:
 
     body = rewrite(program.body)
     if not merged_any:
+        return program
+    program = dataclasses.replace(program, body=body)
+    used = set(_references(program)) | aliased
+    return dataclasses.replace(program, body=_drop_decls(program.body, used))
+
+
+def _writes(program: TileProgram) -> Counter:
+    """How many instructions write each tile (as an output or a scratch tile)."""
+    writes: Counter = Counter()
+    for inst in program.instructions():
+        writes.update({t for t in (*inst.outs, *inst.tmps) if isinstance(t, str)})
+    return writes
+
+
+def _same_decl(a: TileDecl, b: TileDecl) -> bool:
+    return (a.dtype, a.rows, a.cols, a.layout, a.loc) == (b.dtype, b.rows, b.cols, b.layout, b.loc) \
+        and exprs_equal(a.valid_rows, b.valid_rows) and exprs_equal(a.valid_cols, b.valid_cols)
+
+
+def drop_round_trips(program: TileProgram) -> TileProgram:
+    """`program` without its exact conversion round trips (see module doc)."""
+    decls = program.tile_decls()
+    refs, writes = _references(program), _writes(program)
+    aliases = program.aliases()
+    aliased = set(aliases) | set(aliases.values())
+    renamed: dict[str, str] = {}
+
+    def round_trip(first: TileInst, second: TileInst) -> bool:
+        if first.op != "TCVT" or second.op != "TCVT" or first.tmps or second.tmps:
+            return False
+        (mid,), (x,), (d,) = first.outs, first.ins, second.outs
+        if second.ins != (mid,) or not all(isinstance(t, str) and t in decls for t in (mid, x, d)):
+            return False
+        narrow = decls[x].dtype
+        return (narrow in (BF16, F16) and decls[mid].dtype == F32 and refs[mid] == 2 and writes[d] == 1
+                and writes[x] == 1 and not {mid, x, d} & aliased and _same_decl(decls[d], decls[x]))
+
+    def rename(inst: TileInst) -> TileInst:
+        def sub(ops):
+            return tuple(renamed.get(o, o) if isinstance(o, str) else o for o in ops)
+        return dataclasses.replace(inst, outs=sub(inst.outs), ins=sub(inst.ins), tmps=sub(inst.tmps))
+
+    def rewrite(body: tuple[Stmt, ...]) -> tuple[Stmt, ...]:
+        out: list[Stmt] = []
+        pending: int | None = None
+        for stmt in body:
+            if isinstance(stmt, (TileLoop, SerialLoop, Stage)):
+                out.append(dataclasses.replace(stmt, body=rewrite(stmt.body)))
+                pending = None
+                continue
+            if isinstance(stmt, TileInst):
+                stmt = rename(stmt)
+                if pending is not None and round_trip(out[pending], stmt):
+                    renamed[stmt.outs[0]] = out[pending].ins[0]
+                    del out[pending]
+                    pending = None
+                    continue
+                out.append(stmt)
+                pending = len(out) - 1
+                continue
+            out.append(stmt)
+        return tuple(out)
+
+    body = rewrite(program.body)
+    if not renamed:
         return program
     program = dataclasses.replace(program, body=body)
     used = set(_references(program)) | aliased
