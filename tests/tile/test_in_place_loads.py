@@ -1,7 +1,8 @@
 """Vec tiles loaded in place (TLOAD attr in_place=True; lowering/tile/in_place_loads.py, the cpu
 target's LoadHint::InPlace): which loads get the hint, and that the cpu target computes what copies
 compute, for windows it can point at (one row; rows exactly Cols apart) and windows it must copy,
-including a tile loaded in place and then copied into again."""
+including a tile loaded in place and then copied into again. Loads from a held gm-pipe slot read in
+place while the slot is held."""
 from __future__ import annotations
 
 import pytest
@@ -9,7 +10,7 @@ import torch
 
 from pto_dynamo.lowering.tile import A2A3_CAPACITY, F32, KernelBuilder, TileLoc, ceil_div, emin
 from pto_dynamo.lowering.tile import handbuilt as hb
-from pto_dynamo.lowering.tile.in_place_loads import eligible_tiles, read_inputs_in_place
+from pto_dynamo.lowering.tile.in_place_loads import eligible_tiles, read_inputs_in_place, slot_read_tiles
 from pto_dynamo.lowering.tile.verifier import verify_program
 from tests.tile._helpers import build_region
 
@@ -111,3 +112,49 @@ def test_handbuilt_rmsnorm_reading_in_place(R):
     want_y = x + r
     torch.testing.assert_close(y, want_y)
     torch.testing.assert_close(out, want_y * torch.rsqrt(want_y.pow(2).mean(-1, keepdim=True) + eps) * w)
+
+
+def _slot_reader(case: str):
+    """A mixed kernel: the cube stage stores x into a pipe slot, the vector stage loads it into `a`
+    and stores a + a. `case`: "ok" (read before TFREE), "after_free" (the add after TFREE),
+    "written" (a is also computed into)."""
+    from pto_dynamo.lowering.tile import CPU_CAPACITY, GmView, Role
+    kb = KernelBuilder(f"pto_mixed_slot_{case}", kind="mixed")
+    kb.tensor("x", F32, (16, 16), (16, 1))
+    kb.tensor("z", F32, (16, 16), (16, 1), output=True)
+    pipe = kb.pipe("pipe0", F32, 256)
+    with kb.tile_loop("t", 1):
+        with kb.stage(Role.CUBE):
+            kb.tile("m", TileLoc.Mat, F32, 16, 16, 16, 16)
+            kb.emit("TLOAD", "m", kb.view("x", 0, 16, 16, 16))
+            kb.emit("TALLOC", pipe="pipe0")
+            kb.emit("TSTORE", GmView(pipe.slot(Role.CUBE), 0, 16, 16, 16), "m")
+            kb.emit("TPUSH", pipe="pipe0")
+        with kb.stage(Role.VECTOR):
+            kb.tile("a", Vec, F32, 16, 16, 16, 16)
+            kb.tile("e", Vec, F32, 16, 16, 16, 16)
+            kb.emit("TPOP", pipe="pipe0")
+            kb.emit("TLOAD", "a", GmView(pipe.slot(Role.VECTOR), 0, 16, 16, 16))
+            if case == "after_free":
+                kb.emit("TFREE", pipe="pipe0")
+            if case == "written":
+                kb.emit("TADDS", "a", "a", 1.0)
+            kb.emit("TADD", "e", "a", "a")
+            if case != "after_free":
+                kb.emit("TFREE", pipe="pipe0")
+            kb.emit("TSTORE", kb.view("z", 0, 16, 16, 16), "e")
+    return kb, CPU_CAPACITY
+
+
+@pytest.mark.parametrize("case, in_place", [("ok", True), ("after_free", False), ("written", False)])
+def test_slot_loads_read_in_place_only_while_the_slot_is_held(case, in_place):
+    kb, capacity = _slot_reader(case)
+    assert slot_read_tiles(kb.build()) == ({"a"} if in_place else set())
+    program = kb.build(capacity)                     # build() marks the loads it may
+    (load,) = [i for i in program.instructions() if i.op == "TLOAD" and i.outs[0] == "a"]
+    assert load.attr("in_place", False) is in_place
+    x = torch.randn(16, 16)
+    z = torch.full((16, 16), float("nan"))
+    _, call = build_region(program, f"slot_reader_{case}")
+    call([x, z], [], 2)
+    torch.testing.assert_close(z, 2 * (x + 1) if case == "written" else 2 * x)

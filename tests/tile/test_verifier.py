@@ -299,7 +299,8 @@ def test_in_place_loads():
     for program in (into_vec(written=True, aliased=False), into_vec(written=False, aliased=True),
                     into_vec(written=False, aliased=False, tensor="z")):
         _fails(program, "an in-place TLOAD into a Vec tile needs a tile that only TLOADs from kernel inputs "
-                        "write and that no TRESHAPE aliases; ma is not one")
+                        "(or from a held pipe slot, read before its TFREE) write and that no TRESHAPE aliases; "
+                        "ma is not one")
 
     def operand_read(kb, vr, t):
         _in_place_matmul(kb, "x")

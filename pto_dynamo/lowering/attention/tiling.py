@@ -189,10 +189,10 @@ class _Attention:
         self._pv(pp, pv, j0, vm, vs)
         with kb.stage(Role.VECTOR):
             kb.emit("TPOP", pipe="pv")
-            pvt = self.full("pvt", F32, self.Dvc, plan.Dv)
+            pvt = self.full("pvt", F32, self.Dvc, plan.Dv)        # read in the slot: freed after the add
             kb.emit("TLOAD", pvt, GmView(pv.slot(Role.VECTOR), s0 * self.Dvc, self.sv, plan.Dv, self.Dvc))
-            kb.emit("TFREE", pipe="pv")
             kb.emit("TADD", o, o, pvt)
+            kb.emit("TFREE", pipe="pv")
 
     def _scores(self, qk, j0, vm, vs):
         kb, plan, Mq, Ns = self.kb, self.plan, self.Mq, self.Ns
@@ -231,10 +231,14 @@ class _Attention:
         with kb.stage(Role.VECTOR):
             kb.emit("TPOP", pipe="qk")
             s = self.full("s", F32, Ns, vs)
-            kb.emit("TLOAD", s, GmView(qk.slot(Role.VECTOR), s0 * Ns, sv, vs, Ns))
+            window = GmView(qk.slot(Role.VECTOR), s0 * Ns, sv, vs, Ns)
+            if plan.scale != 1.0:                 # s = scale x (the scores, read in the slot)
+                raw = self.full("s_raw", F32, Ns, vs)
+                kb.emit("TLOAD", raw, window)
+                kb.emit("TMULS", s, raw, plan.scale)
+            else:
+                kb.emit("TLOAD", s, window)
             kb.emit("TFREE", pipe="qk")
-            if plan.scale != 1.0:
-                kb.emit("TMULS", s, s, plan.scale)
             if plan.mask is not None:
                 mk = self.full("mk", self.mask_dtype, Ns, vs)
                 mask = plan.mask

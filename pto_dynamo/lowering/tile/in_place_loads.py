@@ -1,6 +1,7 @@
 """Mark the TLOADs of a vector kernel whose Vec tiles may read the input where it lies.
 
     read_inputs_in_place(program) -> TileProgram       (TLOAD attr in_place=True where allowed)
+    read_slots_in_place(program) -> TileProgram        (the same for loads from held pipe slots)
 
 A TLOAD with `in_place=True` lets the cpu target point a Vec tile at the global window instead of
 copying it (docs/device_abi.md, LoadHint::InPlace): the V-ops then read a kernel input straight
@@ -12,12 +13,20 @@ first). That gives the same results as a copy when
   tile), and it is not aliased by TRESHAPE, whose alias would share the pointer.
 The hint never changes what a target that copies computes; the verifier checks the same rules
 (verify_in_place.py).
+
+A Vec tile may also be loaded in place from a gm-pipe slot its role holds (`slot_read_tiles`;
+KernelBuilder.build marks every such load of a mixed kernel): flash attention's scores and P @ V
+block, a mixed kernel's matmul results. The slot is this block's own and nobody writes it until the consumer frees it,
+so reading it there equals reading a copy when
+- no instruction but its TLOADs writes the tile, and nothing aliases it;
+- every instruction that reads it follows one of those TLOADs in the same body, with no TPOP or
+  TFREE of that pipe in between (a TFREE later in the body, or after the loop around it, ends it).
 """
 from __future__ import annotations
 
 import dataclasses
 
-from pto_dynamo.lowering.tile.ir import SerialLoop, Stage, TileInst, TileLoc, TileLoop, TileProgram, walk
+from pto_dynamo.lowering.tile.ir import GmView, SerialLoop, Stage, TileInst, TileLoc, TileLoop, TileProgram, walk
 
 
 def eligible_tiles(program: TileProgram) -> set[str]:
@@ -36,9 +45,60 @@ def eligible_tiles(program: TileProgram) -> set[str]:
     return {t for t in loaded - written - aliased if decls[t].loc is TileLoc.Vec}
 
 
+def slot_read_tiles(program: TileProgram) -> set[str]:
+    """Vec tiles that may be loaded in place from a pipe slot (see module doc)."""
+    decls, slots = program.tile_decls(), program.slots()
+    insts = [s for s in walk(program.body) if isinstance(s, TileInst)]
+    reads: dict[str, int] = {}
+    loaded, other_writes = set(), set()
+    for inst in insts:
+        for t in inst.ins:
+            if isinstance(t, str):
+                reads[t] = reads.get(t, 0) + 1
+        is_slot_load = inst.op == "TLOAD" and isinstance(inst.ins[0], GmView) and inst.ins[0].tensor in slots
+        for t in (*inst.outs, *inst.tmps):
+            if isinstance(t, str):
+                (loaded if is_slot_load else other_writes).add(t)
+    aliases = program.aliases()
+    candidates = {t for t in loaded - other_writes - set(aliases) - set(aliases.values()) if decls[t].loc is TileLoc.Vec}
+    covered: dict[str, int] = {}             # reads inside the windows of the candidates' loads
+    bad: set[str] = set()
+
+    def scan(body):
+        for i, stmt in enumerate(body):
+            if isinstance(stmt, (TileLoop, SerialLoop, Stage)):
+                scan(stmt.body)
+                continue
+            if not (isinstance(stmt, TileInst) and stmt.op == "TLOAD" and stmt.outs[0] in candidates):
+                continue
+            tile, pipe = stmt.outs[0], slots[stmt.ins[0].tensor][0].name
+            for later in body[i + 1:]:
+                if isinstance(later, (TileLoop, SerialLoop, Stage)):
+                    if any(isinstance(x, TileInst) and tile in x.ins for x in walk(later.body)):
+                        bad.add(tile)         # read in a nested loop: keep the rule simple
+                    continue
+                if not isinstance(later, TileInst):
+                    continue
+                if later.op in ("TPOP", "TFREE") and later.attr("pipe") == pipe or later.outs[:1] == (tile,):
+                    break
+                covered[tile] = covered.get(tile, 0) + sum(1 for x in later.ins if x == tile)
+
+    scan(program.body)
+    return {t for t in candidates - bad if covered.get(t, 0) == reads.get(t, 0)}
+
+
 def read_inputs_in_place(program: TileProgram) -> TileProgram:
     """`program` with in_place=True on every TLOAD into an eligible tile (see module doc)."""
-    tiles = eligible_tiles(program)
+    return _mark(program, eligible_tiles(program))
+
+
+def read_slots_in_place(program: TileProgram) -> TileProgram:
+    """`program` with in_place=True on every TLOAD from a pipe slot into a tile that may read it
+    there (slot_read_tiles)."""
+    return _mark(program, slot_read_tiles(program) if program.pipes else set())
+
+
+def _mark(program: TileProgram, tiles: set[str]) -> TileProgram:
     if not tiles:
         return program
 

@@ -1,7 +1,8 @@
 """Verifier rules of in-place loads (TLOAD attr `in_place=True`): matmul operands and Vec tiles.
 
 A Vec tile may be loaded in place when it is only read (in_place_loads.py: a kernel input, no
-instruction but its TLOADs writes the tile, no TRESHAPE aliases it). For matmul operands:
+instruction but its TLOADs writes the tile, no TRESHAPE aliases it), or from a pipe slot its role
+holds, read only until the slot is freed (in_place_loads.slot_read_tiles). For matmul operands:
 
 On the cpu target such a Mat tile holds a view of global memory instead of a copy, and TMOV or
 TEXTRACT into a Left/Right tile passes the view on to TMATMUL (docs/device_abi.md). That is the
@@ -14,7 +15,7 @@ same result as a copy only when
 """
 from __future__ import annotations
 
-from pto_dynamo.lowering.tile.in_place_loads import eligible_tiles
+from pto_dynamo.lowering.tile.in_place_loads import eligible_tiles, slot_read_tiles
 from pto_dynamo.lowering.tile.ir import TileInst, TileLoc, walk
 from pto_dynamo.lowering.tile.printer import fmt_inst
 
@@ -29,14 +30,15 @@ def check_in_place(ctx) -> None:
     if not loads:
         return
     mats = set()
-    vec_ok = eligible_tiles(ctx.program)
+    vec_ok = eligible_tiles(ctx.program) | slot_read_tiles(ctx.program)
     for inst in loads:
         ctx.where = fmt_inst(inst)
         dst, view = ctx.tile(inst.outs[0]), inst.ins[0]
         if dst is not None and dst.loc is TileLoc.Vec:
             if dst.name not in vec_ok:
                 ctx.error(f"an in-place TLOAD into a Vec tile needs a tile that only TLOADs from kernel inputs "
-                          f"write and that no TRESHAPE aliases; {dst.name} is not one")
+                          f"(or from a held pipe slot, read before its TFREE) write and that no TRESHAPE aliases; "
+                          f"{dst.name} is not one")
             continue
         if dst is not None and dst.loc is not TileLoc.Mat:
             ctx.error(f"an in-place TLOAD writes a Mat tile (a matmul operand) or a Vec tile; "

@@ -29,9 +29,6 @@
 #include <dlfcn.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-#include <array>
-#include <utility>
 #if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
@@ -746,11 +743,21 @@ PTO_INLINE void packed_block(float* c, std::ptrdiff_t ldc, bool accumulate, cons
   }
 }
 
-using PackedBlockFn = void (*)(float*, std::ptrdiff_t, bool, const float*, std::ptrdiff_t, const float*, int, int);
-// packed_block<1> .. packed_block<MR>, by row count
-template <int... R>
-constexpr auto packed_blocks(std::integer_sequence<int, R...>) {
-  return std::array<PackedBlockFn, sizeof...(R)>{&packed_block<R + 1>...};
+// The rows below the last full block of MR, in blocks of 8, 4, 2 and 1 (the powers of two below
+// MR): few instantiations of the register block, since every one costs each kernel library that
+// runs a float TMATMUL compile time (all of 1..12 on AVX-512: +0.4 s a library).
+template <int P>
+PTO_INLINE void packed_rest(float* c, std::ptrdiff_t ldc, bool accumulate, const float* a, std::ptrdiff_t lda,
+                            const float* panel, int K, int nr, int rows) {
+  if constexpr (P >= 1) {
+    if (rows >= P) {
+      packed_block<P>(c, ldc, accumulate, a, lda, panel, K, nr);
+      c += P * ldc;
+      a += P * lda;
+      rows -= P;
+    }
+    packed_rest<P / 2>(c, ldc, accumulate, a, lda, panel, K, nr, rows);
+  }
 }
 
 // Not inlined: one copy per element type and library (a tile-sized product per call), instead of
@@ -760,7 +767,6 @@ template <typename T, bool BRows = false>
                                           const T* b, std::ptrdiff_t ldb, int M, int N, int K) {
   using P = PackedVec;
   constexpr int MR = P::MR;
-  static constexpr auto blocks = packed_blocks(std::make_integer_sequence<int, MR>{});
   const float* af = reinterpret_cast<const float*>(a);
   if constexpr (!std::is_same_v<T, float>) {   // bf16 A: widened once, row-major with lda = K
     float* w = packed_scratch(1, std::size_t(M) * K);
@@ -772,23 +778,15 @@ template <typename T, bool BRows = false>
     af = w;
     lda = K;
   }
-  // Blocks of MR rows; a rest of 1-3 rows joins the last full block as two blocks of about half
-  // (7 rows: 4 + 3): a block of 1-3 rows keeps 2-6 chains of FMAs, too few to hide their latency
-  // (AVX2, 1 thread, 128 x 256 x 256: 94.5 -> 95.5 GF/s; a 126-row tile runs at 96.8).
-  const int rest = M % MR, tail = M >= MR && rest >= 1 && rest <= 3 ? MR + rest : rest;
-  const int last[2] = {tail > MR ? (tail + 1) / 2 : tail, tail > MR ? tail / 2 : 0};
+  const int full = M / MR * MR;
   float* panel = packed_scratch(0, std::size_t(K) * kPanelCols);
   for (int j = 0; j < N; j += kPanelCols) {
     const int nr = N - j < kPanelCols ? N - j : kPanelCols;
     pack_panel<BRows>(panel, BRows ? b + j : b + std::ptrdiff_t(j) * ldb, ldb, K, nr);
     float* cj = c + j;
     int i = 0;
-    for (; i < M - tail; i += MR) packed_block<MR>(cj + i * ldc, ldc, accumulate, af + i * lda, lda, panel, K, nr);
-    for (const int n : last)
-      if (n > 0) {
-        blocks[n - 1](cj + i * ldc, ldc, accumulate, af + i * lda, lda, panel, K, nr);
-        i += n;
-      }
+    for (; i < full; i += MR) packed_block<MR>(cj + i * ldc, ldc, accumulate, af + i * lda, lda, panel, K, nr);
+    packed_rest<(MR > 8 ? 8 : 4)>(cj + i * ldc, ldc, accumulate, af + i * lda, lda, panel, K, nr, M - full);
   }
 }
 #endif
