@@ -590,7 +590,8 @@ template <bool BRows>
   }
 }
 
-// Up to this many rows bf16 stays on the dot kernels (a B panel costs the same for 1 row or 256).
+// Up to this many rows bf16 stays on the dot kernels (a B panel costs the same for 1 row or 256;
+// the SwiGLU MLP at T=16, 16 x 16 few-rows tiles, took 2.9x longer on AMX from 5 rows on).
 #ifndef PTO_AMX_MIN_ROWS
 #define PTO_AMX_MIN_ROWS 16
 #endif
@@ -673,32 +674,40 @@ PTO_INLINE void pack_panel(float* __restrict__ panel, const BT* __restrict__ b, 
   if constexpr (BRows) {
     for (int k = 0; k < K; ++k) {
       const BT* bk = b + std::ptrdiff_t(k) * ldb;
-      if (nr == kPanelCols) {
-        P::store(panel + k * kPanelCols, P::widen(bk));
-        P::store(panel + k * kPanelCols + W, P::widen(bk + W));
-      } else {
-        for (int j = 0; j < kPanelCols; ++j) panel[k * kPanelCols + j] = j < nr ? load1(bk[j]) : 0.0f;
+      for (int h = 0; h < 2; ++h) {
+        const int cols = nr - h * W < 0 ? 0 : nr - h * W > W ? W : nr - h * W;
+        float* dst = panel + k * kPanelCols + h * W;
+        if (cols == W) P::store(dst, P::widen(bk + h * W));
+        else
+          for (int j = 0; j < W; ++j) dst[j] = j < cols ? load1(bk[h * W + j]) : 0.0f;
       }
     }
     return;
   }
-  int k = 0;
-  if (nr == kPanelCols) {
-    // One half (W columns of B, W lines of memory) at a time over the whole K: half the read
-    // streams (AVX2, Zen 3: a [2816, 1024] f32 weight from DRAM packs in 0.62-0.70 ms, 0.89-0.93 ms
-    // with both halves per K step).
-    const int kw = K / W * W;
-    for (int h = 0; h < 2; ++h)
-      for (int kk = 0; kk < kw; kk += W) {
+  // One half (W columns of B, W lines of memory) at a time over the whole K: half the read streams
+  // (AVX2, Zen 3: a [2816, 1024] f32 weight from DRAM packs in 0.62-0.70 ms, 0.89-0.93 ms with
+  // both halves per K step). A half with no valid column is zeros; a partly valid one goes
+  // element by element (a few-rows tile of 16 columns is one full half on AVX-512: element by
+  // element, the SwiGLU MLP at T=16 took 2.5x inductor's time).
+  const int kw = K / W * W;
+  for (int h = 0; h < 2; ++h) {
+    const int cols = nr - h * W < 0 ? 0 : nr - h * W > W ? W : nr - h * W;
+    if (cols == 0) {
+      for (int k = 0; k < K; ++k) P::store(panel + k * kPanelCols + h * W, P::zero());
+      continue;
+    }
+    int k = 0;
+    if (cols == W) {
+      for (; k < kw; k += W) {
         typename P::V r[W];
-        for (int j = 0; j < W; ++j) r[j] = P::widen(b + (h * W + j) * ldb + kk);
+        for (int j = 0; j < W; ++j) r[j] = P::widen(b + (h * W + j) * ldb + k);
         P::transpose(r);
-        for (int i = 0; i < W; ++i) P::store(panel + (kk + i) * kPanelCols + h * W, r[i]);
+        for (int i = 0; i < W; ++i) P::store(panel + (k + i) * kPanelCols + h * W, r[i]);
       }
-    k = kw;
+    }
+    for (; k < K; ++k)
+      for (int j = 0; j < W; ++j) panel[k * kPanelCols + h * W + j] = j < cols ? load1(b[(h * W + j) * ldb + k]) : 0.0f;
   }
-  for (; k < K; ++k)
-    for (int j = 0; j < kPanelCols; ++j) panel[k * kPanelCols + j] = j < nr ? load1(b[j * ldb + k]) : 0.0f;
 }
 
 // MR rows x 2W columns of C (nr valid) = [C +] A rows (f32, lda) @ the panel.
@@ -876,7 +885,9 @@ PTO_INLINE void matmul(Acc& acc, const typename Acc::DType* cin, Left& left, Rig
   if constexpr (std::is_same_v<CT, float> && std::is_same_v<AT, float> && std::is_same_v<BT, float>) {
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
     if constexpr (Right::isColumnStored) {
-      if (M <= kF32DotRows) return dots<F32DotKernel>(c, ldc, acc_in, a, lda, b, ldb, M, N, K);
+      // a few-rows tile (16 x 16, cube/tiling.few_rows_shape) fills half an AVX-512 panel: dots
+      if (M <= kF32DotRows || (M <= 16 && N <= PackedVec::W && N < kPanelCols))
+        return dots<F32DotKernel>(c, ldc, acc_in, a, lda, b, ldb, M, N, K);
       return packed_gemm(c, ldc, acc_in != nullptr, a, lda, b, ldb, M, N, K);
     }
 #endif
