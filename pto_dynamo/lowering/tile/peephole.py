@@ -75,7 +75,6 @@ def merge_pairs(program: TileProgram) -> TileProgram:
     refs = _references(program)
     aliases = program.aliases()
     aliased = set(aliases) | set(aliases.values())
-    merged_any = False
 
     def mergeable(first: TileInst, second: TileInst) -> PairRule | None:
         rule = PAIR_RULES.get((first.op, second.op))
@@ -90,8 +89,26 @@ def merge_pairs(program: TileProgram) -> TileProgram:
             return None
         return rule if rule.allowed(first, decls) else None
 
+    def combine(first: TileInst, second: TileInst):
+        rule = mergeable(first, second)
+        if rule is None:
+            return None
+        # at second's place: its destination is declared by then
+        return (TileInst(rule.merged, second.outs, first.ins, attrs=first.attrs),)
+
+    return _rewrite_pairs(program, combine, aliased)
+
+
+def _rewrite_pairs(program: TileProgram, combine, aliased: set[str], prepare=lambda inst: inst) -> TileProgram:
+    """Walk every body's instructions as adjacent pairs (only declarations and lets between the
+    two): `combine(first, second)` returns None to keep both, or what replaces the pair (one
+    instruction, which may pair with the next one, or nothing). `prepare` rewrites each
+    instruction before it is looked at. Tiles left without a reference lose their declarations;
+    the program itself comes back when nothing changed."""
+    changed = False
+
     def rewrite(body: tuple[Stmt, ...]) -> tuple[Stmt, ...]:
-        nonlocal merged_any
+        nonlocal changed
         out: list[Stmt] = []
         pending: int | None = None          # index in `out` of the last instruction
         for stmt in body:
@@ -100,15 +117,14 @@ def merge_pairs(program: TileProgram) -> TileProgram:
                 pending = None
                 continue
             if isinstance(stmt, TileInst):
-                if pending is not None:
-                    first = out[pending]
-                    rule = mergeable(first, stmt)
-                    if rule is not None:    # at second's place: its destination is declared by then
-                        del out[pending]
-                        out.append(TileInst(rule.merged, stmt.outs, first.ins, attrs=first.attrs))
-                        pending = len(out) - 1
-                        merged_any = True
-                        continue
+                stmt = prepare(stmt)
+                replaced = combine(out[pending], stmt) if pending is not None else None
+                if replaced is not None:
+                    del out[pending]
+                    out.extend(replaced)
+                    pending = len(out) - 1 if replaced else None
+                    changed = True
+                    continue
                 out.append(stmt)
                 pending = len(out) - 1
                 continue
@@ -116,7 +132,7 @@ def merge_pairs(program: TileProgram) -> TileProgram:
         return tuple(out)
 
     body = rewrite(program.body)
-    if not merged_any:
+    if not changed:
         return program
     program = dataclasses.replace(program, body=body)
     used = set(_references(program)) | aliased
@@ -159,33 +175,13 @@ def drop_round_trips(program: TileProgram) -> TileProgram:
             return tuple(renamed.get(o, o) if isinstance(o, str) else o for o in ops)
         return dataclasses.replace(inst, outs=sub(inst.outs), ins=sub(inst.ins), tmps=sub(inst.tmps))
 
-    def rewrite(body: tuple[Stmt, ...]) -> tuple[Stmt, ...]:
-        out: list[Stmt] = []
-        pending: int | None = None
-        for stmt in body:
-            if isinstance(stmt, (TileLoop, SerialLoop, Stage)):
-                out.append(dataclasses.replace(stmt, body=rewrite(stmt.body)))
-                pending = None
-                continue
-            if isinstance(stmt, TileInst):
-                stmt = rename(stmt)
-                if pending is not None and round_trip(out[pending], stmt):
-                    renamed[stmt.outs[0]] = out[pending].ins[0]
-                    del out[pending]
-                    pending = None
-                    continue
-                out.append(stmt)
-                pending = len(out) - 1
-                continue
-            out.append(stmt)
-        return tuple(out)
+    def combine(first: TileInst, second: TileInst):
+        if not round_trip(first, second):
+            return None
+        renamed[second.outs[0]] = first.ins[0]
+        return ()
 
-    body = rewrite(program.body)
-    if not renamed:
-        return program
-    program = dataclasses.replace(program, body=body)
-    used = set(_references(program)) | aliased
-    return dataclasses.replace(program, body=_drop_decls(program.body, used))
+    return _rewrite_pairs(program, combine, aliased, prepare=rename)
 
 
 def _drop_decls(body: tuple[Stmt, ...], used: set[str]) -> tuple[Stmt, ...]:
