@@ -419,6 +419,9 @@ def _narrowed(m: _Match, operands, pv: Node, overlay: dict[str, Node]):
             return None
         user = m.nodes[users[0]]
         if user.target in _CASTS and user.meta.dtype == low:
+            src = m.graph.meta_of(name)          # the alias must lie as the cast's result did
+            if not same_layout(src.shape, src.stride, user.meta.shape, user.meta.stride):
+                return None
             break
         if user.target not in _MOVES:
             return None

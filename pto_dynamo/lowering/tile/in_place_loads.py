@@ -16,8 +16,8 @@ The hint never changes what a target that copies computes; the verifier checks t
 
 A Vec tile may also be loaded in place from a gm-pipe slot its role holds (`slot_read_tiles`;
 KernelBuilder.build marks every such load of a mixed kernel): flash attention's scores and P @ V
-block, a mixed kernel's matmul results. The slot is this block's own and nobody writes it until the consumer frees it,
-so reading it there equals reading a copy when
+block, a mixed kernel's matmul results. The slot is this block's own and nobody writes it until
+the consumer frees it, so reading it there equals reading a copy when
 - no instruction but its TLOADs writes the tile, and nothing aliases it;
 - every instruction that reads it follows one of those TLOADs in the same body, with no TPOP or
   TFREE of that pipe in between (a TFREE later in the body, or after the loop around it, ends it).
