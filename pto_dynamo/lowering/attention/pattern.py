@@ -342,11 +342,7 @@ def _fold_scale(m: _Match, operand: Ref):
     rewritten to read x (same shape, strides and dtype as the product), and s. None otherwise.
     The views then live in x's storage: their offsets move by x's (a view of `k[1]` starts past
     k[0]; kept at the product's 0, the kernel read k[0])."""
-    chain, value = [], operand
-    n = m.node(value)
-    while n is not None and n.target in _VIEWS and isinstance(n.args[0], Ref):
-        chain.append(n)
-        n = m.node(n.args[0])
+    chain, n = _view_chain(m, operand, {}, _VIEWS)
     if not chain or n is None or n.target not in (aten.mul.Tensor, aten.mul.Scalar) or not _scalar(n.args[1]) \
             or not isinstance(n.args[0], Ref):
         return None
@@ -355,12 +351,23 @@ def _fold_scale(m: _Match, operand: Ref):
         return None
     if any(len(m.users.get(c.name, ())) != 1 for c in (n, *chain)) or n.name in m.graph.output_names:
         return None
-    shift = x.offset - product.offset
-    moved = [c if exprs_equal(shift, 0) else c.with_(meta=replace(c.meta, offset=c.meta.offset + shift))
-             for c in chain]
-    first = moved[-1]                            # the view that reads the product
-    moved[-1] = first.with_(args=(n.args[0], *first.args[1:]))
-    return moved, float(n.args[1])
+    return _reroot(chain, n.args[0], x.offset - product.offset), float(n.args[1])
+
+
+def _reroot(chain: list[Node], source: Ref, shift, dtype=None) -> list[Node]:
+    """`chain` (the operand's own node first, the one reading the old source last) rewritten to
+    read `source`: offsets moved by `shift` up to a copy (a clone's views read a tensor of its
+    own), the element type made `dtype` when one is given."""
+    moved = []
+    for c in reversed(chain):                    # from the source up
+        meta = c.meta if dtype is None else replace(c.meta, dtype=dtype)
+        if c.target is aten.clone.default:
+            shift = 0
+        elif not exprs_equal(shift, 0):
+            meta = replace(meta, offset=meta.offset + shift)
+        moved.append(c if meta == c.meta else c.with_(meta=meta))
+    moved[0] = moved[0].with_(args=(source, *moved[0].args[1:]))
+    return moved
 
 
 _LOW = (torch.bfloat16, torch.float16)
@@ -370,13 +377,13 @@ _LOW = (torch.bfloat16, torch.float16)
 _MOVES = _VIEWS + _ORDERED_VIEWS + (aten.clone.default,)
 
 
-def _view_chain(m: _Match, value, overlay: dict[str, Node]):
-    """The moves (_MOVES) from `value` back to the first node that is none (value's own first), and
-    it; nodes already rewritten (`overlay`, the views of a folded scale) read as rewritten."""
+def _view_chain(m: _Match, value, overlay: dict[str, Node], moves=_MOVES):
+    """The nodes of `moves` from `value` back to the first node that is none (value's own first),
+    and it; nodes already rewritten (`overlay`, the views of a folded scale) read as rewritten."""
     def node(v):
         return overlay.get(v.name) or m.node(v) if isinstance(v, Ref) else None
     chain, n = [], node(value)
-    while n is not None and n.target in _MOVES and isinstance(n.args[0], Ref):
+    while n is not None and n.target in moves and isinstance(n.args[0], Ref):
         chain.append(n)
         n = node(n.args[0])
     return chain, n
@@ -401,16 +408,9 @@ def _narrowed(m: _Match, operands, pv: Node, overlay: dict[str, Node]):
                 or not same_layout(x.shape, x.stride, wide.shape, wide.stride) \
                 or any(len(m.users.get(c.name, ())) != 1 for c in (cast, *chain)) or cast.name in m.graph.output_names:
             return None
-        low, shift = x.dtype, x.offset - wide.offset
-        moved = []
-        for c in reversed(chain):                # from the cast up: views of x move by x's offset
-            moved.append(c.with_(meta=replace(c.meta, dtype=low, offset=c.meta.offset + shift)))
-            if c.target is aten.clone.default:   # ... up to a copy, whose views read a tensor of its own
-                shift = 0
-                moved[-1] = c.with_(meta=replace(c.meta, dtype=low))
-        if moved:
-            moved[0] = moved[0].with_(args=(cast.args[0], *moved[0].args[1:]))
-        nodes += moved
+        low = x.dtype
+        if chain:
+            nodes += _reroot(chain, cast.args[0], x.offset - wide.offset, low)
         new_operands.append(operand if chain else cast.args[0])
     out, name = [], pv.name                      # the result: views, then the narrowing cast
     while True:

@@ -40,8 +40,7 @@ def eligible_tiles(program: TileProgram) -> set[str]:
             loaded.add(inst.outs[0])
         else:
             written |= {t for t in (*inst.outs, *inst.tmps) if isinstance(t, str)}
-    aliases = program.aliases()
-    aliased = set(aliases) | set(aliases.values())
+    aliased = program.aliased()
     return {t for t in loaded - written - aliased if decls[t].loc is TileLoc.Vec}
 
 
@@ -59,8 +58,7 @@ def slot_read_tiles(program: TileProgram) -> set[str]:
         for t in (*inst.outs, *inst.tmps):
             if isinstance(t, str):
                 (loaded if is_slot_load else other_writes).add(t)
-    aliases = program.aliases()
-    candidates = {t for t in loaded - other_writes - set(aliases) - set(aliases.values()) if decls[t].loc is TileLoc.Vec}
+    candidates = {t for t in loaded - other_writes - program.aliased() if decls[t].loc is TileLoc.Vec}
     covered: dict[str, int] = {}             # reads inside the windows of the candidates' loads
     bad: set[str] = set()
 

@@ -337,6 +337,11 @@ class TileProgram:
         """Tiles bound by TRESHAPE (no storage of their own) -> the tile whose bytes they alias."""
         return alias_map(self.body)
 
+    def aliased(self) -> set[str]:
+        """Every tile on either side of a TRESHAPE alias (the alias and the tile it aliases)."""
+        aliases = self.aliases()
+        return set(aliases) | set(aliases.values())
+
 
 def alias_map(body: tuple["Stmt", ...]) -> dict[str, str]:
     """alias tile -> root tile (following chains of TRESHAPE)."""

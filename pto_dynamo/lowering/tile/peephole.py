@@ -73,8 +73,7 @@ def merge_pairs(program: TileProgram) -> TileProgram:
     """`program` with every mergeable pair (see module doc) replaced by its one instruction."""
     decls = program.tile_decls()
     refs = _references(program)
-    aliases = program.aliases()
-    aliased = set(aliases) | set(aliases.values())
+    aliased = program.aliased()
 
     def mergeable(first: TileInst, second: TileInst) -> PairRule | None:
         rule = PAIR_RULES.get((first.op, second.op))
@@ -96,10 +95,10 @@ def merge_pairs(program: TileProgram) -> TileProgram:
         # at second's place: its destination is declared by then
         return (TileInst(rule.merged, second.outs, first.ins, attrs=first.attrs),)
 
-    return _rewrite_pairs(program, combine, aliased)
+    return _rewrite_pairs(program, combine)
 
 
-def _rewrite_pairs(program: TileProgram, combine, aliased: set[str], prepare=lambda inst: inst) -> TileProgram:
+def _rewrite_pairs(program: TileProgram, combine, prepare=lambda inst: inst) -> TileProgram:
     """Walk every body's instructions as adjacent pairs (only declarations and lets between the
     two): `combine(first, second)` returns None to keep both, or what replaces the pair (one
     instruction, which may pair with the next one, or nothing). `prepare` rewrites each
@@ -135,7 +134,7 @@ def _rewrite_pairs(program: TileProgram, combine, aliased: set[str], prepare=lam
     if not changed:
         return program
     program = dataclasses.replace(program, body=body)
-    used = set(_references(program)) | aliased
+    used = set(_references(program)) | program.aliased()
     return dataclasses.replace(program, body=_drop_decls(program.body, used))
 
 
@@ -156,8 +155,7 @@ def drop_round_trips(program: TileProgram) -> TileProgram:
     """`program` without its exact conversion round trips (see module doc)."""
     decls = program.tile_decls()
     refs, writes = _references(program), _writes(program)
-    aliases = program.aliases()
-    aliased = set(aliases) | set(aliases.values())
+    aliased = program.aliased()
     renamed: dict[str, str] = {}
 
     def round_trip(first: TileInst, second: TileInst) -> bool:
@@ -181,7 +179,7 @@ def drop_round_trips(program: TileProgram) -> TileProgram:
         renamed[second.outs[0]] = first.ins[0]
         return ()
 
-    return _rewrite_pairs(program, combine, aliased, prepare=rename)
+    return _rewrite_pairs(program, combine, prepare=rename)
 
 
 def _drop_decls(body: tuple[Stmt, ...], used: set[str]) -> tuple[Stmt, ...]:

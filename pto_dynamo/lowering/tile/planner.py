@@ -84,8 +84,7 @@ def in_place_pairs(program: TileProgram) -> set[tuple[str, str]]:
     an instruction reads src at the place it writes each element of dst (same-place families),
     and both tiles are stored alike (memory, element type, capacity, layout); no TRESHAPE alias."""
     decls = program.tile_decls()
-    aliases = program.aliases()
-    aliased = set(aliases) | set(aliases.values())
+    aliased = program.aliased()
     pairs = set()
     for inst in (s for s in walk(program.body) if isinstance(s, TileInst)):
         spec = OPS.get(inst.op)               # (an unknown opcode is the verifier's to report)

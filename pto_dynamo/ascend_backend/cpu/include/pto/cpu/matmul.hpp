@@ -596,6 +596,7 @@ template <bool BRows>
 #define PTO_AMX_MIN_ROWS 16
 #endif
 constexpr int kAmxMinRows = PTO_AMX_MIN_ROWS;
+PTO_INLINE bool use_amx(int M) { return M > kAmxMinRows && amx_permitted(); }
 #endif
 
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
@@ -665,6 +666,12 @@ PTO_INLINE float* packed_scratch(int slot, std::size_t floats) {
   return static_cast<float*>(matmul_scratch(slot, floats * 4));
 }
 
+// The valid columns of panel half h (0 or 1) when nr of the panel's 2W are valid: 0..W.
+PTO_INLINE int panel_half_cols(int nr, int h) {
+  const int cols = nr - h * PackedVec::W;
+  return cols < 0 ? 0 : cols > PackedVec::W ? PackedVec::W : cols;
+}
+
 // panel[k * 2W + j] = B(k, j) for j < nr (B column-stored: (k, j) at b[j * ldb + k]; with BRows
 // row-stored: at b[k * ldb + j]), 0 past nr.
 template <bool BRows, typename BT>
@@ -675,7 +682,7 @@ PTO_INLINE void pack_panel(float* __restrict__ panel, const BT* __restrict__ b, 
     for (int k = 0; k < K; ++k) {
       const BT* bk = b + std::ptrdiff_t(k) * ldb;
       for (int h = 0; h < 2; ++h) {
-        const int cols = nr - h * W < 0 ? 0 : nr - h * W > W ? W : nr - h * W;
+        const int cols = panel_half_cols(nr, h);
         float* dst = panel + k * kPanelCols + h * W;
         if (cols == W) P::store(dst, P::widen(bk + h * W));
         else
@@ -691,7 +698,7 @@ PTO_INLINE void pack_panel(float* __restrict__ panel, const BT* __restrict__ b, 
   // element, the SwiGLU MLP at T=16 took 2.5x inductor's time).
   const int kw = K / W * W;
   for (int h = 0; h < 2; ++h) {
-    const int cols = nr - h * W < 0 ? 0 : nr - h * W > W ? W : nr - h * W;
+    const int cols = panel_half_cols(nr, h);
     if (cols == 0) {
       for (int k = 0; k < K; ++k) P::store(panel + k * kPanelCols + h * W, P::zero());
       continue;
@@ -870,7 +877,7 @@ PTO_INLINE void matmul(Acc& acc, const typename Acc::DType* cin, Left& left, Rig
       if (M <= kBRowsDotRows) return brows_dots(c, ldc, acc_in, au, lda, bu, ld, M, N, K);
 #if defined(__AVX512BF16__) && defined(__AMX_TILE__) && defined(__AMX_BF16__)
       if constexpr (std::is_same_v<U, uint16_t>)
-        if (M > kAmxMinRows && amx_permitted()) return amx_bf16_gemm<true>(c, ldc, acc_in != nullptr, au, lda, bu, ld, M, N, K);
+        if (use_amx(M)) return amx_bf16_gemm<true>(c, ldc, acc_in != nullptr, au, lda, bu, ld, M, N, K);
 #endif
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
       return packed_gemm<U, true>(c, ldc, acc_in != nullptr, au, lda, bu, ld, M, N, K);
@@ -886,7 +893,7 @@ PTO_INLINE void matmul(Acc& acc, const typename Acc::DType* cin, Left& left, Rig
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
     if constexpr (Right::isColumnStored) {
       // a few-rows tile (16 x 16, cube/tiling.few_rows_shape) fills half an AVX-512 panel: dots
-      if (M <= kF32DotRows || (M <= 16 && N <= PackedVec::W && N < kPanelCols))
+      if (M <= kF32DotRows || (M <= 16 && N <= PackedVec::W))
         return dots<F32DotKernel>(c, ldc, acc_in, a, lda, b, ldb, M, N, K);
       return packed_gemm(c, ldc, acc_in != nullptr, a, lda, b, ldb, M, N, K);
     }
@@ -897,7 +904,7 @@ PTO_INLINE void matmul(Acc& acc, const typename Acc::DType* cin, Left& left, Rig
   if constexpr (std::is_same_v<CT, float> && std::is_same_v<AT, bfloat16_t> && std::is_same_v<BT, bfloat16_t> &&
                 Right::isColumnStored) {
 #if defined(__AMX_TILE__) && defined(__AMX_BF16__)
-    if (M > kAmxMinRows && amx_permitted())
+    if (use_amx(M))
       return amx_bf16_gemm<false>(c, ldc, acc_in != nullptr, reinterpret_cast<const uint16_t*>(a), lda,
                                   reinterpret_cast<const uint16_t*>(b), ldb, M, N, K);
 #endif
