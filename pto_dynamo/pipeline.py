@@ -39,6 +39,7 @@ from pto_dynamo.lowering.tile.planner import PlanningError
 from pto_dynamo.lowering.vector import claims  # noqa: F401  (registers the vector device claims)
 from pto_dynamo.lowering.cube import claims as cube_claims, expand as cube_expand  # noqa: F401  (cube claims)
 from pto_dynamo.lowering.attention import claims as attention_claims  # noqa: F401  (the attention claim)
+from pto_dynamo.lowering.attention.out_layout import store_attention_as_read
 from pto_dynamo.lowering.attention.pattern import recognise_attention
 from pto_dynamo.lowering.vector.fusion import FusionError
 from pto_dynamo.lowering.vector.lower import lower_vector_region
@@ -65,6 +66,7 @@ GRAPH_PASSES = (
     GraphPass("cse", eliminate_common_subexpressions, lambda o: o.cse),
     GraphPass("reinplace", reinplace_input_mutations, lambda o: o.reinplace),
     GraphPass("attention", recognise_attention, lambda o: not o.host_only),
+    GraphPass("attention_layout", store_attention_as_read, lambda o: not o.host_only),
     GraphPass("dce", eliminate_dead_code),
 )
 

@@ -192,6 +192,36 @@ def test_bf16_sdpa_runs_on_bf16_operands(fresh, fn):
     assert not [n.name for n in graph.nodes if n.target is torch.ops.aten._to_copy.default]
 
 
+@pytest.mark.parametrize("then", ["returned", "projected", "read_twice"])
+def test_sdpa_result_stored_in_its_callers_layout(fresh, then):
+    """SDPA's decomposition copies its result into ATen's flash-attention layout ([B, H, T, D]
+    values in [T, B, H, D] memory: permute, clone, permute back). The attention node returns that
+    layout itself (rows_first) and the clone becomes a view: one kernel, no copy, the traced
+    strides; readers of the result (a projection, a reduction) read it through its views."""
+    w = torch.randn(2 * 32, 24, generator=torch.Generator().manual_seed(1))
+
+    def fn(q, k, v):
+        o = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        if then == "projected":              # the o-projection reads the result through its views
+            return o.transpose(1, 2).reshape(q.shape[0], q.shape[2], -1) @ w
+        if then == "read_twice":
+            return o, o.flatten(0, 1).sum(-1)
+        return o
+    args = _args([(1, 2, 77, 32)] * 3, torch.float32)
+    out = torch.compile(fn, backend="pto", fullgraph=True, options=VERIFY)(*args)
+    ref = fn(*args)
+    torch.testing.assert_close(out, ref, **TOL[torch.float32])
+    _check_attention_on_device(fresh)
+    c = compiled_graphs()[-1]
+    (node,) = [n for n in c.graph.nodes if n.target is ATTENTION]
+    kernels = [k for r in c.runners for k in r.kernel_names]
+    assert node.args[9] is True and tuple(node.meta.shape) == (77, 2, 32)
+    assert not [n.name for n in c.graph.nodes if n.target is torch.ops.aten.clone.default]
+    if then == "returned":                    # the traced layout, written by the kernel itself
+        assert out.stride() == (64, 32, 64, 1)
+        assert kernels == [k for k in kernels if k.startswith("pto_mixed_attention")]
+
+
 def test_scores_used_elsewhere_stay_unfused(fresh):
     """When the probabilities are also returned, the pattern does not apply; results still match."""
     def fn(q, k, v):

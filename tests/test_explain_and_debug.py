@@ -52,9 +52,10 @@ def test_debug_dir_dumps_every_stage(fresh, tmp_path, monkeypatch):
     assert (tmp_path / "dbg" / dynamo_dir / "00_dynamo_graph.txt").exists()
     fw = tmp_path / "dbg" / [f for f in folders if f.endswith("_forward")][0]
     stages = [p.name.split("_", 1)[1] for p in sorted(fw.iterdir())]
-    assert stages[:11] == ["aten_graph.txt", "ir.txt", "ir_after_index_checks.txt", "ir_after_gathers.txt",
+    assert stages[:12] == ["aten_graph.txt", "ir.txt", "ir_after_index_checks.txt", "ir_after_gathers.txt",
                            "ir_after_scatters.txt", "ir_after_splits.txt", "ir_after_cse.txt",
-                           "ir_after_reinplace.txt", "ir_after_attention.txt", "ir_after_dce.txt", "partition.txt"]
+                           "ir_after_reinplace.txt", "ir_after_attention.txt", "ir_after_attention_layout.txt",
+                           "ir_after_dce.txt", "partition.txt"]
     assert stages[-1] == "host_program.py"
     tiles = [s for s in stages if s.startswith("region") and "_tile_pto_vec_" in s]
     sources = [s for s in stages if s.startswith("region") and s.endswith("_source.cpp")]

@@ -432,13 +432,16 @@ class _Fuser:
 
     def _place_attention(self, node: Node) -> None:
         """pto::attention: a kernel over (batch, M, Dv) that reads q, k^T, v, the mask and the sink
-        in place and stores its own result."""
+        in place and stores its own result (rows_first: an [M, batch, Dv] one, stored through its
+        strides as the (batch, M, Dv) values)."""
         q, kt, v, mask = node.args[:4]
         views = [self.materialize(x.name) for x in (q, kt, v)]
         meta = node.meta
         out = self._own_buffer(node.name, meta)
-        k = self._new_kernel(meta.shape)
-        ops = [Operand(x.buffer, x.offset, tuple(x.meta.stride)) for x in (*views, out)]
+        rows_first = len(node.args) > 9 and node.args[9]
+        out_strides = tuple(meta.stride[i] for i in (1, 0, 2)) if rows_first else tuple(meta.stride)
+        k = self._new_kernel(tuple(meta.shape[i] for i in (1, 0, 2)) if rows_first else meta.shape)
+        ops = [Operand(x.buffer, x.offset, tuple(x.meta.stride)) for x in views] + [Operand(out.buffer, out.offset, out_strides)]
         deps = frozenset({k.index}).union(*(self.deps[x.name] for x in (q, kt, v)))
         sink = node.args[7] if len(node.args) > 7 else None
         broadcast = {}                           # the mask and the sink: read with broadcast strides
