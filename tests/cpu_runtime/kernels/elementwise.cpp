@@ -77,6 +77,9 @@ extern "C" __global__ AICORE void unary_f32(__gm__ float* out, __gm__ const floa
       case 21: TPOWS(ty, tx, 2.0f); break;
       case 22: TPOWS(ty, tx, 1.7f); break;
       case 23: TTRUNC(ty, tx); break;
+      // exp through the generic engine (GCC's vectorisation of vm::vexp), against which TEXP's
+      // explicitly vectorised AVX-512 path must agree bit for bit
+      case 24: pto::detail::ewise(ty, [](auto a) { return pto::vm::vexp(float(a)); }, tx); break;
       default: TEXPANDS(ty, -1.0f); break;
     }
     TSTORE(go, ty);

@@ -63,7 +63,6 @@ template <CmpMode M> PTO_INLINE __m256 cmp8(__m256 a, __m256 b) {
   else if constexpr (M == CmpMode::GT) return _mm256_cmp_ps(a, b, _CMP_GT_OQ);
   else return _mm256_cmp_ps(a, b, _CMP_GE_OQ);
 }
-template <typename T> constexpr bool f32_unit_cols_v = std::is_same_v<typename T::DType, float> && T::ColStride == 1;
 template <typename T> constexpr bool word_unit_cols_v = sizeof(typename T::DType) == 4 && T::ColStride == 1;
 
 // Mask bits of row r for columns [0, 8 * (vc / 8)): rhs8(r, c) gives the 8 right-hand values.

