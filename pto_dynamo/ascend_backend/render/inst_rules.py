@@ -23,10 +23,22 @@ def _call(op: str, *args: str) -> str:
 
 @render_rule(*ops_of_family("binary"), *ops_of_family("unary"), *ops_of_family("rowexpand_binary"),
              *ops_of_family("colexpand_binary"), "TROWEXPAND", "TCOLEXPAND", "TMOV", "TRESHAPE",
-             *ops_of_family("colreduce"), *ops_of_family("rowreduce"), "TMATMUL", "TMATMUL_ACC")
+             *ops_of_family("colreduce"), *ops_of_family("rowreduce"), "TMATMUL_ACC")
 def _tiles_only(inst: TileInst, ctx) -> list[str]:
     """`OP(dst, src..., tmp...)`: every operand a tile, in IR order."""
     return [_call(inst.op, *inst.outs, *inst.ins, *inst.tmps)]
+
+
+@render_rule("TMATMUL")
+def _matmul(inst: TileInst, ctx) -> list[str]:
+    """`TMATMUL(acc, left, right)`; with attr into=<window of a held slot> the CPU target's form
+    `TMATMUL(acc, left, right, gm)`, which writes the product into the window (the TSTORE of acc
+    that follows is then not rendered: tile/slot_stores.py, docs/device_abi.md)."""
+    into = inst.attr("into")
+    if into is None:
+        return [_call("TMATMUL", *inst.outs, *inst.ins)]
+    decl_line, gm = ctx.global_view(into)
+    return [decl_line, _call("TMATMUL", *inst.outs, *inst.ins, gm)]
 
 
 @render_rule(*ops_of_family("scalar"))
@@ -96,7 +108,10 @@ def _store(inst: TileInst, ctx) -> list[str]:
     """`TSTORE(gm, tile)`; with attr stream=True the CPU target's cache-hint form
     `TSTORE(gm, tile, StoreHint::Stream)` (docs/device_abi.md: streaming stores for outputs that are
     not read again soon); with attr stream_bytes=<bytes of the whole tensor> the hint is decided at
-    run time (streaming when the tensor is at least stream_tensor_bytes(), half the last-level cache)."""
+    run time (streaming when the tensor is at least stream_tensor_bytes(), half the last-level cache);
+    with attr by_matmul=True nothing (the TMATMUL before wrote the window: tile/slot_stores.py)."""
+    if inst.attr("by_matmul", False):          # the TMATMUL before wrote the window
+        return [f"// {inst.ins[0]} is in the slot already: the TMATMUL above wrote it there"]
     decl_line, gm = ctx.global_view(inst.outs[0])
     if inst.attr("stream", False):
         return [decl_line, _call("TSTORE", gm, inst.ins[0], "StoreHint::Stream")]

@@ -6,18 +6,20 @@
         vector: m = -inf, l = 0, o = 0                       (running max, sum, output rows)
         cube:   TLOAD q rows -> qmat (Mat), once per tile (and TMOV -> its Left tile where L0A has room)
         for j0 in 0, Ns, 2 Ns, ... < S (causal: < min(S, m0 + vm), in two loops)         (KV loop)
-            cube:   TLOAD k^T window (ND -> Nz, or DN -> Zn for a row-major k) ; TMOV ; TMATMUL
-                    s = q k^T -> TALLOC qk, TSTORE, TPUSH
+            cube:   TLOAD k^T window (ND -> Nz, or DN -> Zn for a row-major k) ; TMOV ; TALLOC qk
+                    TMATMUL s = q k^T ; TSTORE into the slot, TPUSH
             vector: TPOP qk; TLOAD its rows of s; s = s * scale + mask (bool: -inf where set); TFREE qk
                     causal, on the steps that cross the diagonal only: s = -inf where key > query (TTRI)
                     mx = rowmax(s); m' = max(m, mx); m0 = m' == -inf ? 0 : m'
                     alpha = exp(m - m0); p = exp(s - m0); l = l * alpha + rowsum(p); o *= alpha; m = m'
                     TALLOC pp; TSTORE p (v's dtype) into its rows; TPUSH pp
-            cube:   TPOP pp; TLOAD p -> Mat; TFREE pp; TLOAD v window; TMOV; TMATMUL pv = p v
-                    TALLOC pv; TSTORE; TPUSH pv
+            cube:   TPOP pp; TLOAD p -> Mat; TFREE pp; TLOAD v window; TMOV; TALLOC pv
+                    TMATMUL pv = p v; TSTORE; TPUSH pv
             vector: TPOP pv; TLOAD its rows; o += pv; TFREE pv
         vector: [l += exp(sink - m)]; o /= l (a safe softmax's all -inf row: l = 0 -> 0); TSTORE o
 
+The slots are taken before the products that go into them, so that a target whose Acc tile is
+memory like the slot (cpu) computes the product in the slot (tile/slot_stores.py).
 The probabilities are rounded to v's dtype (or the node's `p_dtype`) before P @ V, as a bf16
 flash attention does; the running statistics and o stay f32. Mq query rows and Ns keys per step
 come from the target's memories (a static handful of queries, decode, takes 16-row tiles); D and
@@ -209,6 +211,7 @@ class _Attention:
                     kb.emit("TMOV", lq, "qmat")
                 kb.tile(rk, TileLoc.Right, self.dtype, self.Dc, Ns, plan.D, vs)
                 kb.emit("TMOV", rk, kmat)
+                kb.emit("TALLOC", pipe="qk")      # held over the product: it may go there directly
                 kb.emit("TMATMUL", acc, lq, rk)
             else:                             # Dk-wide panels of q and k^T, accumulated
                 for i, d0 in enumerate(range(0, plan.D, self.Dk)):
@@ -222,7 +225,7 @@ class _Attention:
                         kb.emit("TMATMUL", acc, lq, rk)
                     else:
                         kb.emit("TMATMUL_ACC", acc, acc, lq, rk)
-            kb.emit("TALLOC", pipe="qk")
+                kb.emit("TALLOC", pipe="qk")
             kb.emit("TSTORE", GmView(qk.slot(Role.CUBE), 0, vm, vs, Ns), acc)
             kb.emit("TPUSH", pipe="qk")
 
@@ -308,8 +311,8 @@ class _Attention:
                 kb.tile(rv, TileLoc.Right, self.dtype, Ns, self.Dvc, vs, plan.Dv)
                 kb.emit("TMOV", rv, vmat)
                 kb.tile(acc, TileLoc.Acc, F32, Mq, self.Dvc, vm, plan.Dv)
-                kb.emit("TMATMUL", acc, lp, rv)
                 kb.emit("TALLOC", pipe="pv")
+                kb.emit("TMATMUL", acc, lp, rv)
                 kb.emit("TSTORE", GmView(pv.slot(Role.CUBE), 0, vm, plan.Dv, self.Dvc), acc)
             else:                             # Dvk-wide column panels of v, each its own product
                 kb.emit("TALLOC", pipe="pv")

@@ -55,7 +55,7 @@ def fmt_inst(inst: TileInst) -> str:
     if inst.tmps:
         text += " ; tmp " + ", ".join(inst.tmps)
     if inst.attrs:
-        text += " {" + ", ".join(f"{k}={v}" for k, v in inst.attrs) + "}"
+        text += " {" + ", ".join(f"{k}={fmt_operand(v) if isinstance(v, GmView) else v}" for k, v in inst.attrs) + "}"
     return text
 
 

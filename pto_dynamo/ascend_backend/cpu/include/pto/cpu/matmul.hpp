@@ -845,19 +845,15 @@ template <typename TileData> PTO_INLINE void materialize_view(TileData& t) {
 // Up to this many rows of A, a row-stored B goes to brows_dots.
 constexpr int kBRowsDotRows = 4;
 
-template <typename Acc, typename Left, typename Right>
-PTO_INLINE void matmul(Acc& acc, const typename Acc::DType* cin, Left& left, Right& right) {
-  static_assert(Left::Rows == Acc::Rows && Left::Cols == Right::Rows && Right::Cols == Acc::Cols,
-                "TMATMUL: Left::Rows == Acc::Rows, Left::Cols == Right::Rows, Right::Cols == Acc::Cols");
-  static_assert(Acc::ColStride == 1 && Left::ColStride == 1 && Right::RowStride == 1,
+// c (row-major, ldc) = [cin +] left @ right.
+template <typename CT, typename Left, typename Right>
+PTO_INLINE void matmul_into(CT* c, const std::ptrdiff_t ldc, const CT* cin, Left& left, Right& right) {
+  static_assert(Left::ColStride == 1 && Right::RowStride == 1,
                 "TMATMUL: Left and Acc tiles are row-stored, Right tiles column-stored on the CPU");
-  using CT = typename Acc::DType;
   using AT = typename Left::DType;
   using BT = typename Right::DType;
   const int M = left.GetValidRow(), K = left.GetValidCol(), N = right.GetValidCol();
   if (M <= 0 || N <= 0) return;
-  CT* c = acc.data();
-  constexpr std::ptrdiff_t ldc = Acc::RowStride;
   if (cin != nullptr && cin != c)
     for (int i = 0; i < M; ++i) std::memcpy(c + i * ldc, cin + i * ldc, std::size_t(N) * sizeof(CT));
   const CT* acc_in = cin ? c : nullptr;
@@ -922,12 +918,37 @@ PTO_INLINE void matmul(Acc& acc, const typename Acc::DType* cin, Left& left, Rig
 #endif
   matmul_dots(c, ldc, acc_in, a, lda, b, ldb, M, N, K);
 }
+
+template <typename Acc, typename Left, typename Right>
+PTO_INLINE void matmul(Acc& acc, const typename Acc::DType* cin, Left& left, Right& right) {
+  static_assert(Left::Rows == Acc::Rows && Left::Cols == Right::Rows && Right::Cols == Acc::Cols,
+                "TMATMUL: Left::Rows == Acc::Rows, Left::Cols == Right::Rows, Right::Cols == Acc::Cols");
+  static_assert(Acc::ColStride == 1, "TMATMUL: Acc tiles are row-stored on the CPU");
+  matmul_into(acc.data(), Acc::RowStride, cin, left, right);
+}
 }  // namespace pto::detail
 
 namespace pto {
 template <AccPhase Phase = AccPhase::Unspecified, detail::TileT Acc, detail::TileT Left, detail::TileT Right, typename... E>
 PTO_INST RecordEvent TMATMUL(Acc& acc, Left& left, Right& right, E&...) {
   detail::matmul(acc, nullptr, left, right);
+  return {};
+}
+// CPU-target extension (docs/device_abi.md): acc = A * B computed straight into `into`, the ND
+// window of a held gm-pipe slot that the TSTORE of acc after it would copy acc to (the window is
+// acc's valid region, of acc's element type; tile/slot_stores.py). acc itself is not written.
+template <AccPhase Phase = AccPhase::Unspecified, detail::TileT Acc, detail::TileT Left, detail::TileT Right,
+          detail::GlobalT Gm>
+PTO_INST RecordEvent TMATMUL(Acc& acc, Left& left, Right& right, Gm& into) {
+  static_assert(Left::Rows == Acc::Rows && Left::Cols == Right::Rows && Right::Cols == Acc::Cols,
+                "TMATMUL: Left::Rows == Acc::Rows, Left::Cols == Right::Rows, Right::Cols == Acc::Cols");
+  static_assert(std::is_same_v<std::remove_const_t<typename Gm::DType>, typename Acc::DType> && Gm::layout == Layout::ND,
+                "TMATMUL into a window: an ND window of the accumulator's element type");
+  PTO_CHECK(into.GetShape(0) * into.GetShape(1) * into.GetShape(2) == 1 && into.GetShape(3) == left.GetValidRow() &&
+                into.GetShape(4) == right.GetValidCol() && into.GetStride(4) == 1,
+            "TMATMUL into a window: the window must be the product's rows x cols, unit column stride");
+  (void)acc;
+  detail::matmul_into(into.data(), std::ptrdiff_t(into.GetStride(3)), static_cast<typename Acc::DType*>(nullptr), left, right);
   return {};
 }
 // accOut = accIn + A * B (accOut may be accIn).

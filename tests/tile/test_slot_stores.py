@@ -1,0 +1,78 @@
+"""Products stored into a held gm-pipe slot are computed there on the cpu target
+(tile/slot_stores.py): the TMATMUL gets into=<the TSTORE's window>, the TSTORE by_matmul=True,
+only while the slot is held at the TMATMUL and the Acc tile has no other reader; the results are
+the same either way."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pto_dynamo.lowering.tile import CPU_CAPACITY, F32, GmView, KernelBuilder, Role, TileLoc
+from pto_dynamo.lowering.tile.slot_stores import store_products_in_slots
+from tests.tile._helpers import build_region
+
+Vec = TileLoc.Vec
+
+
+def _product_through_a_slot(case: str):
+    """z = 2 (x @ y) for 16 x 16 f32: the cube stage's product goes to the vector stage through a
+    slot. `ok`: TALLOC, TMATMUL, TSTORE; `alloc_after`: the slot is taken after the TMATMUL;
+    `read_again`: the Acc tile is stored to z as well."""
+    kb = KernelBuilder(f"pto_mixed_product_{case}", kind="mixed")
+    kb.tensor("x", F32, (16, 16), (16, 1))
+    kb.tensor("y", F32, (16, 16), (16, 1))
+    kb.tensor("z", F32, (16, 16), (16, 1), output=True)
+    kb.tensor("w", F32, (16, 16), (16, 1), output=True)
+    pipe = kb.pipe("pipe0", F32, 256)
+    with kb.tile_loop("t", 1):
+        with kb.stage(Role.CUBE):
+            kb.tile("a", TileLoc.Mat, F32, 16, 16, 16, 16)
+            kb.tile("b", TileLoc.Mat, F32, 16, 16, 16, 16)
+            kb.tile("l", TileLoc.Left, F32, 16, 16, 16, 16)
+            kb.tile("r", TileLoc.Right, F32, 16, 16, 16, 16)
+            kb.tile("acc", TileLoc.Acc, F32, 16, 16, 16, 16)
+            kb.emit("TLOAD", "a", kb.view("x", 0, 16, 16, 16))
+            kb.emit("TLOAD", "b", kb.view("y", 0, 16, 16, 16))
+            kb.emit("TMOV", "l", "a")
+            kb.emit("TMOV", "r", "b")
+            if case != "alloc_after":
+                kb.emit("TALLOC", pipe="pipe0")
+            kb.emit("TMATMUL", "acc", "l", "r")
+            if case == "alloc_after":
+                kb.emit("TALLOC", pipe="pipe0")
+            kb.emit("TSTORE", GmView(pipe.slot(Role.CUBE), 0, 16, 16, 16), "acc")
+            kb.emit("TPUSH", pipe="pipe0")
+            if case == "read_again":
+                kb.emit("TSTORE", kb.view("w", 0, 16, 16, 16), "acc")
+        with kb.stage(Role.VECTOR):
+            kb.tile("s", Vec, F32, 16, 16, 16, 16)
+            kb.tile("e", Vec, F32, 16, 16, 16, 16)
+            kb.emit("TPOP", pipe="pipe0")
+            kb.emit("TLOAD", "s", GmView(pipe.slot(Role.VECTOR), 0, 16, 16, 16))
+            kb.emit("TADD", "e", "s", "s")
+            kb.emit("TFREE", pipe="pipe0")
+            kb.emit("TSTORE", kb.view("z", 0, 16, 16, 16), "e")
+    return kb
+
+
+@pytest.mark.parametrize("case, into", [("ok", True), ("alloc_after", False), ("read_again", False)])
+def test_products_go_into_held_slots_only(case, into):
+    kb = _product_through_a_slot(case)
+    marked = store_products_in_slots(kb.build())
+    (mm,) = [i for i in marked.instructions() if i.op == "TMATMUL"]
+    (store,) = [i for i in marked.instructions() if i.op == "TSTORE" and i.ins[0] == "acc"
+                and isinstance(i.outs[0], GmView) and i.outs[0].tensor.startswith("pipe0")]
+    assert (mm.attr("into") is not None) is into
+    assert store.attr("by_matmul", False) is into
+    if into:
+        assert mm.attr("into") == store.outs[0]
+    program = kb.build(CPU_CAPACITY)                 # build() marks the pairs it may
+    assert ([i.attr("into") is not None for i in program.instructions() if i.op == "TMATMUL"] == [into])
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(16, 16, generator=g), torch.randn(16, 16, generator=g)
+    z, w = torch.full((16, 16), float("nan")), torch.full((16, 16), float("nan"))
+    _, call = build_region(program, f"product_{case}")
+    call([x, y, z, w], [], 3)
+    torch.testing.assert_close(z, 2 * (x @ y))
+    if case == "read_again":
+        torch.testing.assert_close(w, x @ y)
