@@ -223,3 +223,21 @@ def test_returned_views_of_device_results_cost_nothing(fresh, returns_both):
     assert all(n == (1 if returns_both else 0) for n in s["host_nodes"].values()), s
     (c,) = compiled_graphs()
     assert len(c.kernels_of(0)) == 2, c.kernels_of(0)           # mm, relu: no copy kernel
+
+
+def test_bf16_products_interleaved_with_atens_in_one_thread(fresh):
+    """bf16 TMATMULs run on AMX tiles where the machine has them and keep their tile configuration
+    loaded between calls; ATen's bf16 kernels (oneDNN's brgemm, flash attention) configure the
+    same tiles their own way in the same thread. Interleaved, each stays right."""
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(96, 256, generator=g).bfloat16(), torch.randn(256, 160, generator=g).bfloat16()
+    q, k, v = (torch.randn(1, 2, 128, 64, generator=g).bfloat16() for _ in range(3))
+    f = torch.compile(lambda a, b: a @ b, backend="pto", fullgraph=True, options=VERIFY)
+    ref = x.float() @ w.float()
+    ref_attn = F.scaled_dot_product_attention(q.float(), k.float(), v.float(), is_causal=True)
+    for _ in range(3):
+        torch.testing.assert_close(f(x, w).float(), ref, rtol=2e-2, atol=5e-2)
+        torch.testing.assert_close((x @ w).float(), ref, rtol=2e-2, atol=5e-2)
+        torch.testing.assert_close(F.scaled_dot_product_attention(q, k, v, is_causal=True).float(), ref_attn,
+                                   rtol=2e-2, atol=2e-2)
+    assert sum(fresh.stats()["fallback_regions"].values()) == 0
