@@ -10,7 +10,7 @@ import torch
 
 from pto_dynamo.lowering.tile import A2A3_CAPACITY, F32, KernelBuilder, TileLoc, ceil_div, emin
 from pto_dynamo.lowering.tile import handbuilt as hb
-from pto_dynamo.lowering.tile.in_place_loads import eligible_tiles, read_inputs_in_place, slot_read_tiles
+from pto_dynamo.lowering.tile.in_place_loads import _mark, eligible_tiles, read_inputs_in_place, slot_read_tiles
 from pto_dynamo.lowering.tile.verifier import verify_program
 from tests.tile._helpers import build_region
 
@@ -158,3 +158,59 @@ def test_slot_loads_read_in_place_only_while_the_slot_is_held(case, in_place):
     _, call = build_region(program, f"slot_reader_{case}")
     call([x, z], [], 2)
     torch.testing.assert_close(z, 2 * (x + 1) if case == "written" else 2 * x)
+
+
+def _slot_operand(case: str):
+    """z = (2 x) @ y for 16 x 16 f32: the vector stage doubles x into a V2C slot, the cube stage
+    loads it as the Left operand. `ok`: the slot is freed after the TMATMUL; `freed_first`: before."""
+    from pto_dynamo.lowering.tile import CPU_CAPACITY, Direction, GmView, Role
+    kb = KernelBuilder(f"pto_mixed_operand_{case}", kind="mixed")
+    kb.tensor("x", F32, (16, 16), (16, 1))
+    kb.tensor("y", F32, (16, 16), (16, 1))
+    kb.tensor("z", F32, (16, 16), (16, 1), output=True)
+    pipe = kb.pipe("pipe0", F32, 256, direction=Direction.V2C)
+    with kb.tile_loop("t", 1):
+        with kb.stage(Role.VECTOR):
+            kb.tile("v", TileLoc.Vec, F32, 16, 16, 16, 16)
+            kb.emit("TLOAD", "v", kb.view("x", 0, 16, 16, 16))
+            kb.emit("TADD", "v", "v", "v")
+            kb.emit("TALLOC", pipe="pipe0")
+            kb.emit("TSTORE", GmView(pipe.slot(Role.VECTOR), 0, 16, 16, 16), "v")
+            kb.emit("TPUSH", pipe="pipe0")
+        with kb.stage(Role.CUBE):
+            for name, loc in (("pm", TileLoc.Mat), ("bm", TileLoc.Mat), ("l", TileLoc.Left), ("r", TileLoc.Right),
+                              ("acc", TileLoc.Acc)):
+                kb.tile(name, loc, F32, 16, 16, 16, 16)
+            kb.emit("TPOP", pipe="pipe0")
+            kb.emit("TLOAD", "pm", GmView(pipe.slot(Role.CUBE), 0, 16, 16, 16))
+            kb.emit("TLOAD", "bm", kb.view("y", 0, 16, 16, 16))
+            kb.emit("TMOV", "l", "pm")
+            kb.emit("TMOV", "r", "bm")
+            if case == "freed_first":
+                kb.emit("TFREE", pipe="pipe0")
+            kb.emit("TMATMUL", "acc", "l", "r")
+            if case == "ok":
+                kb.emit("TFREE", pipe="pipe0")
+            kb.emit("TSTORE", kb.view("z", 0, 16, 16, 16), "acc")
+    return kb, CPU_CAPACITY
+
+
+@pytest.mark.parametrize("case, in_place", [("ok", True), ("freed_first", False)])
+def test_matmul_operands_read_in_the_slot_only_while_it_is_held(case, in_place):
+    """A Mat tile loaded from a held V2C slot keeps a view of it (its TMOV passes the view to the
+    TMATMUL) only when the TMATMUL comes before the TFREE; the verifier rejects the mark otherwise."""
+    kb, capacity = _slot_operand(case)
+    assert slot_read_tiles(kb.build()) == ({"pm"} if in_place else set())
+    program = kb.build(capacity)
+    (load,) = [i for i in program.instructions() if i.op == "TLOAD" and i.outs[0] == "pm"]
+    assert load.attr("in_place", False) is in_place
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(16, 16, generator=g), torch.randn(16, 16, generator=g)
+    z = torch.full((16, 16), float("nan"))
+    _, call = build_region(program, f"slot_operand_{case}")
+    call([x, y, z], [], 2)
+    torch.testing.assert_close(z, (2 * x) @ y)
+    if not in_place:                                 # marked anyway: the verifier says why not
+        forced = _mark(kb.build(), {"pm"})
+        with pytest.raises(Exception, match="read after it is freed"):
+            verify_program(forced, capacity)

@@ -13,8 +13,8 @@
                     mx = rowmax(s); m' = max(m, mx); m0 = m' == -inf ? 0 : m'
                     alpha = exp(m - m0); p = exp(s - m0); l = l * alpha + rowsum(p); o *= alpha; m = m'
                     TALLOC pp; TSTORE p (v's dtype) into its rows; TPUSH pp
-            cube:   TPOP pp; TLOAD p -> Mat; TFREE pp; TLOAD v window; TMOV; TALLOC pv
-                    TMATMUL pv = p v; TSTORE; TPUSH pv
+            cube:   TPOP pp; TLOAD p -> Mat; TLOAD v window; TMOV; TALLOC pv
+                    TMATMUL pv = p v; TSTORE; TFREE pp; TPUSH pv
             vector: TPOP pv; TLOAD its rows; o += pv; TFREE pv
         vector: [l += exp(sink - m)]; o /= l (a safe softmax's all -inf row: l = 0 -> 0); TSTORE o
 
@@ -303,7 +303,6 @@ class _Attention:
             pmat, lp, rv, acc = (name + self.tag for name in ("pmat", "lp", "rv", "acc_o"))
             kb.tile(pmat, TileLoc.Mat, self.dtype, Mq, Ns, vm, vs)
             kb.emit("TLOAD", pmat, GmView(pp.slot(Role.CUBE), 0, vm, vs, Ns))
-            kb.emit("TFREE", pipe="pp")
             vmat = self.gm_load("vmat", plan.v, j0, 0, vs, plan.Dv, Ns, self.Dvc)
             kb.tile(lp, TileLoc.Left, self.dtype, Mq, Ns, vm, vs)
             kb.emit("TMOV", lp, pmat)
@@ -324,6 +323,7 @@ class _Attention:
                     kb.tile(acc_i, TileLoc.Acc, F32, Mq, width, vm, dvk)
                     kb.emit("TMATMUL", acc_i, lp, rv_i)
                     kb.emit("TSTORE", GmView(pv.slot(Role.CUBE), c0, vm, dvk, self.Dvc), acc_i)
+            kb.emit("TFREE", pipe="pp")           # after the products: p may be read in the slot
             kb.emit("TPUSH", pipe="pv")
 
     def _finish(self, o, m_run_r, l_run, l_run_r):

@@ -21,12 +21,19 @@ the consumer frees it, so reading it there equals reading a copy when
 - no instruction but its TLOADs writes the tile, and nothing aliases it;
 - every instruction that reads it follows one of those TLOADs in the same body, with no TPOP or
   TFREE of that pipe in between (a TFREE later in the body, or after the loop around it, ends it).
+So may a Mat tile the cube stage loads from a V2C slot it holds (flash attention's probabilities,
+the A operand of P @ V): its view goes on through TMOV/TEXTRACT into Left/Right tiles to the
+TMATMUL (docs/device_abi.md), so the tile is read only by such moves, those operand tiles only
+by matmuls and written only by those moves, and every read of either lies in the held window.
 """
 from __future__ import annotations
 
 import dataclasses
 
 from pto_dynamo.lowering.tile.ir import GmView, SerialLoop, Stage, TileInst, TileLoc, TileLoop, TileProgram, walk
+
+MOVES = {"TMOV", "TEXTRACT"}                       # pass a Mat tile's in-place view on
+MATMULS = {"TMATMUL", "TMATMUL_ACC", "TMATMUL_BIAS"}
 
 
 def eligible_tiles(program: TileProgram) -> set[str]:
@@ -58,7 +65,22 @@ def slot_read_tiles(program: TileProgram) -> set[str]:
         for t in (*inst.outs, *inst.tmps):
             if isinstance(t, str):
                 (loaded if is_slot_load else other_writes).add(t)
-    candidates = {t for t in loaded - other_writes - program.aliased() if decls[t].loc is TileLoc.Vec}
+    candidates = {t for t in loaded - other_writes - program.aliased() if decls[t].loc in (TileLoc.Vec, TileLoc.Mat)}
+    # a Mat candidate's view reaches the Left/Right tiles it is moved into: their reads count too
+    family: dict[str, set[str]] = {t: {t} for t in candidates}
+    moved: dict[str, set[str]] = {}
+    for inst in insts:
+        if inst.op in MOVES and isinstance(inst.ins[0], str) and inst.ins[0] in candidates:
+            moved.setdefault(inst.ins[0], set()).add(inst.outs[0])
+    for t in [t for t in candidates if decls[t].loc is TileLoc.Mat]:
+        ops = moved.get(t, set())
+        writes = [i for i in insts if set(i.outs) & ops and not (i.op in MOVES and i.ins[0] == t)]
+        if writes or ops & program.aliased() or any(decls[o].loc not in (TileLoc.Left, TileLoc.Right) for o in ops) \
+                or any(r in ops and i.op not in MATMULS for i in insts for r in i.ins) \
+                or any(r == t and i.op not in MOVES for i in insts for r in i.ins):
+            candidates.discard(t)
+            continue
+        family[t] |= ops
     covered: dict[str, int] = {}             # reads inside the windows of the candidates' loads
     bad: set[str] = set()
 
@@ -70,19 +92,22 @@ def slot_read_tiles(program: TileProgram) -> set[str]:
             if not (isinstance(stmt, TileInst) and stmt.op == "TLOAD" and stmt.outs[0] in candidates):
                 continue
             tile, pipe = stmt.outs[0], slots[stmt.ins[0].tensor][0].name
+            members = family[tile]
             for later in body[i + 1:]:
                 if isinstance(later, (TileLoop, SerialLoop, Stage)):
-                    if any(isinstance(x, TileInst) and tile in x.ins for x in walk(later.body)):
+                    if any(isinstance(x, TileInst) and members & set(x.ins) for x in walk(later.body)):
                         bad.add(tile)         # read in a nested loop: keep the rule simple
                     continue
                 if not isinstance(later, TileInst):
                     continue
                 if later.op in ("TPOP", "TFREE") and later.attr("pipe") == pipe or later.outs[:1] == (tile,):
                     break
-                covered[tile] = covered.get(tile, 0) + sum(1 for x in later.ins if x == tile)
+                for x in later.ins:
+                    if x in members:
+                        covered[x] = covered.get(x, 0) + 1
 
     scan(program.body)
-    return {t for t in candidates - bad if covered.get(t, 0) == reads.get(t, 0)}
+    return {t for t in candidates - bad if all(covered.get(m, 0) == reads.get(m, 0) for m in family[t])}
 
 
 def read_inputs_in_place(program: TileProgram) -> TileProgram:

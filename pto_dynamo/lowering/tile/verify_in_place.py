@@ -7,20 +7,18 @@ holds, read only until the slot is freed (in_place_loads.slot_read_tiles). For m
 On the cpu target such a Mat tile holds a view of global memory instead of a copy, and TMOV or
 TEXTRACT into a Left/Right tile passes the view on to TMATMUL (docs/device_abi.md). That is the
 same result as a copy only when
-- the tensor is a kernel input: no block writes it during the launch (not an output parameter,
-  not a gm-pipe buffer);
+- the tensor is a kernel input: no block writes it during the launch (not an output parameter),
+  or a pipe slot the cube stage holds while the tile and its moves are read (slot_read_tiles);
 - the view is read only along that path: the Mat tile only by TMOV/TEXTRACT into Left or Right
   tiles, those only by TMATMUL, TMATMUL_ACC and TMATMUL_BIAS, and none of them is aliased
   (TRESHAPE), since an alias would read the tile's own bytes.
 """
 from __future__ import annotations
 
-from pto_dynamo.lowering.tile.in_place_loads import eligible_tiles, slot_read_tiles
+from pto_dynamo.lowering.tile.in_place_loads import MATMULS, MOVES, eligible_tiles, slot_read_tiles
 from pto_dynamo.lowering.tile.ir import TileInst, TileLoc, walk
 from pto_dynamo.lowering.tile.printer import fmt_inst
 
-_MOVES = {"TMOV", "TEXTRACT"}
-_MATMULS = {"TMATMUL", "TMATMUL_ACC", "TMATMUL_BIAS"}
 
 
 def check_in_place(ctx) -> None:
@@ -43,11 +41,15 @@ def check_in_place(ctx) -> None:
         if dst is not None and dst.loc is not TileLoc.Mat:
             ctx.error(f"an in-place TLOAD writes a Mat tile (a matmul operand) or a Vec tile; "
                       f"{dst.name} is a {dst.loc.name} tile")
-        if view.tensor in ctx.program.slots() or ctx.program.param(view.tensor).is_output:
+        if view.tensor in ctx.program.slots():
+            if inst.outs[0] not in vec_ok:
+                ctx.error(f"an in-place TLOAD of a Mat tile from a pipe slot needs the slot held while the tile, "
+                          f"and the operands it is moved into, are read; {inst.outs[0]} is read after it is freed")
+        elif ctx.program.param(view.tensor).is_output:
             ctx.error(f"an in-place TLOAD reads a kernel input; the kernel writes {view.tensor}: load a copy")
         mats.add(inst.outs[0])
-    operands = {i.outs[0] for i in insts if i.op in _MOVES and i.ins[0] in mats}
-    allowed = [(mats, _MOVES, "TMOV/TEXTRACT"), (operands, _MATMULS, "TMATMUL")]
+    operands = {i.outs[0] for i in insts if i.op in MOVES and i.ins[0] in mats}
+    allowed = [(mats, MOVES, "TMOV/TEXTRACT"), (operands, MATMULS, "TMATMUL")]
     for inst in insts:
         for tiles, ops, what in allowed:
             read = [t for t in inst.ins if isinstance(t, str) and t in tiles]
