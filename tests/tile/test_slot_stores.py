@@ -1,14 +1,14 @@
-"""Products stored into a held gm-pipe slot are computed there on the cpu target
-(tile/slot_stores.py): the TMATMUL gets into=<the TSTORE's window>, the TSTORE by_matmul=True,
-only while the slot is held at the TMATMUL and the Acc tile has no other reader; the results are
-the same either way."""
+"""Results stored into a held gm-pipe slot are computed there on the cpu target
+(tile/slot_stores.py): the producer (a TMATMUL, a V-op) gets into=<the TSTORE's window>, the TSTORE
+by_producer=True, only while the slot is held at the producer, the tile has no other reader and
+its rows lie in the window as in the tile; the results are the same either way."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from pto_dynamo.lowering.tile import CPU_CAPACITY, F32, GmView, KernelBuilder, Role, TileLoc
-from pto_dynamo.lowering.tile.slot_stores import store_products_in_slots
+from pto_dynamo.lowering.tile.slot_stores import store_results_in_slots
 from tests.tile._helpers import build_region
 
 Vec = TileLoc.Vec
@@ -58,12 +58,12 @@ def _product_through_a_slot(case: str):
 @pytest.mark.parametrize("case, into", [("ok", True), ("alloc_after", False), ("read_again", False)])
 def test_products_go_into_held_slots_only(case, into):
     kb = _product_through_a_slot(case)
-    marked = store_products_in_slots(kb.build())
+    marked = store_results_in_slots(kb.build())
     (mm,) = [i for i in marked.instructions() if i.op == "TMATMUL"]
     (store,) = [i for i in marked.instructions() if i.op == "TSTORE" and i.ins[0] == "acc"
                 and isinstance(i.outs[0], GmView) and i.outs[0].tensor.startswith("pipe0")]
     assert (mm.attr("into") is not None) is into
-    assert store.attr("by_matmul", False) is into
+    assert store.attr("by_producer", False) is into
     if into:
         assert mm.attr("into") == store.outs[0]
     program = kb.build(CPU_CAPACITY)                 # build() marks the pairs it may
@@ -76,3 +76,56 @@ def test_products_go_into_held_slots_only(case, into):
     torch.testing.assert_close(z, 2 * (x @ y))
     if case == "read_again":
         torch.testing.assert_close(w, x @ y)
+
+
+def _vector_result_through_a_slot(case: str):
+    """z = (2 x) @ y for 16 x 16 f32: the vector stage computes 2x into a tile it stores into a V2C
+    slot, the cube stage multiplies it. `ok`: TALLOC before the TMULS; `alloc_after`: after it;
+    `wide_tile`: the tile's rows are 32 elements apart, the slot's 16 (not where the tile's lie)."""
+    from pto_dynamo.lowering.tile import Direction
+    kb = KernelBuilder(f"pto_mixed_vec_result_{case}", kind="mixed")
+    kb.tensor("x", F32, (16, 16), (16, 1))
+    kb.tensor("y", F32, (16, 16), (16, 1))
+    kb.tensor("z", F32, (16, 16), (16, 1), output=True)
+    pipe = kb.pipe("pipe0", F32, 256, direction=Direction.V2C)
+    with kb.tile_loop("t", 1):
+        with kb.stage(Role.VECTOR):
+            kb.tile("a", Vec, F32, 16, 16, 16, 16)
+            kb.tile("p", Vec, F32, 16, 32 if case == "wide_tile" else 16, 16, 16)
+            kb.emit("TLOAD", "a", kb.view("x", 0, 16, 16, 16))
+            if case != "alloc_after":
+                kb.emit("TALLOC", pipe="pipe0")
+            kb.emit("TMULS", "p", "a", 2.0)
+            if case == "alloc_after":
+                kb.emit("TALLOC", pipe="pipe0")
+            kb.emit("TSTORE", GmView(pipe.slot(Role.VECTOR), 0, 16, 16, 16), "p")
+            kb.emit("TPUSH", pipe="pipe0")
+        with kb.stage(Role.CUBE):
+            for name, loc in (("pm", TileLoc.Mat), ("bm", TileLoc.Mat), ("l", TileLoc.Left), ("r", TileLoc.Right),
+                              ("acc", TileLoc.Acc)):
+                kb.tile(name, loc, F32, 16, 16, 16, 16)
+            kb.emit("TPOP", pipe="pipe0")
+            kb.emit("TLOAD", "pm", GmView(pipe.slot(Role.CUBE), 0, 16, 16, 16))
+            kb.emit("TLOAD", "bm", kb.view("y", 0, 16, 16, 16))
+            kb.emit("TMOV", "l", "pm")
+            kb.emit("TMOV", "r", "bm")
+            kb.emit("TMATMUL", "acc", "l", "r")
+            kb.emit("TFREE", pipe="pipe0")
+            kb.emit("TSTORE", kb.view("z", 0, 16, 16, 16), "acc")
+    return kb
+
+
+@pytest.mark.parametrize("case, into", [("ok", True), ("alloc_after", False), ("wide_tile", False)])
+def test_vector_results_go_into_held_slots_only(case, into):
+    kb = _vector_result_through_a_slot(case)
+    program = kb.build(CPU_CAPACITY)
+    (muls,) = [i for i in program.instructions() if i.op == "TMULS"]
+    (store,) = [i for i in program.instructions() if i.op == "TSTORE" and i.ins[0] == "p"]
+    assert (muls.attr("into") is not None) is into
+    assert store.attr("by_producer", False) is into
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(16, 16, generator=g), torch.randn(16, 16, generator=g)
+    z = torch.full((16, 16), float("nan"))
+    _, call = build_region(program, f"vec_result_{case}")
+    call([x, y, z], [], 3)
+    torch.testing.assert_close(z, (2 * x) @ y)

@@ -13,8 +13,15 @@ RENDER_RULES, render_rule = make_rule_registry("render")
 
 
 def render_inst(inst: TileInst, ctx) -> list[str]:
-    """The C++ lines of one instruction."""
-    return lookup_rule(RENDER_RULES, inst.op, "render")(inst, ctx)
+    """The C++ lines of one instruction. A V-op with attr into=<window of a held slot> first
+    points its destination tile at the window (the CPU target's TASSIGN to an address), so it
+    computes the result there and its TSTORE is not rendered (tile/slot_stores.py)."""
+    lines = lookup_rule(RENDER_RULES, inst.op, "render")(inst, ctx)
+    into = inst.attr("into")
+    if into is None or inst.op == "TMATMUL":
+        return lines
+    decl_line, gm = ctx.global_view(into)
+    return [decl_line, f"TASSIGN({inst.outs[0]}, reinterpret_cast<uint64_t>({gm}.data()));", *lines]
 
 
 def _call(op: str, *args: str) -> str:
@@ -109,9 +116,10 @@ def _store(inst: TileInst, ctx) -> list[str]:
     `TSTORE(gm, tile, StoreHint::Stream)` (docs/device_abi.md: streaming stores for outputs that are
     not read again soon); with attr stream_bytes=<bytes of the whole tensor> the hint is decided at
     run time (streaming when the tensor is at least stream_tensor_bytes(), half the last-level cache);
-    with attr by_matmul=True nothing (the TMATMUL before wrote the window: tile/slot_stores.py)."""
-    if inst.attr("by_matmul", False):          # the TMATMUL before wrote the window
-        return [f"// {inst.ins[0]} is in the slot already: the TMATMUL above wrote it there"]
+    with attr by_producer=True nothing (the instruction that computed the tile wrote the window:
+    tile/slot_stores.py)."""
+    if inst.attr("by_producer", False):
+        return [f"// {inst.ins[0]} is in the slot already: it was computed there"]
     decl_line, gm = ctx.global_view(inst.outs[0])
     if inst.attr("stream", False):
         return [decl_line, _call("TSTORE", gm, inst.ins[0], "StoreHint::Stream")]

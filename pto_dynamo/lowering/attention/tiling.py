@@ -12,14 +12,14 @@
                     causal, on the steps that cross the diagonal only: s = -inf where key > query (TTRI)
                     mx = rowmax(s); m' = max(m, mx); m0 = m' == -inf ? 0 : m'
                     alpha = exp(m - m0); p = exp(s - m0); l = l * alpha + rowsum(p); o *= alpha; m = m'
-                    TALLOC pp; TSTORE p (v's dtype) into its rows; TPUSH pp
+                    TALLOC pp; p in v's dtype (TCVT) into its rows; TPUSH pp
             cube:   TPOP pp; TLOAD p -> Mat; TLOAD v window; TMOV; TALLOC pv
                     TMATMUL pv = p v; TSTORE; TFREE pp; TPUSH pv
             vector: TPOP pv; TLOAD its rows; o += pv; TFREE pv
         vector: [l += exp(sink - m)]; o /= l (a safe softmax's all -inf row: l = 0 -> 0); TSTORE o
 
-The slots are taken before the products that go into them, so that a target whose Acc tile is
-memory like the slot (cpu) computes the product in the slot (tile/slot_stores.py).
+The slots are taken before the results that go into them are computed, so that a target whose
+Acc and Vec tiles are memory like the slots (cpu) computes them there (tile/slot_stores.py).
 The probabilities are rounded to v's dtype (or the node's `p_dtype`) before P @ V, as a bf16
 flash attention does; the running statistics and o stay f32. Mq query rows and Ns keys per step
 come from the target's memories (a static handful of queries, decode, takes 16-row tiles); D and
@@ -284,6 +284,7 @@ class _Attention:
             kb.emit("TADD", l_run_r, l_run_r, rs_r)
             kb.emit("TROWEXPANDMUL", o, o, alpha)
             kb.emit("TMOV", m_run_r, mnew_r)
+            kb.emit("TALLOC", pipe="pp")          # held over the rounding: it may go there directly
             pc = s
             if self.p_round != F32:                  # the exp weights rounded (bf16 P @ V)
                 pc = self.full("pc", self.p_round, Ns, vs)
@@ -292,7 +293,6 @@ class _Attention:
                 pw = self.full("pw", self.dtype, Ns, vs)
                 kb.emit("TCVT", pw, pc, round="CAST_RINT")
                 pc = pw
-            kb.emit("TALLOC", pipe="pp")
             kb.emit("TSTORE", GmView(pp.slot(Role.VECTOR), s0 * Ns, sv, vs, Ns), pc)
             kb.emit("TPUSH", pipe="pp")
 

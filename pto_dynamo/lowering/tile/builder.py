@@ -137,7 +137,7 @@ class KernelBuilder:
     def build(self, capacity=None, *, verify: bool = True) -> TileProgram:
         """The TileProgram; with a capacity, exact conversion round trips are dropped and
         instruction pairs the ISA does as one merged (peephole.py), loads from held pipe slots
-        that may read in place marked so (in_place_loads.py), as are products stored into held
+        that may read in place marked so (in_place_loads.py), as are results stored into held
         slots (slot_stores.py), tiles are planned and the program verified."""
         if len(self._stack) != 1:
             raise RuntimeError("KernelBuilder.build() inside an open loop")
@@ -148,10 +148,10 @@ class KernelBuilder:
             from pto_dynamo.lowering.tile.in_place_loads import read_slots_in_place
             from pto_dynamo.lowering.tile.peephole import drop_round_trips, merge_pairs
             from pto_dynamo.lowering.tile.planner import plan_tiles
-            from pto_dynamo.lowering.tile.slot_stores import store_products_in_slots
+            from pto_dynamo.lowering.tile.slot_stores import store_results_in_slots
             from pto_dynamo.lowering.tile.verifier import verify_program
             program = merge_pairs(drop_round_trips(program))
-            program = plan_tiles(store_products_in_slots(read_slots_in_place(program)), capacity)
+            program = plan_tiles(store_results_in_slots(read_slots_in_place(program)), capacity)
             if verify:
                 verify_program(program, capacity)
         return program

@@ -1,21 +1,25 @@
-"""Mark the products a cube stage stores into a held pipe slot, so that they are computed there.
+"""Mark the results a stage stores into a held pipe slot, so that they are computed there.
 
-    store_products_in_slots(program) -> TileProgram
-        (TMATMUL attr into=<the TSTORE's window>, that TSTORE attr by_matmul=True)
+    store_results_in_slots(program) -> TileProgram
+        (the producing instruction: attr into=<the TSTORE's window>; that TSTORE: by_producer=True)
 
-A mixed kernel hands a matmul result to its vector stage through a slot: `TMATMUL acc, l, r;
-TSTORE slot <- acc`. On the cpu target an Acc tile is memory like the slot, and the TSTORE a copy
-of it (flash attention: two 32 KiB copies per key step); a TMATMUL with `into` writes the product
-into the window instead and the TSTORE is not rendered (docs/device_abi.md). That computes the
-same slot contents when
-- the TMATMUL is a plain one (no accumulation, no bias) into an Acc tile, and the next
-  instruction of its body that names the tile is a TSTORE of it, ND, into a slot of the tile's
-  element type (no conversion), over the tile's valid region;
-- the slot is held at the TMATMUL: a TALLOC of its pipe earlier in the same body, and no TPUSH of
-  it before the TSTORE;
-- the TMATMUL is the tile's only writer and the TSTORE its only reader (nothing reads the Acc tile
-  the cpu target then leaves unwritten).
-Other targets render the TMATMUL and the TSTORE as they are; the attrs never change what the
+A mixed kernel hands a result to the other stage through a slot: `TMATMUL acc, l, r; TSTORE slot
+<- acc` on the cube stage, `TCVT p, s; TSTORE slot <- p` on the vector stage. On the cpu target
+Acc and Vec tiles are memory like the slot, and the TSTORE a copy (flash attention: two 32 KiB
+products and 16 KiB of bf16 probabilities per key step). With `into`, a TMATMUL writes the product
+into the window (`TMATMUL(acc, l, r, gm)`) and any other producer writes its Vec tile there (the
+tile is pointed at the window first, `TASSIGN(tile, address)`), and the TSTORE is not rendered
+(docs/device_abi.md). That computes the same slot contents when
+- the tile has exactly one writer, that instruction, and one reader, the TSTORE, which follows it
+  in the same body and stores the tile's valid region, ND, into a slot of the tile's element type
+  (no conversion); the tile is not aliased (TRESHAPE);
+- a TMATMUL is a plain one (no accumulation, no bias) into an Acc tile; any other producer is a
+  V-op that writes exactly its valid region (TCVT, element-wise and expand ops; not a TLOAD, which
+  pads the rest of the tile) into a Vec tile whose rows lie in the window as in the tile (one row,
+  or a row stride of the tile's `Cols`);
+- the slot is held at the producer: a TALLOC of its pipe earlier in the same body, and no TPUSH
+  of it before the TSTORE.
+Other targets render the producer and the TSTORE as they are; the attrs never change what the
 program computes.
 """
 from __future__ import annotations
@@ -24,6 +28,12 @@ import dataclasses
 
 from pto_dynamo.lowering.tile.expr import exprs_equal
 from pto_dynamo.lowering.tile.ir import GmView, SerialLoop, Stage, TileInst, TileLoc, TileLoop, TileProgram, walk
+from pto_dynamo.lowering.tile.specs import ops_of_family
+
+
+# V-ops that write exactly their destination's valid region (a TLOAD pads the rest of the tile)
+_VEC_PRODUCERS = frozenset({"TCVT", *ops_of_family("unary"), *ops_of_family("binary"), *ops_of_family("scalar"),
+                            *ops_of_family("rowexpand_binary"), *ops_of_family("colexpand_binary")})
 
 
 def _with_attr(inst: TileInst, key: str, value) -> TileInst:
@@ -32,11 +42,11 @@ def _with_attr(inst: TileInst, key: str, value) -> TileInst:
     return dataclasses.replace(inst, attrs=tuple(sorted(attrs.items(), key=lambda kv: kv[0])))
 
 
-def store_products_in_slots(program: TileProgram) -> TileProgram:
-    """`program` with its eligible TMATMUL/TSTORE pairs marked (see module doc)."""
+def store_results_in_slots(program: TileProgram) -> TileProgram:
+    """`program` with its eligible producer/TSTORE pairs marked (see module doc)."""
     if not program.pipes:
         return program
-    decls, slots = program.tile_decls(), program.slots()
+    decls, slots, aliased = program.tile_decls(), program.slots(), program.aliased()
     readers: dict[str, int] = {}
     writers: dict[str, int] = {}
     for inst in (s for s in walk(program.body) if isinstance(s, TileInst)):
@@ -47,8 +57,20 @@ def store_products_in_slots(program: TileProgram) -> TileProgram:
             if isinstance(t, str):
                 writers[t] = writers.get(t, 0) + 1
 
-    def pair_in(body) -> dict[int, int]:
-        """index of an eligible TMATMUL -> index of its TSTORE, within one body."""
+    def producer(inst: TileInst) -> str | None:
+        """The tile `inst` may compute into a slot window, if it is a candidate producer."""
+        if not inst.outs or not isinstance(inst.outs[0], str) or inst.op == "TSTORE":
+            return None
+        t = inst.outs[0]
+        if writers.get(t) != 1 or readers.get(t) != 1 or t in aliased or t in inst.tmps:
+            return None
+        loc = decls[t].loc
+        if inst.op == "TMATMUL":
+            return t if loc is TileLoc.Acc and len(inst.ins) == 2 else None
+        return t if loc is TileLoc.Vec and inst.op in _VEC_PRODUCERS else None
+
+    def pairs_in(body) -> dict[int, int]:
+        """index of an eligible producer -> index of its TSTORE, within one body."""
         found, held = {}, set()
         for i, stmt in enumerate(body):
             if not isinstance(stmt, TileInst):
@@ -57,21 +79,18 @@ def store_products_in_slots(program: TileProgram) -> TileProgram:
                 held.add(stmt.attr("pipe"))
             elif stmt.op == "TPUSH":
                 held.discard(stmt.attr("pipe"))
-            elif stmt.op == "TMATMUL" and not stmt.tmps:
-                acc = stmt.outs[0]
-                if decls[acc].loc is not TileLoc.Acc or writers.get(acc) != 1 or readers.get(acc) != 1:
-                    continue
-                j = _store_of(body, i, acc)
+            elif (t := producer(stmt)) is not None:
+                j = _store_of(body, i, t)
                 if j is None:
                     continue
                 view = body[j].outs[0]
                 pipe = slots[view.tensor][0].name if isinstance(view, GmView) and view.tensor in slots else None
-                if pipe in held and _fits(view, decls[acc], program.gm_dtype(view.tensor)):
+                if pipe in held and _fits(view, decls[t], program.gm_dtype(view.tensor)):
                     found[i] = j
         return found
 
     def mark(body) -> tuple:
-        pairs = pair_in(body)
+        pairs = pairs_in(body)
         out = []
         for i, stmt in enumerate(body):
             if isinstance(stmt, (TileLoop, SerialLoop, Stage)):
@@ -79,7 +98,7 @@ def store_products_in_slots(program: TileProgram) -> TileProgram:
             elif i in pairs:
                 stmt = _with_attr(stmt, "into", body[pairs[i]].outs[0])
             elif i in pairs.values():
-                stmt = _with_attr(stmt, "by_matmul", True)
+                stmt = _with_attr(stmt, "by_producer", True)
             out.append(stmt)
         return tuple(out)
 
@@ -103,5 +122,6 @@ def _store_of(body, i: int, acc: str) -> int | None:
 
 
 def _fits(view: GmView, decl, slot_dtype) -> bool:
-    return (view.is_nd and exprs_equal(view.col_stride, 1) and slot_dtype == decl.dtype
+    rows_lie = decl.loc is TileLoc.Acc or decl.rows == 1 or exprs_equal(view.row_stride, decl.cols)
+    return (view.is_nd and exprs_equal(view.col_stride, 1) and slot_dtype == decl.dtype and rows_lie
             and exprs_equal(view.rows, decl.valid_rows) and exprs_equal(view.cols, decl.valid_cols))
