@@ -4,10 +4,13 @@ by_producer=True, only while the slot is held at the producer, the tile has no o
 its rows lie in the window as in the tile; the results are the same either way."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from pto_dynamo.lowering.tile import CPU_CAPACITY, F32, GmView, KernelBuilder, Role, TileLoc
+from pto_dynamo.lowering.tile.ir import TileInst
 from pto_dynamo.lowering.tile.slot_stores import store_results_in_slots
 from tests.tile._helpers import build_region
 
@@ -129,3 +132,24 @@ def test_vector_results_go_into_held_slots_only(case, into):
     _, call = build_region(program, f"vec_result_{case}")
     call([x, y, z], [], 3)
     torch.testing.assert_close(z, (2 * x) @ y)
+
+
+def test_verifier_rejects_a_mark_the_pass_would_not_make():
+    """A producer marked into a slot it does not hold at the time (TALLOC after it) would compute
+    into whatever the slot variable last pointed at: the verifier names it."""
+    from pto_dynamo.lowering.tile.slot_stores import _with_attr
+    from pto_dynamo.lowering.tile.verifier import verify_program
+    program = _vector_result_through_a_slot("alloc_after").build()
+    (store,) = [i for i in program.instructions() if i.op == "TSTORE" and i.ins[0] == "p"]
+
+    def force(stmt):
+        if isinstance(stmt, TileInst) and stmt.op == "TMULS":
+            return _with_attr(stmt, "into", store.outs[0])
+        if isinstance(stmt, TileInst) and stmt == store:
+            return _with_attr(stmt, "by_producer", True)
+        if hasattr(stmt, "body") and not isinstance(stmt, TileInst):
+            return dataclasses.replace(stmt, body=tuple(force(s) for s in stmt.body))
+        return stmt
+    forced = dataclasses.replace(program, body=tuple(force(s) for s in program.body))
+    with pytest.raises(Exception, match="may not be"):
+        verify_program(forced)

@@ -28,6 +28,7 @@ import dataclasses
 
 from pto_dynamo.lowering.tile.expr import exprs_equal
 from pto_dynamo.lowering.tile.ir import GmView, SerialLoop, Stage, TileInst, TileLoc, TileLoop, TileProgram, walk
+from pto_dynamo.lowering.tile.printer import fmt_inst
 from pto_dynamo.lowering.tile.specs import ops_of_family
 
 
@@ -125,3 +126,31 @@ def _fits(view: GmView, decl, slot_dtype) -> bool:
     rows_lie = decl.loc is TileLoc.Acc or decl.rows == 1 or exprs_equal(view.row_stride, decl.cols)
     return (view.is_nd and exprs_equal(view.col_stride, 1) and slot_dtype == decl.dtype and rows_lie
             and exprs_equal(view.rows, decl.valid_rows) and exprs_equal(view.cols, decl.valid_cols))
+
+
+def unmarked(program: TileProgram) -> TileProgram:
+    """`program` without the marks of store_results_in_slots."""
+    def strip(stmt):
+        if isinstance(stmt, TileInst) and (stmt.attr("into") is not None or stmt.attr("by_producer")):
+            attrs = tuple((k, v) for k, v in stmt.attrs if k not in ("into", "by_producer"))
+            return dataclasses.replace(stmt, attrs=attrs)
+        if isinstance(stmt, (TileLoop, SerialLoop, Stage)):
+            return dataclasses.replace(stmt, body=tuple(strip(s) for s in stmt.body))
+        return stmt
+    return dataclasses.replace(program, body=tuple(strip(s) for s in program.body))
+
+
+def check_slot_stores(ctx) -> None:
+    """Verifier rule: every producer marked `into` and TSTORE marked `by_producer` is a pair this
+    pass would mark (a wrong mark leaves a slot unwritten or writes a tile's bytes into it)."""
+    marked = [i for i in ctx.program.instructions() if i.attr("into") is not None or i.attr("by_producer")]
+    if not marked:
+        return
+    expected = [i for i in store_results_in_slots(unmarked(ctx.program)).instructions()
+                if i.attr("into") is not None or i.attr("by_producer")]
+    for inst in marked:
+        if inst not in expected:
+            ctx.where = fmt_inst(inst)
+            ctx.error("computed into (or stored from) a pipe slot it may not be: the slot must be held at "
+                      "the producer, the tile written only by it and read only by its TSTORE of the "
+                      "tile's valid region (tile/slot_stores.py)")

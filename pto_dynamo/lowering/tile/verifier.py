@@ -30,6 +30,7 @@ from pto_dynamo.lowering.tile.ir import (BLOCK_IDX, BLOCK_NUM, SUBBLOCK_IDX, SUB
                                          TileLoop, TileProgram, walk)
 from pto_dynamo.lowering.tile.planner import in_place_pairs, live_ranges, may_share
 from pto_dynamo.lowering.tile.printer import fmt_decl, fmt_expr, fmt_inst
+from pto_dynamo.lowering.tile.slot_stores import check_slot_stores
 from pto_dynamo.lowering.tile.specs import GM, TILE, VERIFY_RULES, op_spec
 
 
@@ -97,6 +98,7 @@ def verify_program(program: TileProgram, capacity: TargetCapacity | None = None)
     _check_scopes(ctx, program.body, bound, set(), [0])
     verify_pipes.check_sharding(ctx)
     verify_in_place.check_in_place(ctx)
+    check_slot_stores(ctx)
     if capacity is not None:
         _check_placement(ctx)
     if ctx.errors:
