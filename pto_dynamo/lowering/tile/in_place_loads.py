@@ -52,7 +52,7 @@ def eligible_tiles(program: TileProgram) -> set[str]:
 
 
 def slot_read_tiles(program: TileProgram) -> set[str]:
-    """Vec tiles that may be loaded in place from a pipe slot (see module doc)."""
+    """Vec and Mat tiles that may be loaded in place from a pipe slot (see module doc)."""
     decls, slots = program.tile_decls(), program.slots()
     insts = [s for s in walk(program.body) if isinstance(s, TileInst)]
     reads: dict[str, int] = {}

@@ -20,7 +20,6 @@ from pto_dynamo.lowering.tile.ir import TileInst, TileLoc, walk
 from pto_dynamo.lowering.tile.printer import fmt_inst
 
 
-
 def check_in_place(ctx) -> None:
     """Report every in-place load (and every reader of its views) the cpu target could get wrong."""
     insts = [s for s in walk(ctx.program.body) if isinstance(s, TileInst)]
@@ -28,12 +27,12 @@ def check_in_place(ctx) -> None:
     if not loads:
         return
     mats = set()
-    vec_ok = eligible_tiles(ctx.program) | slot_read_tiles(ctx.program)
+    may_read = eligible_tiles(ctx.program) | slot_read_tiles(ctx.program)
     for inst in loads:
         ctx.where = fmt_inst(inst)
         dst, view = ctx.tile(inst.outs[0]), inst.ins[0]
         if dst is not None and dst.loc is TileLoc.Vec:
-            if dst.name not in vec_ok:
+            if dst.name not in may_read:
                 ctx.error(f"an in-place TLOAD into a Vec tile needs a tile that only TLOADs from kernel inputs "
                           f"(or from a held pipe slot, read before its TFREE) write and that no TRESHAPE aliases; "
                           f"{dst.name} is not one")
@@ -42,7 +41,7 @@ def check_in_place(ctx) -> None:
             ctx.error(f"an in-place TLOAD writes a Mat tile (a matmul operand) or a Vec tile; "
                       f"{dst.name} is a {dst.loc.name} tile")
         if view.tensor in ctx.program.slots():
-            if inst.outs[0] not in vec_ok:
+            if inst.outs[0] not in may_read:
                 ctx.error(f"an in-place TLOAD of a Mat tile from a pipe slot needs the slot held while the tile, "
                           f"and the operands it is moved into, are read; {inst.outs[0]} is read after it is freed")
         elif ctx.program.param(view.tensor).is_output:
