@@ -21,3 +21,25 @@ def build_region(program, graph: str = "tiletest"):
     return region, load_region(lib, region.name)
 
 
+
+
+def cube_slot_times_y(kb, pipe, free_first: bool = False) -> None:
+    """Emit a cube stage computing z = (the 16 x 16 f32 operand in `pipe`'s slot) @ y: TPOP, the
+    operand loaded from the slot and y from its tensor, TMOV to Left/Right, TMATMUL, TFREE (before
+    the TMATMUL with `free_first`), TSTORE z. The kernel declares tensors y and z."""
+    from pto_dynamo.lowering.tile import F32, GmView, Role, TileLoc
+    with kb.stage(Role.CUBE):
+        for name, loc in (("pm", TileLoc.Mat), ("bm", TileLoc.Mat), ("l", TileLoc.Left), ("r", TileLoc.Right),
+                          ("acc", TileLoc.Acc)):
+            kb.tile(name, loc, F32, 16, 16, 16, 16)
+        kb.emit("TPOP", pipe=pipe.name)
+        kb.emit("TLOAD", "pm", GmView(pipe.slot(Role.CUBE), 0, 16, 16, 16))
+        kb.emit("TLOAD", "bm", kb.view("y", 0, 16, 16, 16))
+        kb.emit("TMOV", "l", "pm")
+        kb.emit("TMOV", "r", "bm")
+        if free_first:
+            kb.emit("TFREE", pipe=pipe.name)
+        kb.emit("TMATMUL", "acc", "l", "r")
+        if not free_first:
+            kb.emit("TFREE", pipe=pipe.name)
+        kb.emit("TSTORE", kb.view("z", 0, 16, 16, 16), "acc")

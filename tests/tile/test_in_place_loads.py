@@ -12,7 +12,7 @@ from pto_dynamo.lowering.tile import A2A3_CAPACITY, F32, KernelBuilder, TileLoc,
 from pto_dynamo.lowering.tile import handbuilt as hb
 from pto_dynamo.lowering.tile.in_place_loads import _mark, eligible_tiles, read_inputs_in_place, slot_read_tiles
 from pto_dynamo.lowering.tile.verifier import verify_program
-from tests.tile._helpers import build_region
+from tests.tile._helpers import build_region, cube_slot_times_y
 
 Vec = TileLoc.Vec
 
@@ -177,21 +177,7 @@ def _slot_operand(case: str):
             kb.emit("TALLOC", pipe="pipe0")
             kb.emit("TSTORE", GmView(pipe.slot(Role.VECTOR), 0, 16, 16, 16), "v")
             kb.emit("TPUSH", pipe="pipe0")
-        with kb.stage(Role.CUBE):
-            for name, loc in (("pm", TileLoc.Mat), ("bm", TileLoc.Mat), ("l", TileLoc.Left), ("r", TileLoc.Right),
-                              ("acc", TileLoc.Acc)):
-                kb.tile(name, loc, F32, 16, 16, 16, 16)
-            kb.emit("TPOP", pipe="pipe0")
-            kb.emit("TLOAD", "pm", GmView(pipe.slot(Role.CUBE), 0, 16, 16, 16))
-            kb.emit("TLOAD", "bm", kb.view("y", 0, 16, 16, 16))
-            kb.emit("TMOV", "l", "pm")
-            kb.emit("TMOV", "r", "bm")
-            if case == "freed_first":
-                kb.emit("TFREE", pipe="pipe0")
-            kb.emit("TMATMUL", "acc", "l", "r")
-            if case == "ok":
-                kb.emit("TFREE", pipe="pipe0")
-            kb.emit("TSTORE", kb.view("z", 0, 16, 16, 16), "acc")
+        cube_slot_times_y(kb, pipe, free_first=case == "freed_first")
     return kb, CPU_CAPACITY
 
 

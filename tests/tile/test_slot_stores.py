@@ -12,7 +12,7 @@ import torch
 from pto_dynamo.lowering.tile import CPU_CAPACITY, F32, GmView, KernelBuilder, Role, TileLoc
 from pto_dynamo.lowering.tile.ir import TileInst
 from pto_dynamo.lowering.tile.slot_stores import store_results_in_slots
-from tests.tile._helpers import build_region
+from tests.tile._helpers import build_region, cube_slot_times_y
 
 Vec = TileLoc.Vec
 
@@ -103,18 +103,7 @@ def _vector_result_through_a_slot(case: str):
                 kb.emit("TALLOC", pipe="pipe0")
             kb.emit("TSTORE", GmView(pipe.slot(Role.VECTOR), 0, 16, 16, 16), "p")
             kb.emit("TPUSH", pipe="pipe0")
-        with kb.stage(Role.CUBE):
-            for name, loc in (("pm", TileLoc.Mat), ("bm", TileLoc.Mat), ("l", TileLoc.Left), ("r", TileLoc.Right),
-                              ("acc", TileLoc.Acc)):
-                kb.tile(name, loc, F32, 16, 16, 16, 16)
-            kb.emit("TPOP", pipe="pipe0")
-            kb.emit("TLOAD", "pm", GmView(pipe.slot(Role.CUBE), 0, 16, 16, 16))
-            kb.emit("TLOAD", "bm", kb.view("y", 0, 16, 16, 16))
-            kb.emit("TMOV", "l", "pm")
-            kb.emit("TMOV", "r", "bm")
-            kb.emit("TMATMUL", "acc", "l", "r")
-            kb.emit("TFREE", pipe="pipe0")
-            kb.emit("TSTORE", kb.view("z", 0, 16, 16, 16), "acc")
+        cube_slot_times_y(kb, pipe)
     return kb
 
 
