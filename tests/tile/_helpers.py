@@ -43,3 +43,26 @@ def cube_slot_times_y(kb, pipe, free_first: bool = False) -> None:
         if not free_first:
             kb.emit("TFREE", pipe=pipe.name)
         kb.emit("TSTORE", kb.view("z", 0, 16, 16, 16), "acc")
+
+
+def v2c_kernel(name: str):
+    """(KernelBuilder, pipe) of a mixed kernel over 16 x 16 f32 tensors x, y (inputs) and z (the
+    output) with one V2C pipe, `pipe0`, of 256-element slots: the vector stage hands the cube
+    stage an operand (cube_slot_times_y)."""
+    from pto_dynamo.lowering.tile import F32, Direction, KernelBuilder
+    kb = KernelBuilder(name, kind="mixed")
+    kb.tensor("x", F32, (16, 16), (16, 1))
+    kb.tensor("y", F32, (16, 16), (16, 1))
+    kb.tensor("z", F32, (16, 16), (16, 1), output=True)
+    return kb, kb.pipe("pipe0", F32, 256, direction=Direction.V2C)
+
+
+def check_doubled_times_y(program, name: str, block_num: int) -> None:
+    """Run a v2c_kernel program on seeded x, y and check z == (2 x) @ y."""
+    import torch
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(16, 16, generator=g), torch.randn(16, 16, generator=g)
+    z = torch.full((16, 16), float("nan"))
+    _, call = build_region(program, name)
+    call([x, y, z], [], block_num)
+    torch.testing.assert_close(z, (2 * x) @ y)

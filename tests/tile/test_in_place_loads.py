@@ -12,7 +12,7 @@ from pto_dynamo.lowering.tile import A2A3_CAPACITY, F32, KernelBuilder, TileLoc,
 from pto_dynamo.lowering.tile import handbuilt as hb
 from pto_dynamo.lowering.tile.in_place_loads import _mark, eligible_tiles, read_inputs_in_place, slot_read_tiles
 from pto_dynamo.lowering.tile.verifier import verify_program
-from tests.tile._helpers import build_region, cube_slot_times_y
+from tests.tile._helpers import build_region, check_doubled_times_y, cube_slot_times_y, v2c_kernel
 
 Vec = TileLoc.Vec
 
@@ -163,12 +163,8 @@ def test_slot_loads_read_in_place_only_while_the_slot_is_held(case, in_place):
 def _slot_operand(case: str):
     """z = (2 x) @ y for 16 x 16 f32: the vector stage doubles x into a V2C slot, the cube stage
     loads it as the Left operand. `ok`: the slot is freed after the TMATMUL; `freed_first`: before."""
-    from pto_dynamo.lowering.tile import CPU_CAPACITY, Direction, GmView, Role
-    kb = KernelBuilder(f"pto_mixed_operand_{case}", kind="mixed")
-    kb.tensor("x", F32, (16, 16), (16, 1))
-    kb.tensor("y", F32, (16, 16), (16, 1))
-    kb.tensor("z", F32, (16, 16), (16, 1), output=True)
-    pipe = kb.pipe("pipe0", F32, 256, direction=Direction.V2C)
+    from pto_dynamo.lowering.tile import CPU_CAPACITY, GmView, Role
+    kb, pipe = v2c_kernel(f"pto_mixed_operand_{case}")
     with kb.tile_loop("t", 1):
         with kb.stage(Role.VECTOR):
             kb.tile("v", TileLoc.Vec, F32, 16, 16, 16, 16)
@@ -190,12 +186,7 @@ def test_matmul_operands_read_in_the_slot_only_while_it_is_held(case, in_place):
     program = kb.build(capacity)
     (load,) = [i for i in program.instructions() if i.op == "TLOAD" and i.outs[0] == "pm"]
     assert load.attr("in_place", False) is in_place
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(16, 16, generator=g), torch.randn(16, 16, generator=g)
-    z = torch.full((16, 16), float("nan"))
-    _, call = build_region(program, f"slot_operand_{case}")
-    call([x, y, z], [], 2)
-    torch.testing.assert_close(z, (2 * x) @ y)
+    check_doubled_times_y(program, f"slot_operand_{case}", 2)
     if not in_place:                                 # marked anyway: the verifier says why not
         forced = _mark(kb.build(), {"pm"})
         with pytest.raises(Exception, match="read after it is freed"):

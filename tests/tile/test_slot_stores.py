@@ -12,7 +12,7 @@ import torch
 from pto_dynamo.lowering.tile import CPU_CAPACITY, F32, GmView, KernelBuilder, Role, TileLoc
 from pto_dynamo.lowering.tile.ir import TileInst
 from pto_dynamo.lowering.tile.slot_stores import store_results_in_slots
-from tests.tile._helpers import build_region, cube_slot_times_y
+from tests.tile._helpers import build_region, check_doubled_times_y, cube_slot_times_y, v2c_kernel
 
 Vec = TileLoc.Vec
 
@@ -29,11 +29,9 @@ def _product_through_a_slot(case: str):
     pipe = kb.pipe("pipe0", F32, 256)
     with kb.tile_loop("t", 1):
         with kb.stage(Role.CUBE):
-            kb.tile("a", TileLoc.Mat, F32, 16, 16, 16, 16)
-            kb.tile("b", TileLoc.Mat, F32, 16, 16, 16, 16)
-            kb.tile("l", TileLoc.Left, F32, 16, 16, 16, 16)
-            kb.tile("r", TileLoc.Right, F32, 16, 16, 16, 16)
-            kb.tile("acc", TileLoc.Acc, F32, 16, 16, 16, 16)
+            for name, loc in (("a", TileLoc.Mat), ("b", TileLoc.Mat), ("l", TileLoc.Left), ("r", TileLoc.Right),
+                              ("acc", TileLoc.Acc)):
+                kb.tile(name, loc, F32, 16, 16, 16, 16)
             kb.emit("TLOAD", "a", kb.view("x", 0, 16, 16, 16))
             kb.emit("TLOAD", "b", kb.view("y", 0, 16, 16, 16))
             kb.emit("TMOV", "l", "a")
@@ -85,12 +83,7 @@ def _vector_result_through_a_slot(case: str):
     """z = (2 x) @ y for 16 x 16 f32: the vector stage computes 2x into a tile it stores into a V2C
     slot, the cube stage multiplies it. `ok`: TALLOC before the TMULS; `alloc_after`: after it;
     `wide_tile`: the tile's rows are 32 elements apart, the slot's 16 (not where the tile's lie)."""
-    from pto_dynamo.lowering.tile import Direction
-    kb = KernelBuilder(f"pto_mixed_vec_result_{case}", kind="mixed")
-    kb.tensor("x", F32, (16, 16), (16, 1))
-    kb.tensor("y", F32, (16, 16), (16, 1))
-    kb.tensor("z", F32, (16, 16), (16, 1), output=True)
-    pipe = kb.pipe("pipe0", F32, 256, direction=Direction.V2C)
+    kb, pipe = v2c_kernel(f"pto_mixed_vec_result_{case}")
     with kb.tile_loop("t", 1):
         with kb.stage(Role.VECTOR):
             kb.tile("a", Vec, F32, 16, 16, 16, 16)
@@ -115,12 +108,7 @@ def test_vector_results_go_into_held_slots_only(case, into):
     (store,) = [i for i in program.instructions() if i.op == "TSTORE" and i.ins[0] == "p"]
     assert (muls.attr("into") is not None) is into
     assert store.attr("by_producer", False) is into
-    g = torch.Generator().manual_seed(0)
-    x, y = torch.randn(16, 16, generator=g), torch.randn(16, 16, generator=g)
-    z = torch.full((16, 16), float("nan"))
-    _, call = build_region(program, f"vec_result_{case}")
-    call([x, y, z], [], 3)
-    torch.testing.assert_close(z, (2 * x) @ y)
+    check_doubled_times_y(program, f"vec_result_{case}", 3)
 
 
 def test_verifier_rejects_a_mark_the_pass_would_not_make():
