@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from pto_dynamo.lowering.tile import CPU_CAPACITY, F32, GmView, KernelBuilder, Role, TileLoc
-from pto_dynamo.lowering.tile.ir import TileInst
+from pto_dynamo.lowering.tile.ir import map_insts
 from pto_dynamo.lowering.tile.slot_stores import store_results_in_slots
 from tests.tile._helpers import build_region, check_doubled_times_y, cube_slot_times_y, v2c_kernel
 
@@ -114,19 +114,14 @@ def test_vector_results_go_into_held_slots_only(case, into):
 def test_verifier_rejects_a_mark_the_pass_would_not_make():
     """A producer marked into a slot it does not hold at the time (TALLOC after it) would compute
     into whatever the slot variable last pointed at: the verifier names it."""
-    from pto_dynamo.lowering.tile.slot_stores import _with_attr
     from pto_dynamo.lowering.tile.verifier import verify_program
     program = _vector_result_through_a_slot("alloc_after").build()
     (store,) = [i for i in program.instructions() if i.op == "TSTORE" and i.ins[0] == "p"]
 
-    def force(stmt):
-        if isinstance(stmt, TileInst) and stmt.op == "TMULS":
-            return _with_attr(stmt, "into", store.outs[0])
-        if isinstance(stmt, TileInst) and stmt == store:
-            return _with_attr(stmt, "by_producer", True)
-        if hasattr(stmt, "body") and not isinstance(stmt, TileInst):
-            return dataclasses.replace(stmt, body=tuple(force(s) for s in stmt.body))
-        return stmt
-    forced = dataclasses.replace(program, body=tuple(force(s) for s in program.body))
+    def force(inst):
+        if inst.op == "TMULS":
+            return inst.with_attrs(into=store.outs[0])
+        return inst.with_attrs(by_producer=True) if inst == store else inst
+    forced = dataclasses.replace(program, body=map_insts(program.body, force))
     with pytest.raises(Exception, match="may not be"):
         verify_program(forced)

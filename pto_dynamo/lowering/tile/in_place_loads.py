@@ -30,7 +30,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from pto_dynamo.lowering.tile.ir import GmView, SerialLoop, Stage, TileInst, TileLoc, TileLoop, TileProgram, walk
+from pto_dynamo.lowering.tile.ir import (GmView, SerialLoop, Stage, TileInst, TileLoc, TileLoop, TileProgram, map_insts,
+                                         walk)
 
 MOVES = {"TMOV", "TEXTRACT"}                       # pass a Mat tile's in-place view on
 MATMULS = {"TMATMUL", "TMATMUL_ACC", "TMATMUL_BIAS"}
@@ -125,13 +126,7 @@ def _mark(program: TileProgram, tiles: set[str]) -> TileProgram:
     if not tiles:
         return program
 
-    def mark(stmt):
-        if isinstance(stmt, TileInst) and stmt.op == "TLOAD" and stmt.outs[0] in tiles:
-            attrs = dict(stmt.attrs)
-            attrs["in_place"] = True
-            return dataclasses.replace(stmt, attrs=tuple(sorted(attrs.items())))
-        if isinstance(stmt, (TileLoop, SerialLoop, Stage)):
-            return dataclasses.replace(stmt, body=tuple(mark(s) for s in stmt.body))
-        return stmt
+    def mark(inst: TileInst) -> TileInst:
+        return inst.with_attrs(in_place=True) if inst.op == "TLOAD" and inst.outs[0] in tiles else inst
 
-    return dataclasses.replace(program, body=tuple(mark(s) for s in program.body))
+    return dataclasses.replace(program, body=map_insts(program.body, mark))

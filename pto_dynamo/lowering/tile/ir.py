@@ -22,7 +22,7 @@ pipe's slot name (`Pipe.slot(role)`) instead of a tensor parameter.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Iterator, Union
 
 import sympy
@@ -172,6 +172,16 @@ class TileInst:
         for o in (*self.outs, *self.ins, *self.tmps):
             if isinstance(o, str):
                 yield o
+
+    def with_attrs(self, **changes) -> "TileInst":
+        """This instruction with the given attrs set (a value of None removes one), still sorted."""
+        attrs = dict(self.attrs)
+        for key, value in changes.items():
+            if value is None:
+                attrs.pop(key, None)
+            else:
+                attrs[key] = value
+        return replace(self, attrs=tuple(sorted(attrs.items(), key=lambda kv: kv[0])))
 
 
 @dataclass(frozen=True)
@@ -359,6 +369,17 @@ def alias_map(body: tuple["Stmt", ...]) -> dict[str, str]:
 def children(s: Stmt) -> tuple[Stmt, ...]:
     """The statements nested in `s` (a loop's or a stage's body), else ()."""
     return s.body if isinstance(s, (TileLoop, SerialLoop, Stage)) else ()
+
+
+def map_insts(body: tuple[Stmt, ...], fn) -> tuple[Stmt, ...]:
+    """`body` with every TileInst replaced by fn(inst), nested loops and stages rebuilt."""
+    def one(s: Stmt) -> Stmt:
+        if isinstance(s, TileInst):
+            return fn(s)
+        if isinstance(s, (TileLoop, SerialLoop, Stage)):
+            return replace(s, body=map_insts(s.body, fn))
+        return s
+    return tuple(one(s) for s in body)
 
 
 def walk(body: tuple[Stmt, ...]) -> Iterator[Stmt]:

@@ -27,7 +27,8 @@ from __future__ import annotations
 import dataclasses
 
 from pto_dynamo.lowering.tile.expr import exprs_equal
-from pto_dynamo.lowering.tile.ir import GmView, SerialLoop, Stage, TileInst, TileLoc, TileLoop, TileProgram, walk
+from pto_dynamo.lowering.tile.ir import (GmView, SerialLoop, Stage, TileInst, TileLoc, TileLoop, TileProgram, children,
+                                         map_insts, walk)
 from pto_dynamo.lowering.tile.printer import fmt_inst
 from pto_dynamo.lowering.tile.specs import ops_of_family
 
@@ -37,12 +38,6 @@ _VEC_PRODUCERS = frozenset({"TCVT", *ops_of_family("unary"), *ops_of_family("bin
                             *ops_of_family("rowexpand_binary"), *ops_of_family("colexpand_binary")})
 
 
-def _with_attr(inst: TileInst, key: str, value) -> TileInst:
-    attrs = dict(inst.attrs)
-    attrs[key] = value
-    return dataclasses.replace(inst, attrs=tuple(sorted(attrs.items(), key=lambda kv: kv[0])))
-
-
 def store_results_in_slots(program: TileProgram) -> TileProgram:
     """`program` with its eligible producer/TSTORE pairs marked (see module doc)."""
     if not program.pipes:
@@ -50,7 +45,7 @@ def store_results_in_slots(program: TileProgram) -> TileProgram:
     decls, slots, aliased = program.tile_decls(), program.slots(), program.aliased()
     readers: dict[str, int] = {}
     writers: dict[str, int] = {}
-    for inst in (s for s in walk(program.body) if isinstance(s, TileInst)):
+    for inst in program.instructions():
         for t in inst.ins:
             if isinstance(t, str):
                 readers[t] = readers.get(t, 0) + 1
@@ -97,9 +92,9 @@ def store_results_in_slots(program: TileProgram) -> TileProgram:
             if isinstance(stmt, (TileLoop, SerialLoop, Stage)):
                 stmt = dataclasses.replace(stmt, body=mark(stmt.body))
             elif i in pairs:
-                stmt = _with_attr(stmt, "into", body[pairs[i]].outs[0])
+                stmt = stmt.with_attrs(into=body[pairs[i]].outs[0])
             elif i in pairs.values():
-                stmt = _with_attr(stmt, "by_producer", True)
+                stmt = stmt.with_attrs(by_producer=True)
             out.append(stmt)
         return tuple(out)
 
@@ -112,7 +107,7 @@ def _store_of(body, i: int, acc: str) -> int | None:
     for j in range(i + 1, len(body)):
         stmt = body[j]
         if not isinstance(stmt, TileInst):
-            if any(isinstance(x, TileInst) and acc in x.tiles() for x in walk(getattr(stmt, "body", ()))):
+            if any(isinstance(x, TileInst) and acc in x.tiles() for x in walk(children(stmt))):
                 return None
             continue
         if stmt.op == "TPUSH":
@@ -130,14 +125,7 @@ def _fits(view: GmView, decl, slot_dtype) -> bool:
 
 def unmarked(program: TileProgram) -> TileProgram:
     """`program` without the marks of store_results_in_slots."""
-    def strip(stmt):
-        if isinstance(stmt, TileInst) and (stmt.attr("into") is not None or stmt.attr("by_producer")):
-            attrs = tuple((k, v) for k, v in stmt.attrs if k not in ("into", "by_producer"))
-            return dataclasses.replace(stmt, attrs=attrs)
-        if isinstance(stmt, (TileLoop, SerialLoop, Stage)):
-            return dataclasses.replace(stmt, body=tuple(strip(s) for s in stmt.body))
-        return stmt
-    return dataclasses.replace(program, body=tuple(strip(s) for s in program.body))
+    return dataclasses.replace(program, body=map_insts(program.body, lambda i: i.with_attrs(into=None, by_producer=None)))
 
 
 def check_slot_stores(ctx) -> None:

@@ -933,8 +933,11 @@ PTO_INLINE void matmul_into(CT* c, const std::ptrdiff_t ldc, const CT* cin, Left
 }
 
 template <typename Acc, typename Left, typename Right>
+constexpr bool matmul_shapes_v = Left::Rows == Acc::Rows && Left::Cols == Right::Rows && Right::Cols == Acc::Cols;
+
+template <typename Acc, typename Left, typename Right>
 PTO_INLINE void matmul(Acc& acc, const typename Acc::DType* cin, Left& left, Right& right) {
-  static_assert(Left::Rows == Acc::Rows && Left::Cols == Right::Rows && Right::Cols == Acc::Cols,
+  static_assert(matmul_shapes_v<Acc, Left, Right>,
                 "TMATMUL: Left::Rows == Acc::Rows, Left::Cols == Right::Rows, Right::Cols == Acc::Cols");
   static_assert(Acc::ColStride == 1, "TMATMUL: Acc tiles are row-stored on the CPU");
   matmul_into(acc.data(), Acc::RowStride, cin, left, right);
@@ -953,7 +956,7 @@ PTO_INST RecordEvent TMATMUL(Acc& acc, Left& left, Right& right, E&...) {
 template <AccPhase Phase = AccPhase::Unspecified, detail::TileT Acc, detail::TileT Left, detail::TileT Right,
           detail::GlobalT Gm>
 PTO_INST RecordEvent TMATMUL(Acc& acc, Left& left, Right& right, Gm& into) {
-  static_assert(Left::Rows == Acc::Rows && Left::Cols == Right::Rows && Right::Cols == Acc::Cols,
+  static_assert(detail::matmul_shapes_v<Acc, Left, Right>,
                 "TMATMUL: Left::Rows == Acc::Rows, Left::Cols == Right::Rows, Right::Cols == Acc::Cols");
   static_assert(std::is_same_v<std::remove_const_t<typename Gm::DType>, typename Acc::DType> && Gm::layout == Layout::ND,
                 "TMATMUL into a window: an ND window of the accumulator's element type");
