@@ -41,9 +41,10 @@ def test_kernel_body_vocabulary():
     assert "for (int64_t t = block_idx; t < t_count; t += block_num) {" in text
     assert "const int64_t vr = std::min<int64_t>(8, (rows - (8 * t)));" in text
     assert "VecF32_8x256 xt(vr, cols);" in text and "TASSIGN(xt, 0x0);" in text
-    # (x - max, then exp: one TROWEXPANDEXPDIF, merged by tile/peephole.py when the program is built)
-    for call in ("TLOAD(xt, x_gm0);", "TROWMAX(rmax, xt, tmp);", "TROWEXPANDEXPDIF(xt, xt, rmax);",
-                 "TROWSUM(rsum, xt, tmp);", "TROWEXPANDDIV(xt, xt, rsum);", "TSTORE(out_gm0, xt);"):
+    # (x - max, then exp: one TROWEXPANDEXPDIF, merged by tile/peephole.py when the program is built,
+    # and fused with the row sum by tile/fuse.py)
+    for call in ("TLOAD(xt, x_gm0);", "TROWMAX(rmax, xt, tmp);", "TROWEXPANDEXPDIF_ROWSUM(xt, rsum, xt, rmax, tmp);",
+                 "TROWEXPANDDIV(xt, xt, rsum);", "TSTORE(out_gm0, xt);"):
         assert call in text, call
     assert "GmNDF32 x_gm0(x + (8 * t * x_ld), GmShape2D(vr, cols), GmStrideND(x_ld));" in text
     # the loads and stores say what they move

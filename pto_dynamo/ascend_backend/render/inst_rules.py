@@ -30,7 +30,8 @@ def _call(op: str, *args: str) -> str:
 
 @render_rule(*ops_of_family("binary"), *ops_of_family("unary"), *ops_of_family("rowexpand_binary"),
              *ops_of_family("colexpand_binary"), "TROWEXPAND", "TCOLEXPAND", "TMOV", "TRESHAPE",
-             *ops_of_family("colreduce"), *ops_of_family("rowreduce"), "TMATMUL_ACC")
+             *ops_of_family("colreduce"), *ops_of_family("rowreduce"), "TMATMUL_ACC",
+             "TROWEXPANDEXPDIF_ROWSUM", "TROWEXPANDMUL_ADD")
 def _tiles_only(inst: TileInst, ctx) -> list[str]:
     """`OP(dst, src..., tmp...)`: every operand a tile, in IR order."""
     return [_call(inst.op, *inst.outs, *inst.ins, *inst.tmps)]
@@ -52,6 +53,12 @@ def _matmul(inst: TileInst, ctx) -> list[str]:
 def _tile_scalar(inst: TileInst, ctx) -> list[str]:
     dst, src, s = inst.outs[0], inst.ins[0], inst.ins[1]
     return [_call(inst.op, dst, src, ctx.scalar(s, ctx.decl(src).dtype))]
+
+
+@render_rule("TMULS_ROWMAX")
+def _muls_rowmax(inst: TileInst, ctx) -> list[str]:
+    (dst, mx), (src, s), (tmp,) = inst.outs, inst.ins, inst.tmps
+    return [_call(inst.op, dst, mx, src, ctx.scalar(s, ctx.decl(src).dtype), tmp)]
 
 
 @render_rule("TEXPANDS")

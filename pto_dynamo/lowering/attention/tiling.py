@@ -8,18 +8,21 @@
         for j0 in 0, Ns, 2 Ns, ... < S (causal: < min(S, m0 + vm), in two loops)         (KV loop)
             cube:   TLOAD k^T window (ND -> Nz, or DN -> Zn for a row-major k) ; TMOV ; TALLOC qk
                     TMATMUL s = q k^T ; TSTORE into the slot, TPUSH
-            vector: TPOP qk; TLOAD its rows of s; s = s * scale + mask (bool: -inf where set); TFREE qk
+            vector: TPOP qk; TLOAD its rows of s; s = s * scale + mask (bool: -inf where set)
                     causal, on the steps that cross the diagonal only: s = -inf where key > query (TTRI)
-                    mx = rowmax(s); m' = max(m, mx); m0 = m' == -inf ? 0 : m'
-                    alpha = exp(m - m0); p = exp(s - m0); l = l * alpha + rowsum(p); o *= alpha; m = m'
-                    TALLOC pp; p in v's dtype (TCVT) into its rows; TPUSH pp
+                    mx = rowmax(s); TFREE qk; m' = max(m, mx); m0 = m' == -inf ? 0 : m'
+                    alpha = exp(m - m0); TALLOC pp; p = exp(s - m0); rs = rowsum(p)
+                    p in v's dtype (TCVT) into its rows; TPUSH pp; l = l * alpha + rs; m = m'
             cube:   TPOP pp; TLOAD p -> Mat; TLOAD v window; TMOV; TALLOC pv
                     TMATMUL pv = p v; TSTORE; TFREE pp; TPUSH pv
-            vector: TPOP pv; TLOAD its rows; o += pv; TFREE pv
+            vector: TPOP pv; TLOAD its rows; o = o * alpha + pv; TFREE pv
         vector: [l += exp(sink - m)]; o /= l (a safe softmax's all -inf row: l = 0 -> 0); TSTORE o
 
 The slots are taken before the results that go into them are computed, so that a target whose
 Acc and Vec tiles are memory like the slots (cpu) computes them there (tile/slot_stores.py).
+Each V-op is followed by the one that reads its result where the pair fuses into one pass on the
+cpu target (tile/fuse.py): the scale and the row max, exp, its row sum and P's rounding, o's
+rescaling and the add of P @ V.
 The probabilities are rounded to v's dtype (or the node's `p_dtype`) before P @ V, as a bf16
 flash attention does; the running statistics and o stay f32. Mq query rows and Ns keys per step
 come from the target's memories (a static handful of queries, decode, takes 16-row tiles); D and
@@ -189,12 +192,14 @@ class _Attention:
         kb, plan, p = self.kb, self.plan, self.p
         vs = p.let("vs", emin(self.Ns, stop - j0))
         self._scores(qk, j0, vm, vs)
-        self._softmax(qk, pp, j0, s0, vs, m_run_r, l_run, l_run_r, o, diagonal)
+        alpha = self.row("alpha")       # declared outside the stages: the vector stage's last add reads it
+        self._softmax(qk, pp, j0, s0, vs, m_run_r, l_run, l_run_r, alpha, diagonal)
         self._pv(pp, pv, j0, vm, vs)
         with kb.stage(Role.VECTOR):
             kb.emit("TPOP", pipe="pv")
             pvt = self.full("pvt", F32, self.Dvc, plan.Dv)        # read in the slot: freed after the add
             kb.emit("TLOAD", pvt, GmView(pv.slot(Role.VECTOR), s0 * self.Dvc, self.sv, plan.Dv, self.Dvc))
+            kb.emit("TROWEXPANDMUL", o, o, alpha[0])              # o = o * alpha + pv: one pass (fuse.py)
             kb.emit("TADD", o, o, pvt)
             kb.emit("TFREE", pipe="pv")
 
@@ -231,11 +236,15 @@ class _Attention:
             kb.emit("TSTORE", GmView(qk.slot(Role.CUBE), 0, vm, vs, Ns), acc)
             kb.emit("TPUSH", pipe="qk")
 
-    def _softmax(self, qk, pp, j0, s0, vs, m_run_r, l_run, l_run_r, o, diagonal: bool):
+    def _softmax(self, qk, pp, j0, s0, vs, m_run_r, l_run, l_run_r, alpha, diagonal: bool):
+        """The vector stage's softmax step: P into the pp slot, the running max and sum updated,
+        alpha = exp(m_old - m_new) (o's rescaling, the step's last vector stage) into `alpha`."""
         kb, plan, p, Ns, sv = self.kb, self.plan, self.p, self.Ns, self.sv
         with kb.stage(Role.VECTOR):
             kb.emit("TPOP", pipe="qk")
             s = self.full("s", F32, Ns, vs)
+            mx, mx_r = self.row("mx")             # (the per-row tiles' TRESHAPEs before the pairs that fuse)
+            rs, rs_r = self.row("rs")
             window = GmView(qk.slot(Role.VECTOR), s0 * Ns, sv, vs, Ns)
             if plan.scale != 1.0:                 # s = scale x (the scores, read in the slot)
                 raw = self.full("s_raw", F32, Ns, vs)
@@ -243,7 +252,6 @@ class _Attention:
                 kb.emit("TMULS", s, raw, plan.scale)
             else:
                 kb.emit("TLOAD", s, window)
-            kb.emit("TFREE", pipe="qk")
             if plan.mask is not None:
                 mk = self.full("mk", self.mask_dtype, Ns, vs)
                 mask = plan.mask
@@ -267,36 +275,37 @@ class _Attention:
                 seen = self.key_mask("seen", vs)
                 kb.emit("TCMPS", seen, tri, 0.0, mode="NE")
                 kb.emit("TSELS", s, seen, s, -math.inf, self.sel_tmp("sel_tmp_c"))
-            mx, mx_r = self.row("mx")
-            kb.emit("TROWMAX", mx, s, tmp)
+            kb.emit("TROWMAX", mx, s, tmp)            # (right after the scale: one pass, fuse.py)
+            kb.emit("TFREE", pipe="qk")
             mnew, mnew_r = self.row("mnew")
             kb.emit("TMAX", mnew_r, m_run_r, mx_r)
             finite = self.mask_of("finite", mnew_r)
             kb.emit("TCMPS", finite, mnew_r, -math.inf, mode="NE")
             msafe, msafe_r = self.row("msafe")
             kb.emit("TSELS", msafe_r, finite, mnew_r, 0.0, self.sel_tmp("sel_tmp"))
-            alpha, alpha_r = self.row("alpha")
+            alpha_r = alpha[1]
             kb.emit("TSUB", alpha_r, m_run_r, msafe_r)
             kb.emit("TEXP", alpha_r, alpha_r)
-            kb.emit("TROWEXPANDSUB", s, s, msafe)
-            kb.emit("TEXP", s, s)
-            rs, rs_r = self.row("rs")
-            kb.emit("TROWSUM", rs, s, tmp)
-            kb.emit("TMUL", l_run_r, l_run_r, alpha_r)
-            kb.emit("TADD", l_run_r, l_run_r, rs_r)
-            kb.emit("TROWEXPANDMUL", o, o, alpha)
-            kb.emit("TMOV", m_run_r, mnew_r)
-            kb.emit("TALLOC", pipe="pp")          # held over the rounding: it may go there directly
-            pc = s
+            kb.emit("TALLOC", pipe="pp")          # held over exp and rounding: P may go there directly
+            # exp, row sum and rounding: one pass (fuse.py); p its own tile, so that its one writer
+            # computes it in the pp slot (slot_stores.py) when it is not rounded
+            p_exp = self.full("p", F32, Ns, vs)
+            kb.emit("TROWEXPANDSUB", p_exp, s, msafe)
+            kb.emit("TEXP", p_exp, p_exp)
+            kb.emit("TROWSUM", rs, p_exp, tmp)
+            pc = p_exp
             if self.p_round != F32:                  # the exp weights rounded (bf16 P @ V)
                 pc = self.full("pc", self.p_round, Ns, vs)
-                kb.emit("TCVT", pc, s, round="CAST_RINT")
+                kb.emit("TCVT", pc, p_exp, round="CAST_RINT")
             if self.p_round != self.dtype:           # ... and back to v's dtype
                 pw = self.full("pw", self.dtype, Ns, vs)
                 kb.emit("TCVT", pw, pc, round="CAST_RINT")
                 pc = pw
             kb.emit("TSTORE", GmView(pp.slot(Role.VECTOR), s0 * Ns, sv, vs, Ns), pc)
             kb.emit("TPUSH", pipe="pp")
+            kb.emit("TMUL", l_run_r, l_run_r, alpha_r)
+            kb.emit("TADD", l_run_r, l_run_r, rs_r)
+            kb.emit("TMOV", m_run_r, mnew_r)
 
     def _pv(self, pp, pv, j0, vm, vs):
         kb, plan, Mq, Ns = self.kb, self.plan, self.Mq, self.Ns

@@ -136,7 +136,8 @@ class KernelBuilder:
 
     def build(self, capacity=None, *, verify: bool = True) -> TileProgram:
         """The TileProgram; with a capacity, exact conversion round trips are dropped and
-        instruction pairs the ISA does as one merged (peephole.py), loads from held pipe slots
+        instruction pairs the ISA does as one merged (peephole.py), V-ops fused with the reduction,
+        conversion or add that reads their result (fuse.py), loads from held pipe slots
         that may read in place marked so (in_place_loads.py), as are results stored into held
         slots (slot_stores.py), tiles are planned and the program verified."""
         if len(self._stack) != 1:
@@ -145,12 +146,13 @@ class KernelBuilder:
                               graph=self.graph, pass_name=self.pass_name, description=self.description,
                               kind=self.kind, pipes=tuple(self._pipes))
         if capacity is not None:
+            from pto_dynamo.lowering.tile.fuse import fuse_vops
             from pto_dynamo.lowering.tile.in_place_loads import read_slots_in_place
             from pto_dynamo.lowering.tile.peephole import drop_round_trips, merge_pairs
             from pto_dynamo.lowering.tile.planner import plan_tiles
             from pto_dynamo.lowering.tile.slot_stores import store_results_in_slots
             from pto_dynamo.lowering.tile.verifier import verify_program
-            program = merge_pairs(drop_round_trips(program))
+            program = fuse_vops(merge_pairs(drop_round_trips(program)))
             program = plan_tiles(store_results_in_slots(read_slots_in_place(program)), capacity)
             if verify:
                 verify_program(program, capacity)

@@ -185,6 +185,31 @@ def _row_expand_binary(inst, m) -> None:
     m.write(inst.outs[0], fn(m.read(inst.ins[0]), _per_row(m, inst.ins[1], rows)))
 
 
+@interp_rule("TMULS_ROWMAX")
+def _muls_rowmax(inst, m) -> None:
+    dst, mx = inst.outs
+    src = m.read(inst.ins[0])
+    m.write(dst, src * m.scalar(inst.ins[1], m.state(inst.ins[0]).decl.dtype.torch_dtype))
+    scaled = m.read(dst)
+    m.write(mx, scaled.amax(dim=1, keepdim=True), rows=scaled.shape[0], cols=1)
+
+
+@interp_rule("TROWEXPANDEXPDIF_ROWSUM")
+def _expdif_rowsum(inst, m) -> None:
+    dst, total = inst.outs
+    rows, _ = m.valid(dst)
+    p = torch.exp(m.read(inst.ins[0]) - _per_row(m, inst.ins[1], rows))
+    m.write(dst, p)                               # rounded to dst's type; the sum is of p itself
+    m.write(total, p.sum(dim=1, keepdim=True), rows=rows, cols=1)
+
+
+@interp_rule("TROWEXPANDMUL_ADD")
+def _rowexpand_mul_add(inst, m) -> None:
+    rows, _ = m.valid(inst.outs[0])
+    a, vec, b = inst.ins
+    m.write(inst.outs[0], m.read(a) * _per_row(m, vec, rows) + m.read(b))
+
+
 @interp_rule("TCOLEXPAND")
 def _col_expand(inst, m) -> None:
     rows, cols = m.valid(inst.outs[0])

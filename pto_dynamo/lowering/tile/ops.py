@@ -72,6 +72,12 @@ for _suffix, _fn in {"ADD": torch.add, "SUB": torch.sub, "MUL": torch.mul, "DIV"
     define_op(f"TCOLEXPAND{_suffix}", (TILE,), (TILE, TILE), "colexpand_binary", payload=_fn)
 EXPDIF_TYPES = (F16, F32)          # T{ROW,COL}EXPANDEXPDIF: half/float only (pto_isa.md)
 
+# --- fused V-ops (project extensions, <pto/cpu/fused.hpp>): an op and the row reduction or add
+# that reads its result, one pass over the tile; made by lowering/tile/fuse.py from the pair
+define_op("TMULS_ROWMAX", (TILE, TILE), (TILE, SCALAR), "fused", n_tmps=1, ext=True)       # dst, max <- src * s
+define_op("TROWEXPANDEXPDIF_ROWSUM", (TILE, TILE), (TILE, TILE), "fused", n_tmps=1, ext=True)  # dst, sum <- exp(src0 - src1)
+define_op("TROWEXPANDMUL_ADD", (TILE,), (TILE, TILE, TILE), "fused", ext=True)           # dst <- src0 * src1 + src2
+
 # --- compare and select (mask: a u8 Vec tile, bit c % 8 of byte c // 8 of row r) --------------
 CMP_MODES = ("EQ", "NE", "LT", "LE", "GT", "GE")
 define_op("TCMP", (TILE,), (TILE, TILE), "compare")            # attrs: mode

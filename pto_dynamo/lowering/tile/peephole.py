@@ -61,7 +61,7 @@ pair_rule("TROWEXPANDSUB", "TEXP", "TROWEXPANDEXPDIF", _expdif_tile)
 pair_rule("TCOLEXPANDSUB", "TEXP", "TCOLEXPANDEXPDIF", _expdif_tile)
 
 
-def _references(program: TileProgram) -> Counter:
+def tile_references(program: TileProgram) -> Counter:
     """How many instruction operands (outs, ins, tmps; TSTORE's source included) name each tile."""
     refs: Counter = Counter()
     for inst in program.instructions():
@@ -72,7 +72,7 @@ def _references(program: TileProgram) -> Counter:
 def merge_pairs(program: TileProgram) -> TileProgram:
     """`program` with every mergeable pair (see module doc) replaced by its one instruction."""
     decls = program.tile_decls()
-    refs = _references(program)
+    refs = tile_references(program)
     aliased = program.aliased()
 
     def mergeable(first: TileInst, second: TileInst) -> PairRule | None:
@@ -95,10 +95,10 @@ def merge_pairs(program: TileProgram) -> TileProgram:
         # at second's place: its destination is declared by then
         return (TileInst(rule.merged, second.outs, first.ins, attrs=first.attrs),)
 
-    return _rewrite_pairs(program, combine)
+    return rewrite_pairs(program, combine)
 
 
-def _rewrite_pairs(program: TileProgram, combine, prepare=lambda inst: inst) -> TileProgram:
+def rewrite_pairs(program: TileProgram, combine, prepare=lambda inst: inst) -> TileProgram:
     """Walk every body's instructions as adjacent pairs (only declarations and lets between the
     two): `combine(first, second)` returns None to keep both, or what replaces the pair (one
     instruction, which may pair with the next one, or nothing). `prepare` rewrites each
@@ -134,7 +134,7 @@ def _rewrite_pairs(program: TileProgram, combine, prepare=lambda inst: inst) -> 
     if not changed:
         return program
     program = dataclasses.replace(program, body=body)
-    used = set(_references(program)) | program.aliased()
+    used = set(tile_references(program)) | program.aliased()
     return dataclasses.replace(program, body=_drop_decls(program.body, used))
 
 
@@ -154,7 +154,7 @@ def _same_decl(a: TileDecl, b: TileDecl) -> bool:
 def drop_round_trips(program: TileProgram) -> TileProgram:
     """`program` without its exact conversion round trips (see module doc)."""
     decls = program.tile_decls()
-    refs, writes = _references(program), _writes(program)
+    refs, writes = tile_references(program), _writes(program)
     aliased = program.aliased()
     renamed: dict[str, str] = {}
 
@@ -179,7 +179,7 @@ def drop_round_trips(program: TileProgram) -> TileProgram:
         renamed[second.outs[0]] = first.ins[0]
         return ()
 
-    return _rewrite_pairs(program, combine, prepare=rename)
+    return rewrite_pairs(program, combine, prepare=rename)
 
 
 def _drop_decls(body: tuple[Stmt, ...], used: set[str]) -> tuple[Stmt, ...]:

@@ -35,7 +35,8 @@ from pto_dynamo.lowering.tile.specs import ops_of_family
 
 # V-ops that write exactly their destination's valid region (a TLOAD pads the rest of the tile)
 _VEC_PRODUCERS = frozenset({"TCVT", *ops_of_family("unary"), *ops_of_family("binary"), *ops_of_family("scalar"),
-                            *ops_of_family("rowexpand_binary"), *ops_of_family("colexpand_binary")})
+                            *ops_of_family("rowexpand_binary"), *ops_of_family("colexpand_binary"),
+                            *ops_of_family("fused")})
 
 
 def store_results_in_slots(program: TileProgram) -> TileProgram:

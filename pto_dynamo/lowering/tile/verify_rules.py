@@ -269,6 +269,53 @@ def _col_expand_binary(inst: TileInst, ctx) -> None:
     _check_col_operand(ctx, inst, dst, vec)
 
 
+def _check_per_row_result(ctx, inst, out, src) -> None:
+    """`out` holds one f32 value per row of `src` (a fused op's row max or sum)."""
+    if out.dtype != F32:
+        ctx.error(f"{inst.op}: the per-row result {out.name} is f32, is {out.dtype}")
+    if not exprs_equal(out.valid_rows, src.valid_rows) or not exprs_equal(out.valid_cols, 1):
+        ctx.error(f"{inst.op} writes one value per row: {out.name} must be valid [{fmt_expr(src.valid_rows)}, 1], "
+                  f"is [{fmt_expr(out.valid_rows)}, {fmt_expr(out.valid_cols)}]")
+    if out.layout is Layout.ColMajor and out.cols != 1:
+        ctx.error(f"a ColMajor per-row tile has one column; {out.name} has {out.cols}")
+
+
+@verify_rule("TMULS_ROWMAX")
+def _muls_rowmax(inst: TileInst, ctx) -> None:
+    dst, mx, src = ctx.tile(inst.outs[0]), ctx.tile(inst.outs[1]), ctx.tile(inst.ins[0])
+    ctx.row_major(dst, src)
+    ctx.same_dtype(dst, src)
+    if dst.dtype != F32:
+        ctx.error(f"TMULS_ROWMAX: f32 tiles only, {dst.name} is {dst.dtype}")
+    ctx.same_valid(dst, src, "TMULS_ROWMAX operand")
+    _check_per_row_result(ctx, inst, mx, dst)
+
+
+@verify_rule("TROWEXPANDEXPDIF_ROWSUM")
+def _expdif_rowsum(inst: TileInst, ctx) -> None:
+    dst, total, a, vec = (ctx.tile(n) for n in (*inst.outs, *inst.ins))
+    ctx.row_major(dst, a)
+    ctx.same_dtype(a, vec)
+    if a.dtype != F32 or dst.dtype not in (F32, BF16, F16):
+        ctx.error(f"TROWEXPANDEXPDIF_ROWSUM: an f32 source into an f32, bf16 or f16 tile; {a.name} is {a.dtype}, "
+                  f"{dst.name} {dst.dtype}")
+    ctx.same_valid(dst, a, "TROWEXPANDEXPDIF_ROWSUM operand")
+    _check_row_operand(ctx, inst, dst, vec)
+    _check_per_row_result(ctx, inst, total, dst)
+
+
+@verify_rule("TROWEXPANDMUL_ADD")
+def _rowexpand_mul_add(inst: TileInst, ctx) -> None:
+    dst, a, vec, b = ctx.tile(inst.outs[0]), *(ctx.tile(n) for n in inst.ins)
+    ctx.row_major(dst, a, b)
+    ctx.same_dtype(dst, a, vec, b)
+    if dst.dtype != F32:
+        ctx.error(f"TROWEXPANDMUL_ADD: f32 tiles only, {dst.name} is {dst.dtype}")
+    ctx.same_valid(dst, a, "TROWEXPANDMUL_ADD operand")
+    ctx.same_valid(dst, b, "TROWEXPANDMUL_ADD operand")
+    _check_row_operand(ctx, inst, dst, vec)
+
+
 _MATMUL_TYPES = {(F32, F16, F16), (F32, F32, F32), (F32, BF16, BF16), (I32, I8, I8)}
 
 

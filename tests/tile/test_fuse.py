@@ -1,0 +1,131 @@
+"""V-ops fused with the row reduction, conversion or add that reads their result
+(lowering/tile/fuse.py, the cpu target's <pto/cpu/fused.hpp>): which pairs fuse, and the fused
+program computes what the pairs compute, on the interpreter and on the cpu target, over partial
+tiles, -inf and NaN rows; the bf16 probabilities' exp is within a bf16 rounding of torch's."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pto_dynamo.lowering.tile import A2A3_CAPACITY, BF16, F32, I32, KernelBuilder, Layout, TileLoc, ceil_div, emin
+from pto_dynamo.lowering.tile.fuse import fuse_vops
+from pto_dynamo.lowering.tile.interpreter import interpret
+from tests.tile._helpers import build_region
+
+Vec = TileLoc.Vec
+R, C = 8, 64
+SCALE = 0.375
+
+
+def _program(variant: str, dtype=F32):
+    """An online-softmax step over n x m (m <= C) rows of x, one R-row tile at a time:
+    s = x * SCALE; mx = rowmax(s); p = exp(s - mx); l = rowsum(p); z = p in bf16; w = l;
+    o = x * l + x. `variant`: "fused" as written; "read_after": s is also stored after the
+    conversion (z2 = p in f32); "apart": an instruction between the scale and the row max."""
+    kb = KernelBuilder(f"pto_vec_fuse_{variant}_{dtype.name}_0", pass_name="test", description="online softmax step")
+    n, m = kb.scalar("n"), kb.scalar("m")
+    kb.tensor("x", dtype, (n, C), (C, 1))
+    kb.tensor("z", BF16, (n, C), (C, 1), output=True)
+    kb.tensor("z2", dtype, (n, C), (C, 1), output=True)
+    kb.tensor("w", dtype, (n, 1), (1, 1), output=True)
+    kb.tensor("o", dtype, (n, C), (C, 1), output=True)
+    with kb.tile_loop("t", ceil_div(n, R)) as t:
+        vr = kb.let("vr", emin(R, n - R * t))
+        for name in ("x_t", "s", "tmp", "o_t"):
+            kb.tile(name, Vec, dtype, R, C, vr, m)
+        kb.tile("p", Vec, BF16, R, C, vr, m)
+        for name in ("mx", "l"):
+            kb.tile(name, Vec, dtype, R, 1, vr, 1, Layout.ColMajor)
+        kb.emit("TLOAD", "x_t", kb.view("x", R * t * C, vr, m, C))
+        kb.emit("TMULS", "s", "x_t", SCALE)
+        if variant == "apart":
+            kb.emit("TADD", "o_t", "x_t", "x_t")
+        kb.emit("TROWMAX", "mx", "s", "tmp")
+        kb.emit("TROWEXPANDSUB", "s", "s", "mx")
+        kb.emit("TEXP", "s", "s")
+        kb.emit("TROWSUM", "l", "s", "tmp")
+        kb.emit("TCVT", "p", "s", round="CAST_RINT")
+        kb.emit("TSTORE", kb.view("z", R * t * C, vr, m, C), "p")
+        kb.emit("TSTORE", kb.column_view("w", R * t, vr, 1), "l")
+        if variant == "read_after":
+            kb.emit("TSTORE", kb.view("z2", R * t * C, vr, m, C), "s")
+        kb.emit("TROWEXPANDMUL", "o_t", "x_t", "l")
+        kb.emit("TADD", "o_t", "o_t", "x_t")
+        kb.emit("TSTORE", kb.view("o", R * t * C, vr, m, C), "o_t")
+    return kb
+
+
+def _ops(program) -> list[str]:
+    return [i.op for i in program.instructions() if i.op not in ("TLOAD", "TSTORE")]
+
+
+def _expected(x: torch.Tensor):
+    s = x * SCALE
+    p = torch.exp(s - s.amax(1, keepdim=True))
+    l = p.sum(1, keepdim=True)
+    return p, l, x * l + x
+
+
+FUSED = {
+    "fused": ["TMULS_ROWMAX", "TROWEXPANDEXPDIF_ROWSUM", "TROWEXPANDMUL_ADD"],
+    # p is read again: the exp keeps writing it, and the rounding stays its own pass
+    "read_after": ["TMULS_ROWMAX", "TROWEXPANDEXPDIF_ROWSUM", "TCVT", "TROWEXPANDMUL_ADD"],
+    # the scale and the max are not adjacent
+    "apart": ["TMULS", "TADD", "TROWMAX", "TROWEXPANDEXPDIF_ROWSUM", "TROWEXPANDMUL_ADD"],
+}
+
+
+@pytest.mark.parametrize("variant", sorted(FUSED))
+def test_pairs_fuse_and_compute_what_the_pairs_compute(variant):
+    kb = _program(variant)
+    planned = kb.build(A2A3_CAPACITY)
+    assert _ops(planned) == FUSED[variant]
+    n, m = 13, 50                                  # a partial last tile, 50 of 64 columns valid
+    x = torch.randn(n, C) * 4
+    x[3, :] = float("-inf")                        # a row of -inf: max -inf, exp NaN, as the pair
+    x[5, 7] = float("nan")                         # a NaN propagates through max, exp and sum
+    want_p, want_l, want_o = _expected(x[:, :m])
+    for run in ("interpreter", "cpu"):
+        outs = {k: torch.full(shape, 7.0, dtype=dt) for k, shape, dt in
+                (("z", (n, C), torch.bfloat16), ("z2", (n, C), torch.float32), ("w", (n, 1), torch.float32),
+                 ("o", (n, C), torch.float32))}
+        if run == "interpreter":
+            interpret(planned, {"x": x, **outs}, {"n": n, "m": m}, block_num=2)
+        else:
+            _, call = build_region(planned, f"fuse_{variant}")
+            call([x, outs["z"], outs["z2"], outs["w"], outs["o"]], [n, m], 3)
+        torch.testing.assert_close(outs["z"][:, :m], want_p.to(torch.bfloat16), equal_nan=True)
+        torch.testing.assert_close(outs["w"], want_l, equal_nan=True, rtol=2e-6, atol=0)
+        torch.testing.assert_close(outs["o"][:, :m], want_o, equal_nan=True, rtol=2e-6, atol=1e-5)
+        assert (outs["z"][:, m:] == 7).all() and (outs["o"][:, m:] == 7).all()   # nothing past the valid columns
+        if variant == "read_after":
+            torch.testing.assert_close(outs["z2"][:, :m], want_p, equal_nan=True)
+
+
+def test_only_float_tiles_fuse():
+    program = _program("fused", dtype=I32).build()
+    assert fuse_vops(program) is program
+
+
+def test_bf16_probabilities_are_torchs_exp_rounded():
+    """exp(s - max) rounded to bf16 by the fused op (a shorter polynomial than vexp's) against
+    torch's exp rounded to bf16: at most one bf16 step apart, equal almost everywhere; row sums
+    of the f32 values; exp below the normal floats gives 0 where torch gives a denormal."""
+    kb = _program("fused")
+    planned = kb.build(A2A3_CAPACITY)
+    _, call = build_region(planned, "fuse_sweep")
+    n = 4096
+    x = -torch.rand(n, C) * (100 / SCALE)          # s in (-100, 0], one 0 per row: max 0
+    x[:, 0] = 0.0
+    z, z2, w, o = torch.empty(n, C, dtype=torch.bfloat16), torch.empty(n, C), torch.empty(n, 1), torch.empty(n, C)
+    call([x, z, z2, w, o], [n, C], 2)
+    p = torch.exp(x * SCALE)
+    want = p.to(torch.bfloat16)
+    tiny = torch.finfo(torch.float32).tiny
+    normal = p >= 1.001 * tiny
+    steps = (z.view(torch.int16).int() - want.view(torch.int16).int()).abs()
+    assert steps[normal].max() <= 1
+    assert (steps[normal] == 0).float().mean() > 0.995
+    assert (z[p < tiny] == 0).all() and (z[~normal].float() <= 1.001 * tiny).all()
+    assert normal.any() and (~normal).any()
+    torch.testing.assert_close(w, p.sum(1, keepdim=True), rtol=2e-6, atol=0)
