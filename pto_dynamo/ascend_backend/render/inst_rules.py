@@ -41,11 +41,15 @@ def _tiles_only(inst: TileInst, ctx) -> list[str]:
 def _matmul(inst: TileInst, ctx) -> list[str]:
     """`TMATMUL(acc, left, right)`; with attr into=<window of a held slot> the CPU target's form
     `TMATMUL(acc, left, right, gm)`, which writes the product into the window (the TSTORE of acc
-    that follows is then not rendered: tile/slot_stores.py, docs/device_abi.md)."""
+    that follows is then not rendered: tile/slot_stores.py, docs/device_abi.md); with attr chain=True
+    (TMATMUL_ACCs into acc follow) acc is pointed at the window and the TMATMUL is the plain one."""
     into = inst.attr("into")
     if into is None:
         return [_call("TMATMUL", *inst.outs, *inst.ins)]
     decl_line, gm = ctx.global_view(into)
+    if inst.attr("chain", False):       # the TMATMUL_ACCs after it accumulate in the window too
+        return [decl_line, f"TASSIGN({inst.outs[0]}, reinterpret_cast<uint64_t>({gm}.data()));",
+                _call("TMATMUL", *inst.outs, *inst.ins)]
     return [decl_line, _call("TMATMUL", *inst.outs, *inst.ins, gm)]
 
 

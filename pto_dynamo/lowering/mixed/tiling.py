@@ -4,8 +4,9 @@
     for t in tiles(batch x ceil(M/Mt) x ceil(N/Nt)), chunked over blocks:          (SPMD)
         bi, m0, n0, vm, vn
         cube stage:
+            TALLOC pipe0
             for each matmul i: acc_i <- K loop (cube/tiling.accumulate)
-            TALLOC pipe0;  TSTORE slot[i] <- acc_i (f32 -> result dtype);  TPUSH pipe0
+            TSTORE slot[i] <- acc_i (f32 -> result dtype);  TPUSH pipe0
         vector stage (AIV subblock_idx of subblock_num takes its share of the vm rows):
             TPOP pipe0
             for each R x C window of its rows:
@@ -125,9 +126,9 @@ def _tile_loop(tiler: _EpilogueTiler, p: _CubeParams, mixed: MixedPlan, pipe, lo
     with output_tiles(p, first, loop) as tile:
         with kb.stage(Role.CUBE):
             accs = [f"{loop.acc}{i}" if i else loop.acc for i in range(len(mixed.matmuls))]
+            kb.emit("TALLOC", pipe="pipe0")    # held over the K loops: the products may accumulate there
             for acc, (_, mm) in zip(accs, mixed.matmuls):
                 accumulate(p, mm, dtype, tile, loop.shape, acc)
-            kb.emit("TALLOC", pipe="pipe0")
             for i, acc in enumerate(accs):
                 kb.emit("TSTORE", GmView(pipe.slot(Role.CUBE), i * Mt * Nt, tile.vm, tile.vn, Nt), acc)
             kb.emit("TPUSH", pipe="pipe0")

@@ -13,12 +13,19 @@ tile is pointed at the window first, `TASSIGN(tile, address)`), and the TSTORE i
 - the tile has exactly one writer, that instruction, and one reader, the TSTORE, which follows it
   in the same body and stores the tile's valid region, ND, into a slot of the tile's element type
   (no conversion); the tile is not aliased (TRESHAPE);
-- a TMATMUL is a plain one (no accumulation, no bias) into an Acc tile; any other producer is a
+- a TMATMUL is a plain one (no bias) into an Acc tile; any other producer is a
   V-op that writes exactly its valid region (TCVT, element-wise and expand ops; not a TLOAD, which
   pads the rest of the tile) into a Vec tile whose rows lie in the window as in the tile (one row,
   or a row stride of the tile's `Cols`);
 - the slot is held at the producer: a TALLOC of its pipe earlier in the same body, and no TPUSH
   of it before the TSTORE.
+A TMATMUL may also start a chain: `TMATMUL acc; (a K loop of) TMATMUL_ACC acc, acc, ..; TSTORE
+slot <- acc`, acc's only other writers and readers those TMATMUL_ACCs, between the two (a loop
+between may name acc only so). It is marked into=<window>, chain=True and rendered as the Acc tile
+pointed at the window (TASSIGN to its address) and the plain TMATMUL: every product of the chain
+accumulates in the slot (the window's rows `Cols` apart, as the cpu target stores an Acc tile).
+The mixed matmul + epilogue kernels' K loops (SwiGLU's gate and up products: two 128 KiB copies
+per 256 x 128 output tile, 2% of the MLP at T=256).
 Other targets render the producer and the TSTORE as they are; the attrs never change what the
 program computes.
 """
@@ -54,12 +61,18 @@ def store_results_in_slots(program: TileProgram) -> TileProgram:
             if isinstance(t, str):
                 writers[t] = writers.get(t, 0) + 1
 
+    accumulations: dict[str, int] = {}         # acc -> its TMATMUL_ACC acc, acc, .. instructions
+    for inst in program.instructions():
+        if inst.op == "TMATMUL_ACC" and isinstance(inst.outs[0], str) and inst.ins[0] == inst.outs[0]:
+            accumulations[inst.outs[0]] = accumulations.get(inst.outs[0], 0) + 1
+
     def producer(inst: TileInst) -> str | None:
         """The tile `inst` may compute into a slot window, if it is a candidate producer."""
         if not inst.outs or not isinstance(inst.outs[0], str) or inst.op == "TSTORE":
             return None
         t = inst.outs[0]
-        if writers.get(t) != 1 or readers.get(t) != 1 or t in aliased or t in inst.tmps:
+        chained = accumulations.get(t, 0) if inst.op == "TMATMUL" else 0
+        if writers.get(t) != 1 + chained or readers.get(t) != 1 + chained or t in aliased or t in inst.tmps:
             return None
         loc = decls[t].loc
         if inst.op == "TMATMUL":
@@ -82,7 +95,8 @@ def store_results_in_slots(program: TileProgram) -> TileProgram:
                     continue
                 view = body[j].outs[0]
                 pipe = slots[view.tensor][0].name if isinstance(view, GmView) and view.tensor in slots else None
-                if pipe in held and _fits(view, decls[t], program.gm_dtype(view.tensor)):
+                chain = accumulations.get(t, 0) > 0 and stmt.op == "TMATMUL"
+                if pipe in held and _fits(view, decls[t], program.gm_dtype(view.tensor), chain):
                     found[i] = j
         return found
 
@@ -93,7 +107,8 @@ def store_results_in_slots(program: TileProgram) -> TileProgram:
             if isinstance(stmt, (TileLoop, SerialLoop, Stage)):
                 stmt = dataclasses.replace(stmt, body=mark(stmt.body))
             elif i in pairs:
-                stmt = stmt.with_attrs(into=body[pairs[i]].outs[0])
+                chain = stmt.op == "TMATMUL" and accumulations.get(stmt.outs[0], 0) > 0
+                stmt = stmt.with_attrs(into=body[pairs[i]].outs[0], chain=True if chain else None)
             elif i in pairs.values():
                 stmt = stmt.with_attrs(by_producer=True)
             out.append(stmt)
@@ -102,14 +117,22 @@ def store_results_in_slots(program: TileProgram) -> TileProgram:
     return dataclasses.replace(program, body=mark(program.body))
 
 
+def _accumulates(inst: TileInst, acc: str) -> bool:
+    return inst.op == "TMATMUL_ACC" and inst.outs == (acc,) and inst.ins[0] == acc
+
+
 def _store_of(body, i: int, acc: str) -> int | None:
     """Index of the TSTORE of `acc` that is the next instruction after body[i] naming it (no
-    TPUSH between), or None."""
+    TPUSH between), or None. Loops and stages between may name it only to accumulate into it
+    (TMATMUL_ACC acc, acc, ..: a K loop) and hold no TPUSH."""
     for j in range(i + 1, len(body)):
         stmt = body[j]
         if not isinstance(stmt, TileInst):
-            if any(isinstance(x, TileInst) and acc in x.tiles() for x in walk(children(stmt))):
+            inner = [x for x in walk(children(stmt)) if isinstance(x, TileInst)]
+            if any(x.op == "TPUSH" or acc in x.tiles() and not _accumulates(x, acc) for x in inner):
                 return None
+            continue
+        if _accumulates(stmt, acc):
             continue
         if stmt.op == "TPUSH":
             return None
@@ -118,15 +141,19 @@ def _store_of(body, i: int, acc: str) -> int | None:
     return None
 
 
-def _fits(view: GmView, decl, slot_dtype) -> bool:
-    rows_lie = decl.loc is TileLoc.Acc or decl.rows == 1 or exprs_equal(view.row_stride, decl.cols)
+def _fits(view: GmView, decl, slot_dtype, chain: bool = False) -> bool:
+    # a plain product goes into any window (TMATMUL's gm form); an accumulated one is the Acc tile
+    # itself pointed at the window, whose rows must lie as the tile's (the cpu target stores an
+    # Acc tile's rows Cols apart)
+    rows_lie = decl.loc is TileLoc.Acc and not chain or decl.rows == 1 or exprs_equal(view.row_stride, decl.cols)
     return (view.is_nd and exprs_equal(view.col_stride, 1) and slot_dtype == decl.dtype and rows_lie
             and exprs_equal(view.rows, decl.valid_rows) and exprs_equal(view.cols, decl.valid_cols))
 
 
 def unmarked(program: TileProgram) -> TileProgram:
     """`program` without the marks of store_results_in_slots."""
-    return dataclasses.replace(program, body=map_insts(program.body, lambda i: i.with_attrs(into=None, by_producer=None)))
+    return dataclasses.replace(program, body=map_insts(program.body,
+                                                       lambda i: i.with_attrs(into=None, by_producer=None, chain=None)))
 
 
 def check_slot_stores(ctx) -> None:
