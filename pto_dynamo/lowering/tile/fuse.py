@@ -19,9 +19,8 @@ between), reads first's (first) result, and the tiles are f32 (the fused ops' ve
 first's result is not aliased (TRESHAPE). A reduction leaves first's result as it was (its other
 readers still read it). The conversion and the add replace it: nothing may read the value the
 pair leaves in it (`_Ctx.dead_after`), or, for the add, the add overwrites it (`d = d * v;
-d = d + b`). Results are the pair's, up to the
-order of the row sum's additions, and, for a bf16 or f16 P, an exp within 2^-22 of the accurate
-one before the rounding (device_abi.md).
+d = d + b`). Results are the pair's, up to the order of the row sum's additions and, for a bf16
+P, an exp within 2^-22 of the accurate one before the rounding (device_abi.md).
 """
 from __future__ import annotations
 

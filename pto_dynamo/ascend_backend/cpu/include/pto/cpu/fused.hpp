@@ -48,7 +48,12 @@ template <typename T> PTO_INLINE void store16(T* p, __mmask16 m, __m512 v) {
   else _mm256_mask_storeu_epi16(p, m, bf16_bits16_normal(v));
 }
 
+// The 16-lane form's destinations: f32, and bf16 where AVX512BW/VL store 16 words under a mask.
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
 template <typename T> constexpr bool f32_or_bf16_v = std::is_same_v<T, float> || std::is_same_v<T, bfloat16_t>;
+#else
+template <typename T> constexpr bool f32_or_bf16_v = std::is_same_v<T, float>;
+#endif
 #endif
 
 // A row's max of the values it stored (NaN when any is NaN; -inf for an empty row).
