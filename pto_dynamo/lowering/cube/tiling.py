@@ -58,16 +58,19 @@ def tile_shape(itemsize: int, capacity: TargetCapacity, M=None, accs: int = 1) -
     same K step, the one with more rows: a TMATMUL packs each B panel once and runs it over its Mt
     rows, so taller tiles pack less often (a mixed kernel's two accumulators, 256 x 128 instead of
     128 x 256: the SwiGLU MLP at T=256 83 -> 85-87 GF/s, packing was ~11% of the 128-row product on
-    this AVX2 core). A static M smaller than a tile shrinks Mt to it."""
+    this AVX2 core). A static M smaller than a tile shrinks Mt to it; the target's max_k_step and
+    max_m_step bound Kt and Mt (the cpu target: 512 and 256, capacity.py)."""
     left, right = capacity.capacity(TileLoc.Left), capacity.capacity(TileLoc.Right)
     acc, mat = capacity.capacity(TileLoc.Acc) // 2, capacity.capacity(TileLoc.Mat)
     sizes = (512, 256, 128, 64, 32, 16)
     best = None
     for mt in sizes:
-        if isinstance(M, int) and mt >= 2 * max(M, 16):
+        if isinstance(M, int) and mt >= 2 * max(M, 16) or capacity.max_m_step is not None and mt > capacity.max_m_step:
             continue                                   # a static M needs no bigger tile
         for nt in sizes:
             for kt in sizes:
+                if capacity.max_k_step is not None and kt > capacity.max_k_step:
+                    continue
                 fits = (mt * kt * itemsize <= left and kt * nt * itemsize <= right and mt * nt * 4 * accs <= acc
                         and (mt * kt + kt * nt) * itemsize <= mat)
                 key = (mt * nt, kt, mt)
@@ -80,6 +83,8 @@ def tile_shape(itemsize: int, capacity: TargetCapacity, M=None, accs: int = 1) -
 
 # The token counts (M) that take the few-rows tile loop of a kernel with a dynamic M.
 FEW_ROWS = 16
+# The most bytes of a row-major B a few-rows K step reads (few_rows_shape).
+FEW_ROWS_B_STEP_BYTES = 256 * 1024
 # The smallest B operand (K x N per batch, in bytes; a dynamic K or N counts as large) that gets a
 # few-rows loop: a smaller one stays in a core's caches between calls, so its decode step does not
 # wait on DRAM and a second tile loop would only cost compile time.
@@ -99,8 +104,9 @@ def few_rows_shape(itemsize: int, capacity: TargetCapacity, b_rows: bool = False
     acc, mat = capacity.capacity(TileLoc.Acc), capacity.capacity(TileLoc.Mat)
     sizes = (4096, 2048, 1024, 512, 256, 128, 64, 32, 16)
     mt = FEW_ROWS
-    if b_rows:
-        shapes = [(nt, kt) for nt in sizes if nt * itemsize <= 16384 for kt in sizes]
+    if b_rows:   # K steps of at most FEW_ROWS_B_STEP_BYTES (the measured 16 rows of f32)
+        shapes = [(nt, kt) for nt in sizes if nt * itemsize <= 16384 for kt in sizes
+                  if kt * nt * itemsize <= FEW_ROWS_B_STEP_BYTES]
     else:
         shapes = [(16, kt) for kt in sizes if kt * itemsize <= 16384]
     for nt, kt in shapes:

@@ -21,6 +21,10 @@ class TargetCapacity:
     # of a kernel without reductions (which tiles columns too).
     tile_elems: int = 16384
     tile_cols: int = 1024
+    # The longest K step and the most rows of a matmul tile (cube/tiling.py's tile_shape), where
+    # the memories would allow more; None: as many as they allow.
+    max_k_step: int | None = None
+    max_m_step: int | None = None
 
     def capacity(self, loc: TileLoc) -> int:
         for l, n in self.bytes_per_loc:
@@ -42,12 +46,16 @@ A2A3_CAPACITY = TargetCapacity(
 # The cpu target. Vector memory: A2A3's unified buffer (vector kernels stay valid A2A3 tile
 # programs) with tiles sized for a CPU core's L1 data cache (8 KiB of f32: a kernel's few live
 # tiles stay in L1 between instructions, where 64 KiB tiles stream through L2 on every
-# instruction). Cube memories: 4x A2A3's, so that one TMATMUL is a product large enough for a
-# CPU's GEMM kernel (256 x 256 x 256 f32 tiles instead of 128 x 128 x 128, cube/tiling.py's
-# tile_shape: fewer calls, less per-call overhead); the header's arenas
-# (cpu/include/pto/cpu/state.hpp) have these sizes.
+# instruction). Cube memories: 4x A2A3's (L0A and L0B 8x), so that one TMATMUL is a product large
+# enough for a CPU's GEMM kernel (256 x 256 x 512 f32 tiles instead of 128 x 128 x 128,
+# cube/tiling.py's tile_shape: fewer calls, less per-call overhead, C read and written once per
+# 512 steps of K: 1 thread, Sapphire Rapids, [256, 1024] x [1024, 2816] through the packed kernel
+# 150 GF/s with K steps of 256, 157 with 512; the SwiGLU MLP at T=256 2-3% faster), K steps at
+# most 512 and rows at most 256, the bf16 tiles these memories took before (linear [2048, 4096] x
+# [4096, 4096]^T bf16 on AMX: K steps of 1024, whose B panel leaves L1, or 512 x 128 tiles 1.2-1.3x
+# slower than 256 x 256 x 512); the header's arenas (cpu/include/pto/cpu/state.hpp) have these sizes.
 CPU_CAPACITY = TargetCapacity(
     "cpu",
-    ((TileLoc.Vec, 192 * KiB), (TileLoc.Mat, 2048 * KiB), (TileLoc.Left, 256 * KiB),
-     (TileLoc.Right, 256 * KiB), (TileLoc.Acc, 512 * KiB)),
-    alignment=32, tile_elems=2048, tile_cols=2048)
+    ((TileLoc.Vec, 192 * KiB), (TileLoc.Mat, 2048 * KiB), (TileLoc.Left, 512 * KiB),
+     (TileLoc.Right, 512 * KiB), (TileLoc.Acc, 512 * KiB)),
+    alignment=32, tile_elems=2048, tile_cols=2048, max_k_step=512, max_m_step=256)

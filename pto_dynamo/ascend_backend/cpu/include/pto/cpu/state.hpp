@@ -19,10 +19,11 @@ inline thread_local int32_t t_subblock_idx = 0;
 inline thread_local int32_t t_subblock_num = 1;
 
 // On-chip memories of one simulated core, one set per thread (manual TASSIGN placement).
-// Capacities: the A2A3 ones for UB and the small buffers, 4x A2A3's for the cube memories (the cpu
-// target's CPU_CAPACITY in lowering/tile/capacity.py; A2A3-sized programs fit too).
-constexpr std::size_t kUbBytes = 192 * 1024, kL1Bytes = 2048 * 1024, kL0aBytes = 256 * 1024,
-                      kL0bBytes = 256 * 1024, kL0cBytes = 512 * 1024, kBiasBytes = 1024,
+// Capacities: the A2A3 ones for UB and the small buffers, 4x A2A3's for L1 and L0C, 8x for L0A
+// and L0B (the cpu target's CPU_CAPACITY in lowering/tile/capacity.py; A2A3-sized programs fit
+// too).
+constexpr std::size_t kUbBytes = 192 * 1024, kL1Bytes = 2048 * 1024, kL0aBytes = 512 * 1024,
+                      kL0bBytes = 512 * 1024, kL0cBytes = 512 * 1024, kBiasBytes = 1024,
                       kScalingBytes = 2048, kSmallBytes = 4096;
 
 constexpr std::size_t arena_bytes(TileType loc) {
