@@ -24,8 +24,8 @@ slot <- acc`, acc's only other writers and readers those TMATMUL_ACCs, between t
 between may name acc only so). It is marked into=<window>, chain=True and rendered as the Acc tile
 pointed at the window (TASSIGN to its address) and the plain TMATMUL: every product of the chain
 accumulates in the slot (the window's rows `Cols` apart, as the cpu target stores an Acc tile).
-The mixed matmul + epilogue kernels' K loops (SwiGLU's gate and up products: two 128 KiB copies
-per 256 x 128 output tile, 2% of the MLP at T=256).
+The mixed matmul + epilogue kernels' K loops take it (SwiGLU's gate and up products: two 128 KiB
+copies per 256 x 128 output tile fewer; the MLP's time moved within its noise).
 Other targets render the producer and the TSTORE as they are; the attrs never change what the
 program computes.
 """
@@ -96,6 +96,10 @@ def store_results_in_slots(program: TileProgram) -> TileProgram:
                 view = body[j].outs[0]
                 pipe = slots[view.tensor][0].name if isinstance(view, GmView) and view.tensor in slots else None
                 chain = accumulations.get(t, 0) > 0 and stmt.op == "TMATMUL"
+                # a chain's every TMATMUL_ACC lies between its TMATMUL and the TSTORE
+                between = sum(1 for x in walk(body[i + 1:j]) if isinstance(x, TileInst) and _accumulates(x, t))
+                if chain and between != accumulations[t]:
+                    continue
                 if pipe in held and _fits(view, decls[t], program.gm_dtype(view.tensor), chain):
                     found[i] = j
         return found
