@@ -52,8 +52,8 @@ A2A3_CAPACITY = TargetCapacity(
 # 512 steps of K: 1 thread, Sapphire Rapids, [256, 1024] x [1024, 2816] through the packed kernel
 # 150 GF/s with K steps of 256, 157 with 512; the SwiGLU MLP at T=256 2-3% faster), K steps at
 # most 512 and rows at most 256, the bf16 tiles these memories took before (linear [2048, 4096] x
-# [4096, 4096]^T bf16 on AMX: K steps of 1024, whose B panel leaves L1, or 512 x 128 tiles 1.2-1.3x
-# slower than 256 x 256 x 512); the header's arenas (cpu/include/pto/cpu/state.hpp) have these sizes.
+# [4096, 4096]^T bf16 on AMX: 256 x 256 x 1024 or 512 x 128 x 512 tiles 1.2x slower than
+# 256 x 256 x 512); the header's arenas (cpu/include/pto/cpu/state.hpp) have these sizes.
 CPU_CAPACITY = TargetCapacity(
     "cpu",
     ((TileLoc.Vec, 192 * KiB), (TileLoc.Mat, 2048 * KiB), (TileLoc.Left, 512 * KiB),

@@ -28,7 +28,7 @@ PTO_EXT_UNARY(TCOS, vm::vcos(x))
 #undef PTO_EXT_UNARY
 
 // sigmoid and silu with a 16-lane form (vexp16, bit for bit vexp, and an IEEE division): the
-// SwiGLU gate's silu on a 16 x 128 tile 2x faster than GCC's vectorisation of vsilu.
+// SwiGLU gate's silu on a 16 x 128 tile 0.91 -> 0.54 us against GCC's vectorisation of vsilu.
 namespace detail {
 struct SigmoidOp {
   template <typename A> PTO_INLINE float operator()(A a) const { return vm::vsigmoid(float(a)); }
