@@ -17,6 +17,25 @@ from tests.tile._helpers import build_region, check_doubled_times_y, cube_slot_t
 Vec = TileLoc.Vec
 
 
+def _cube_tiles(kb) -> None:
+    """16 x 16 f32 Mat tiles a, b, Left l, Right r and Acc acc."""
+    for name, loc in (("a", TileLoc.Mat), ("b", TileLoc.Mat), ("l", TileLoc.Left), ("r", TileLoc.Right),
+                      ("acc", TileLoc.Acc)):
+        kb.tile(name, loc, F32, 16, 16, 16, 16)
+
+
+def _vector_doubles_the_slot_into_z(kb, pipe) -> None:
+    """The vector stage: TPOP, z = 2 x (the 16 x 16 f32 slot), TFREE."""
+    with kb.stage(Role.VECTOR):
+        kb.tile("s", Vec, F32, 16, 16, 16, 16)
+        kb.tile("e", Vec, F32, 16, 16, 16, 16)
+        kb.emit("TPOP", pipe="pipe0")
+        kb.emit("TLOAD", "s", GmView(pipe.slot(Role.VECTOR), 0, 16, 16, 16))
+        kb.emit("TADD", "e", "s", "s")
+        kb.emit("TFREE", pipe="pipe0")
+        kb.emit("TSTORE", kb.view("z", 0, 16, 16, 16), "e")
+
+
 def _product_through_a_slot(case: str):
     """z = 2 (x @ y) for 16 x 16 f32: the cube stage's product goes to the vector stage through a
     slot. `ok`: TALLOC, TMATMUL, TSTORE; `alloc_after`: the slot is taken after the TMATMUL;
@@ -29,9 +48,7 @@ def _product_through_a_slot(case: str):
     pipe = kb.pipe("pipe0", F32, 256)
     with kb.tile_loop("t", 1):
         with kb.stage(Role.CUBE):
-            for name, loc in (("a", TileLoc.Mat), ("b", TileLoc.Mat), ("l", TileLoc.Left), ("r", TileLoc.Right),
-                              ("acc", TileLoc.Acc)):
-                kb.tile(name, loc, F32, 16, 16, 16, 16)
+            _cube_tiles(kb)
             kb.emit("TLOAD", "a", kb.view("x", 0, 16, 16, 16))
             kb.emit("TLOAD", "b", kb.view("y", 0, 16, 16, 16))
             kb.emit("TMOV", "l", "a")
@@ -45,14 +62,7 @@ def _product_through_a_slot(case: str):
             kb.emit("TPUSH", pipe="pipe0")
             if case == "read_again":
                 kb.emit("TSTORE", kb.view("w", 0, 16, 16, 16), "acc")
-        with kb.stage(Role.VECTOR):
-            kb.tile("s", Vec, F32, 16, 16, 16, 16)
-            kb.tile("e", Vec, F32, 16, 16, 16, 16)
-            kb.emit("TPOP", pipe="pipe0")
-            kb.emit("TLOAD", "s", GmView(pipe.slot(Role.VECTOR), 0, 16, 16, 16))
-            kb.emit("TADD", "e", "s", "s")
-            kb.emit("TFREE", pipe="pipe0")
-            kb.emit("TSTORE", kb.view("z", 0, 16, 16, 16), "e")
+        _vector_doubles_the_slot_into_z(kb, pipe)
     return kb
 
 
@@ -103,9 +113,7 @@ def _accumulated_product_through_a_slot(case: str):
 
     with kb.tile_loop("t", 1):
         with kb.stage(Role.CUBE):
-            for name, loc in (("a", TileLoc.Mat), ("b", TileLoc.Mat), ("l", TileLoc.Left), ("r", TileLoc.Right),
-                              ("acc", TileLoc.Acc)):
-                kb.tile(name, loc, F32, 16, 16, 16, 16)
+            _cube_tiles(kb)
             if case != "alloc_after":
                 kb.emit("TALLOC", pipe="pipe0")
             k_step(0, True)
@@ -117,14 +125,7 @@ def _accumulated_product_through_a_slot(case: str):
                 kb.emit("TALLOC", pipe="pipe0")
             kb.emit("TSTORE", GmView(pipe.slot(Role.CUBE), 0, 16, 16, 16), "acc")
             kb.emit("TPUSH", pipe="pipe0")
-        with kb.stage(Role.VECTOR):
-            kb.tile("s", Vec, F32, 16, 16, 16, 16)
-            kb.tile("e", Vec, F32, 16, 16, 16, 16)
-            kb.emit("TPOP", pipe="pipe0")
-            kb.emit("TLOAD", "s", GmView(pipe.slot(Role.VECTOR), 0, 16, 16, 16))
-            kb.emit("TADD", "e", "s", "s")
-            kb.emit("TFREE", pipe="pipe0")
-            kb.emit("TSTORE", kb.view("z", 0, 16, 16, 16), "e")
+        _vector_doubles_the_slot_into_z(kb, pipe)
     return kb
 
 
