@@ -179,12 +179,12 @@ class _Attention:
                 self.tag = "_d" if diagonal else ""
                 with kb.serial_loop(var, start, stop, Ns) as j0:
                     p.bound.add(var)
-                    self._kv_step(qk, pp, pv, j0, stop, vm, s0, m_run_r, l_run, l_run_r, o, diagonal)
+                    self._kv_step(qk, pp, pv, j0, stop, vm, s0, m_run_r, l_run_r, o, diagonal)
             self.tag = ""
             with kb.stage(Role.VECTOR):
                 self._finish(o, m_run_r, l_run, l_run_r)
 
-    def _kv_step(self, qk, pp, pv, j0, stop, vm, s0, m_run_r, l_run, l_run_r, o, diagonal: bool):
+    def _kv_step(self, qk, pp, pv, j0, stop, vm, s0, m_run_r, l_run_r, o, diagonal: bool):
         """One Ns-key step of the KV loop, keys [j0, min(j0 + Ns, stop)); `diagonal`: apply the
         causal mask (keys after a row's own position get -inf). The diagonal loop stops at the
         tile's last row, so its last step takes only the keys some row of the tile sees (half of
@@ -192,14 +192,14 @@ class _Attention:
         kb, plan, p = self.kb, self.plan, self.p
         vs = p.let("vs", emin(self.Ns, stop - j0))
         self._scores(qk, j0, vm, vs)
-        alpha = self.row("alpha")       # declared outside the stages: the vector stage's last add reads it
-        self._softmax(qk, pp, j0, s0, vs, m_run_r, l_run, l_run_r, alpha, diagonal)
+        alpha, alpha_r = self.row("alpha")   # declared outside the stages: the vector stage's last add reads it
+        self._softmax(qk, pp, j0, s0, vs, m_run_r, l_run_r, alpha_r, diagonal)
         self._pv(pp, pv, j0, vm, vs)
         with kb.stage(Role.VECTOR):
             kb.emit("TPOP", pipe="pv")
             pvt = self.full("pvt", F32, self.Dvc, plan.Dv)        # read in the slot: freed after the add
             kb.emit("TLOAD", pvt, GmView(pv.slot(Role.VECTOR), s0 * self.Dvc, self.sv, plan.Dv, self.Dvc))
-            kb.emit("TROWEXPANDMUL", o, o, alpha[0])              # o = o * alpha + pv: one pass (fuse.py)
+            kb.emit("TROWEXPANDMUL", o, o, alpha)                 # o = o * alpha + pv: one pass (fuse.py)
             kb.emit("TADD", o, o, pvt)
             kb.emit("TFREE", pipe="pv")
 
@@ -236,9 +236,9 @@ class _Attention:
             kb.emit("TSTORE", GmView(qk.slot(Role.CUBE), 0, vm, vs, Ns), acc)
             kb.emit("TPUSH", pipe="qk")
 
-    def _softmax(self, qk, pp, j0, s0, vs, m_run_r, l_run, l_run_r, alpha, diagonal: bool):
+    def _softmax(self, qk, pp, j0, s0, vs, m_run_r, l_run_r, alpha_r, diagonal: bool):
         """The vector stage's softmax step: P into the pp slot, the running max and sum updated,
-        alpha = exp(m_old - m_new) (o's rescaling, the step's last vector stage) into `alpha`."""
+        alpha = exp(m_old - m_new) (o's rescaling, the step's last vector stage) into `alpha_r`."""
         kb, plan, p, Ns, sv = self.kb, self.plan, self.p, self.Ns, self.sv
         with kb.stage(Role.VECTOR):
             kb.emit("TPOP", pipe="qk")
@@ -283,7 +283,6 @@ class _Attention:
             kb.emit("TCMPS", finite, mnew_r, -math.inf, mode="NE")
             msafe, msafe_r = self.row("msafe")
             kb.emit("TSELS", msafe_r, finite, mnew_r, 0.0, self.sel_tmp("sel_tmp"))
-            alpha_r = alpha[1]
             kb.emit("TSUB", alpha_r, m_run_r, msafe_r)
             kb.emit("TEXP", alpha_r, alpha_r)
             kb.emit("TALLOC", pipe="pp")          # held over exp and rounding: P may go there directly

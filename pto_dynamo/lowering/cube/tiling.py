@@ -65,8 +65,10 @@ def tile_shape(itemsize: int, capacity: TargetCapacity, M=None, accs: int = 1) -
     sizes = (512, 256, 128, 64, 32, 16)
     best = None
     for mt in sizes:
-        if isinstance(M, int) and mt >= 2 * max(M, 16) or capacity.max_m_step is not None and mt > capacity.max_m_step:
+        if isinstance(M, int) and mt >= 2 * max(M, 16):
             continue                                   # a static M needs no bigger tile
+        if capacity.max_m_step is not None and mt > capacity.max_m_step:
+            continue
         for nt in sizes:
             for kt in sizes:
                 if capacity.max_k_step is not None and kt > capacity.max_k_step:

@@ -15,7 +15,7 @@ rounding of P; 1.1 -> 0.65 us for the scale and the row max; 0.8 -> 0.55 us for 
     TROWEXPANDMUL d, a, v ; TADD e, d, b            -> TROWEXPANDMUL_ADD e, a, v, b
 
 A pair fuses when second directly follows first in the same body (only tile declarations and lets
-between), reads first's (first) result, and the tiles are f32 (the fused ops' vectorised forms);
+between), reads first's result, and the tiles are f32 (the fused ops' vectorised forms);
 first's result is not aliased (TRESHAPE). A reduction leaves first's result as it was (its other
 readers still read it). The conversion and the add replace it: nothing may read the value the
 pair leaves in it (`_Ctx.dead_after`), or, for the add, the add overwrites it (`d = d * v;
@@ -77,8 +77,10 @@ class _Ctx:
         in from an earlier iteration) and nothing after the pair in the body reads it."""
         if self.reads[tile] == 1 + (tile in first.ins):
             return True
-        (body,) = self.bodies[tile] if len(self.bodies[tile]) == 1 else (None,)
-        return body is not None and (body, tile) in self.fresh and tile not in self.read_later[id(second)]
+        if len(self.bodies[tile]) != 1:
+            return False
+        (body,) = self.bodies[tile]
+        return (body, tile) in self.fresh and tile not in self.read_later[id(second)]
 
     def f32(self, *tiles) -> bool:
         return all(isinstance(t, str) and t in self.decls and self.decls[t].dtype == F32 for t in tiles)

@@ -53,6 +53,7 @@ def store_results_in_slots(program: TileProgram) -> TileProgram:
     decls, slots, aliased = program.tile_decls(), program.slots(), program.aliased()
     readers: dict[str, int] = {}
     writers: dict[str, int] = {}
+    accumulations: dict[str, int] = {}         # acc -> its TMATMUL_ACC acc, acc, .. instructions
     for inst in program.instructions():
         for t in inst.ins:
             if isinstance(t, str):
@@ -60,10 +61,7 @@ def store_results_in_slots(program: TileProgram) -> TileProgram:
         for t in (*inst.outs, *inst.tmps):
             if isinstance(t, str):
                 writers[t] = writers.get(t, 0) + 1
-
-    accumulations: dict[str, int] = {}         # acc -> its TMATMUL_ACC acc, acc, .. instructions
-    for inst in program.instructions():
-        if inst.op == "TMATMUL_ACC" and isinstance(inst.outs[0], str) and inst.ins[0] == inst.outs[0]:
+        if inst.op == "TMATMUL_ACC" and _accumulates(inst, inst.outs[0]):
             accumulations[inst.outs[0]] = accumulations.get(inst.outs[0], 0) + 1
 
     def producer(inst: TileInst) -> str | None:

@@ -187,11 +187,21 @@ def _row_reduce(inst: TileInst, ctx) -> None:
     dst, src, tmp = ctx.tile(inst.outs[0]), ctx.tile(inst.ins[0]), ctx.tile(inst.tmps[0])
     ctx.row_major(src)
     ctx.same_dtype(dst, src, tmp)
-    if not exprs_equal(dst.valid_rows, src.valid_rows) or not exprs_equal(dst.valid_cols, 1):
-        ctx.error(f"{inst.op} writes one value per row: {dst.name} must be valid [{fmt_expr(src.valid_rows)}, 1], "
-                  f"is [{fmt_expr(dst.valid_rows)}, {fmt_expr(dst.valid_cols)}]")
-    if dst.layout is Layout.ColMajor and dst.cols != 1:
-        ctx.error(f"a ColMajor per-row tile has one column; {dst.name} has {dst.cols}")
+    _check_per_row(ctx, inst, dst, src)
+    _check_scratch(ctx, tmp, src)
+
+
+def _check_per_row(ctx, inst, out, src) -> None:
+    """`out` holds one value per row of `src` (a row reduction's result)."""
+    if not exprs_equal(out.valid_rows, src.valid_rows) or not exprs_equal(out.valid_cols, 1):
+        ctx.error(f"{inst.op} writes one value per row: {out.name} must be valid [{fmt_expr(src.valid_rows)}, 1], "
+                  f"is [{fmt_expr(out.valid_rows)}, {fmt_expr(out.valid_cols)}]")
+    if out.layout is Layout.ColMajor and out.cols != 1:
+        ctx.error(f"a ColMajor per-row tile has one column; {out.name} has {out.cols}")
+
+
+def _check_scratch(ctx, tmp, src) -> None:
+    """A row reduction's scratch tile holds its source (A2A3)."""
     if tmp.rows * tmp.cols < src.rows * src.cols:
         ctx.error(f"scratch tile {tmp.name} ({tmp.rows}x{tmp.cols}) is smaller than the source {src.name} "
                   f"({src.rows}x{src.cols})")
@@ -269,15 +279,13 @@ def _col_expand_binary(inst: TileInst, ctx) -> None:
     _check_col_operand(ctx, inst, dst, vec)
 
 
-def _check_per_row_result(ctx, inst, out, src) -> None:
-    """`out` holds one f32 value per row of `src` (a fused op's row max or sum)."""
+def _check_per_row_result(ctx, inst, out, src, tmp) -> None:
+    """A fused op's row max or sum: one f32 value per row of `src`, the reduction's scratch
+    tile as a row reduction's."""
     if out.dtype != F32:
         ctx.error(f"{inst.op}: the per-row result {out.name} is f32, is {out.dtype}")
-    if not exprs_equal(out.valid_rows, src.valid_rows) or not exprs_equal(out.valid_cols, 1):
-        ctx.error(f"{inst.op} writes one value per row: {out.name} must be valid [{fmt_expr(src.valid_rows)}, 1], "
-                  f"is [{fmt_expr(out.valid_rows)}, {fmt_expr(out.valid_cols)}]")
-    if out.layout is Layout.ColMajor and out.cols != 1:
-        ctx.error(f"a ColMajor per-row tile has one column; {out.name} has {out.cols}")
+    _check_per_row(ctx, inst, out, src)
+    _check_scratch(ctx, tmp, src)
 
 
 @verify_rule("TMULS_ROWMAX")
@@ -288,7 +296,7 @@ def _muls_rowmax(inst: TileInst, ctx) -> None:
     if dst.dtype != F32:
         ctx.error(f"TMULS_ROWMAX: f32 tiles only, {dst.name} is {dst.dtype}")
     ctx.same_valid(dst, src, "TMULS_ROWMAX operand")
-    _check_per_row_result(ctx, inst, mx, dst)
+    _check_per_row_result(ctx, inst, mx, dst, ctx.tile(inst.tmps[0]))
 
 
 @verify_rule("TROWEXPANDEXPDIF_ROWSUM")
@@ -301,7 +309,7 @@ def _expdif_rowsum(inst: TileInst, ctx) -> None:
                   f"{dst.name} {dst.dtype}")
     ctx.same_valid(dst, a, "TROWEXPANDEXPDIF_ROWSUM operand")
     _check_row_operand(ctx, inst, dst, vec)
-    _check_per_row_result(ctx, inst, total, dst)
+    _check_per_row_result(ctx, inst, total, dst, ctx.tile(inst.tmps[0]))
 
 
 @verify_rule("TROWEXPANDMUL_ADD")
