@@ -14,8 +14,8 @@ MATMULS = {torch.ops.aten.mm.default, torch.ops.aten.bmm.default, torch.ops.aten
 TOL = {torch.float32: {"rtol": 1e-4, "atol": 1e-4}, torch.bfloat16: {"rtol": 1.6e-2, "atol": 5e-2},
        torch.float16: {"rtol": 1e-3, "atol": 1e-2}}
 
-# (fn, input shapes): sizes above the cpu target's tiles (f32 256 x 256 x 256, 16-bit
-# 256 x 256 x 512) with ragged tails, so several output tiles and K steps run.
+# (fn, input shapes): sizes above the cpu target's tiles (256 x 256 x 512; 16-bit K steps of 256
+# where A's rows are not 2 KiB x n apart) with ragged tails, so several output tiles and K steps run.
 CASES = {
     "mm": (lambda a, b: a @ b, [(37, 64), (64, 50)]),
     "mm_ragged_multi_tile": (lambda a, b: a @ b, [(300, 700), (700, 530)]),
@@ -240,4 +240,32 @@ def test_bf16_products_interleaved_with_atens_in_one_thread(fresh):
         torch.testing.assert_close((x @ w).float(), ref, rtol=2e-2, atol=5e-2)
         torch.testing.assert_close(F.scaled_dot_product_attention(q, k, v, is_causal=True).float(), ref_attn,
                                    rtol=2e-2, atol=2e-2)
+    assert sum(fresh.stats()["fallback_regions"].values()) == 0
+
+
+def test_bf16_k_steps_follow_the_row_stride_of_a():
+    """16-bit products take K steps of 256 where A's rows lie a static number of bytes apart that
+    is not a multiple of 2 KiB (the cpu target's spread_k_step: a 32-row block of A and the AMX
+    kernel's B panel then stay in L1), 512 otherwise; f32 keeps 512."""
+    from pto_dynamo.lowering.cube.tiling import tile_shape
+    from pto_dynamo.lowering.tile import CPU_CAPACITY
+    assert tile_shape(2, CPU_CAPACITY, a_row_bytes=2816 * 2) == (256, 256, 256)
+    assert tile_shape(2, CPU_CAPACITY, a_row_bytes=300 * 2)[2] == 256
+    assert tile_shape(2, CPU_CAPACITY, a_row_bytes=4096 * 2) == (256, 256, 512)
+    assert tile_shape(2, CPU_CAPACITY, a_row_bytes=1024 * 2)[2] == 512
+    assert tile_shape(2, CPU_CAPACITY)[2] == 512                      # unknown stride
+    assert tile_shape(4, CPU_CAPACITY, a_row_bytes=2816 * 4)[2] == 512
+
+
+@pytest.mark.parametrize("k,k_step", [(600, 256), (1024, 512)])
+def test_bf16_linear_k_steps_in_the_kernel(fresh, k, k_step):
+    """The kernel of a bf16 linear steps K by the stride rule (600 = 256 + 256 + a ragged 88;
+    1024 = 2 x 512) and matches eager."""
+    g = torch.Generator().manual_seed(0)
+    x, w = torch.randn(70, k, generator=g).bfloat16(), torch.randn(40, k, generator=g).bfloat16()
+    f = torch.compile(lambda a, b: F.linear(a, b), backend="pto", fullgraph=True, options=VERIFY)
+    torch.testing.assert_close(f(x, w).float(), F.linear(x.float(), w.float()), **TOL[torch.bfloat16])
+    (c,) = compiled_graphs()
+    source = c.runners[0].source
+    assert set(re.findall(r"k0 \+= (\d+)", source)) == {str(k_step)}, re.findall(r"k0 \+= \d+", source)
     assert sum(fresh.stats()["fallback_regions"].values()) == 0

@@ -48,7 +48,8 @@ class CubeTilingError(RuntimeError):
     """No tile shape fits the target's cube memories."""
 
 
-def tile_shape(itemsize: int, capacity: TargetCapacity, M=None, accs: int = 1) -> tuple[int, int, int]:
+def tile_shape(itemsize: int, capacity: TargetCapacity, M=None, accs: int = 1,
+               a_row_bytes: int | None = None) -> tuple[int, int, int]:
     """(Mt, Nt, Kt): the largest output tile (then the longest K step) whose Left, Right and both
     Mat tiles fit the target and whose `accs` Acc tiles fit half its Acc memory: the other half
     double-buffers the accumulator on the NPU (the next tile accumulates while this one is
@@ -59,10 +60,16 @@ def tile_shape(itemsize: int, capacity: TargetCapacity, M=None, accs: int = 1) -
     rows, so taller tiles pack less often (a mixed kernel's two accumulators, 256 x 128 instead of
     128 x 256: the SwiGLU MLP at T=256 83 -> 85-87 GF/s, packing was ~11% of the 128-row product on
     this AVX2 core). A static M smaller than a tile shrinks Mt to it; the target's max_k_step and
-    max_m_step bound Kt and Mt (the cpu target: 512 and 256, capacity.py)."""
+    max_m_step bound Kt and Mt (the cpu target: 512 and 256, capacity.py), and its spread_k_step
+    the Kt of 2-byte operands whose A rows lie `a_row_bytes` apart, when that is static and not a
+    multiple of its aliased_row_bytes (the cpu target: 256 for bf16 rows not 2 KiB x n apart)."""
     left, right = capacity.capacity(TileLoc.Left), capacity.capacity(TileLoc.Right)
     acc, mat = capacity.capacity(TileLoc.Acc) // 2, capacity.capacity(TileLoc.Mat)
     sizes = (512, 256, 128, 64, 32, 16)
+    max_k = capacity.max_k_step
+    if (itemsize == 2 and capacity.spread_k_step is not None and a_row_bytes is not None
+            and a_row_bytes % capacity.aliased_row_bytes != 0):
+        max_k = capacity.spread_k_step if max_k is None else min(max_k, capacity.spread_k_step)
     best = None
     for mt in sizes:
         if isinstance(M, int) and mt >= 2 * max(M, 16):
@@ -71,7 +78,7 @@ def tile_shape(itemsize: int, capacity: TargetCapacity, M=None, accs: int = 1) -
             continue
         for nt in sizes:
             for kt in sizes:
-                if capacity.max_k_step is not None and kt > capacity.max_k_step:
+                if max_k is not None and kt > max_k:
                     continue
                 fits = (mt * kt * itemsize <= left and kt * nt * itemsize <= right and mt * nt * 4 * accs <= acc
                         and (mt * kt + kt * nt) * itemsize <= mat)
@@ -133,7 +140,7 @@ def tile_loops(p, mm: MatmulPlan, itemsize: int, capacity: TargetCapacity, accs:
     FEW_ROWS_MIN_BYTES, or when the few-rows shape is the big one; else the few-rows loop
     (M <= FEW_ROWS), then the big tiles' loop (M > FEW_ROWS)."""
     static_m = mm.M if isinstance(mm.M, int) else None
-    shape = tile_shape(itemsize, capacity, static_m, accs)
+    shape = tile_shape(itemsize, capacity, static_m, accs, a_row_bytes(mm.a, itemsize))
     few = few_rows_shape(itemsize, capacity, b_rows=is_one(mm.b.strides[2]))
     k, n = static_value(mm.K), static_value(mm.N)
     small_b = k is not None and n is not None and k * n * itemsize < FEW_ROWS_MIN_BYTES
@@ -141,6 +148,12 @@ def tile_loops(p, mm: MatmulPlan, itemsize: int, capacity: TargetCapacity, accs:
         return [TileLoopPlan(shape, 1, "acc")]
     few_side = emin(1, emax(0, FEW_ROWS + 1 - p.expr(mm.M)))       # 1 when M <= FEW_ROWS, else 0
     return [TileLoopPlan(few, few_side, "accd"), TileLoopPlan(shape, 1 - few_side, "acc")]
+
+
+def a_row_bytes(a: Operand, itemsize: int) -> int | None:
+    """How many bytes apart A's rows lie when A is read by rows with a static row stride."""
+    row = static_value(a.strides[1])
+    return row * itemsize if is_one(a.strides[2]) and row is not None else None
 
 
 def acc_suffix(acc: str) -> str:

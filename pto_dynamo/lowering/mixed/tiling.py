@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import sympy
 
-from pto_dynamo.lowering.cube.tiling import TileLoopPlan, accumulate, output_tiles, tile_loops, tile_shape
+from pto_dynamo.lowering.cube.tiling import (TileLoopPlan, a_row_bytes, accumulate, output_tiles, tile_loops,
+                                             tile_shape)
 from pto_dynamo.lowering.mixed.epilogue import MixedPlan
 from pto_dynamo.lowering.tile import GmView, PlanningError, Role, ceil_div, elem_type, emax, emin
 from pto_dynamo.lowering.tile.capacity import TargetCapacity
@@ -84,7 +85,7 @@ def tile_mixed(mixed: MixedPlan, metas: dict, name: str, graph: str, capacity: T
     out_dtype = elem_type(metas[first_value].dtype)
     # the big tiles (a dynamic M adds the few-rows loop, whose tiles are smaller: cube/tiling.py)
     Mt, Nt, _ = tile_shape(dtype.itemsize, capacity, first.M if isinstance(first.M, int) else None,
-                           accs=len(mixed.matmuls))
+                           accs=len(mixed.matmuls), a_row_bytes=a_row_bytes(first.a, dtype.itemsize))
     plan = mixed.epilogue        # rows of every Vec tile span whole 32-byte blocks, as in tile_kernel
     align = 32 // min([elem_type(metas[a.buffer].dtype).itemsize for a in (*plan.loads.values(), *plan.stores.values())]
                       + [2])

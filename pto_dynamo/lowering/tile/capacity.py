@@ -25,6 +25,11 @@ class TargetCapacity:
     # the memories would allow more; None: as many as they allow.
     max_k_step: int | None = None
     max_m_step: int | None = None
+    # The longest K step of 2-byte operands whose A rows lie a static number of bytes apart that
+    # is not a multiple of `aliased_row_bytes` (rows that far apart share a few of the core's L1
+    # sets); None: no such bound.
+    spread_k_step: int | None = None
+    aliased_row_bytes: int | None = None
 
     def capacity(self, loc: TileLoc) -> int:
         for l, n in self.bytes_per_loc:
@@ -54,8 +59,17 @@ A2A3_CAPACITY = TargetCapacity(
 # most 512 and rows at most 256, the bf16 tiles these memories took before (linear [2048, 4096] x
 # [4096, 4096]^T bf16 on AMX: 256 x 256 x 1024 or 512 x 128 x 512 tiles 1.2x slower than
 # 256 x 256 x 512); the header's arenas (cpu/include/pto/cpu/state.hpp) have these sizes.
+# bf16 K steps of 256 where A's rows are not a multiple of 2 KiB apart: a core's L1 (48 KiB,
+# 64 sets of 64-byte lines) then holds a 32-row block of A and the B panel of the AMX kernel
+# (16 KiB each at 256, 32 KiB each at 512); rows 2 KiB x n apart fall into 2 of the 64 sets, and
+# A misses L1 at either step. 1 thread, Sapphire Rapids, linear [256, K] x [K, N]^T bf16, the
+# time with steps of 256 over 512: K = 2816, N = 1024 / 2048 / 4096: 0.91 / 0.89 / 0.86; K =
+# 11008, N = 1024: 0.86; K = 1536, 2560, 5632: 0.93, 0.92, 0.87; where rows are 2 KiB x n apart:
+# K = 1024, 4096, 8192 (N = 1024): 1.03, 0.99, 1.01, [256, 4096] x [4096, 4096]^T 1.03 and
+# [2048, 4096] x [4096, 4096]^T 1.06; without AMX (the vdpbf16ps kernels) 1.01 either way.
 CPU_CAPACITY = TargetCapacity(
     "cpu",
     ((TileLoc.Vec, 192 * KiB), (TileLoc.Mat, 2048 * KiB), (TileLoc.Left, 512 * KiB),
      (TileLoc.Right, 512 * KiB), (TileLoc.Acc, 512 * KiB)),
-    alignment=32, tile_elems=2048, tile_cols=2048, max_k_step=512, max_m_step=256)
+    alignment=32, tile_elems=2048, tile_cols=2048, max_k_step=512, max_m_step=256, spread_k_step=256,
+    aliased_row_bytes=2048)
