@@ -129,3 +129,73 @@ def test_bf16_probabilities_are_torchs_exp_rounded():
     assert (z[p < tiny] == 0).all() and (z[~normal].float() <= 1.001 * tiny).all()
     assert normal.any() and (~normal).any()
     torch.testing.assert_close(w, p.sum(1, keepdim=True), rtol=2e-6, atol=0)
+
+
+def _rmsnorm_program(variant: str):
+    """RMSNorm over n x m (m <= C): y = x + r; o = y * rsqrt(sum(y^2) / C + eps) * w, one R-row tile
+    at a time. `variant`: "fused" as written (y scaled in place); "read_after": the row-scaled
+    tile is stored too (q = y * rsqrt(..)), so the column scaling writes a tile of its own."""
+    kb = KernelBuilder(f"pto_vec_fuse_rms_{variant}_0", pass_name="test", description="rmsnorm")
+    n, m = kb.scalar("n"), kb.scalar("m")
+    for name in ("x", "r"):
+        kb.tensor(name, F32, (n, C), (C, 1))
+    kb.tensor("w", F32, (C,), (1,))
+    kb.tensor("o", F32, (n, C), (C, 1), output=True)
+    kb.tensor("q", F32, (n, C), (C, 1), output=True)
+    kb.tile("wt", Vec, F32, 1, C, 1, m)
+    kb.emit("TLOAD", "wt", kb.view("w", 0, 1, m, C))
+    with kb.tile_loop("t", ceil_div(n, R)) as t:
+        vr = kb.let("vr", emin(R, n - R * t))
+        for name in ("y", "r_t", "sq", "tmp", "o_t"):
+            kb.tile(name, Vec, F32, R, C, vr, m)
+        kb.tile("ss", Vec, F32, R, 1, vr, 1, Layout.ColMajor)
+        kb.tile("ss_row", Vec, F32, 1, R, 1, vr)      # its row-major view for the scalar ops
+        kb.emit("TRESHAPE", "ss_row", "ss")
+        kb.emit("TLOAD", "y", kb.view("x", R * t * C, vr, m, C))
+        kb.emit("TLOAD", "r_t", kb.view("r", R * t * C, vr, m, C))
+        kb.emit("TADD", "y", "y", "r_t")
+        kb.emit("TMUL", "sq", "y", "y")
+        kb.emit("TROWSUM", "ss", "sq", "tmp")
+        kb.emit("TMULS", "ss_row", "ss_row", 1 / C)
+        kb.emit("TADDS", "ss_row", "ss_row", 1e-6)
+        kb.emit("TRSQRT", "ss_row", "ss_row")
+        kb.emit("TROWEXPANDMUL", "y", "y", "ss")
+        kb.emit("TCOLEXPANDMUL", "o_t" if variant == "read_after" else "y", "y", "wt")
+        kb.emit("TSTORE", kb.view("o", R * t * C, vr, m, C), "o_t" if variant == "read_after" else "y")
+        if variant == "read_after":
+            kb.emit("TSTORE", kb.view("q", R * t * C, vr, m, C), "y")
+    return kb
+
+
+RMS_FUSED = {
+    "fused": ["TRESHAPE", "TADD", "TMUL_ROWSUM", "TMULS", "TADDS", "TRSQRT", "TROWEXPANDMUL_COLEXPANDMUL"],
+    "read_after": ["TRESHAPE", "TADD", "TMUL_ROWSUM", "TMULS", "TADDS", "TRSQRT", "TROWEXPANDMUL", "TCOLEXPANDMUL"],
+}
+
+
+@pytest.mark.parametrize("variant", sorted(RMS_FUSED))
+def test_rmsnorm_pairs_fuse_and_compute_what_the_pairs_compute(variant):
+    """The square and its row sum, the row and the column scaling: fused where nothing else reads
+    the intermediate tile; the interpreter and the cpu target match torch over a partial tile, a
+    NaN row and a row of zeros (0 * rsqrt(eps))."""
+    planned = _rmsnorm_program(variant).build(A2A3_CAPACITY)
+    assert _ops(planned) == RMS_FUSED[variant]
+    n, m = 13, 40
+    x, r, w = torch.randn(n, C) * 3, torch.randn(n, C), torch.randn(C)
+    x[4, 9] = float("nan")
+    x[6, :], r[6, :] = 1.0, -1.0                   # y = 0: mean 0, rsqrt(eps), o = 0
+    y = (x + r)[:, :m]
+    q_want = y * torch.rsqrt(y.square().sum(1, keepdim=True) / C + 1e-6)     # the kernel divides by C
+    o_want = q_want * w[:m]
+    for run in ("interpreter", "cpu"):
+        o, q = torch.full((n, C), 7.0), torch.full((n, C), 7.0)
+        if run == "interpreter":
+            interpret(planned, {"x": x, "r": r, "w": w, "o": o, "q": q}, {"n": n, "m": m}, block_num=2)
+        else:
+            _, call = build_region(planned, f"fuse_rms_{variant}")
+            call([x, r, w, o, q], [n, m], 3)
+        torch.testing.assert_close(o[:, :m], o_want, equal_nan=True, rtol=2e-6, atol=1e-6)
+        assert torch.isnan(o[4, :m]).all() and (o[6, :m] == 0).all()
+        assert (o[:, m:] == 7).all()
+        if variant == "read_after":
+            torch.testing.assert_close(q[:, :m], q_want, equal_nan=True, rtol=2e-6, atol=1e-6)

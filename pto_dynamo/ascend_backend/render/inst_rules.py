@@ -31,7 +31,7 @@ def _call(op: str, *args: str) -> str:
 @render_rule(*ops_of_family("binary"), *ops_of_family("unary"), *ops_of_family("rowexpand_binary"),
              *ops_of_family("colexpand_binary"), "TROWEXPAND", "TCOLEXPAND", "TMOV", "TRESHAPE",
              *ops_of_family("colreduce"), *ops_of_family("rowreduce"), "TMATMUL_ACC",
-             "TROWEXPANDEXPDIF_ROWSUM", "TROWEXPANDMUL_ADD")
+             "TROWEXPANDEXPDIF_ROWSUM", "TROWEXPANDMUL_ADD", "TMUL_ROWSUM", "TROWEXPANDMUL_COLEXPANDMUL")
 def _tiles_only(inst: TileInst, ctx) -> list[str]:
     """`OP(dst, src..., tmp...)`: every operand a tile, in IR order."""
     return [_call(inst.op, *inst.outs, *inst.ins, *inst.tmps)]

@@ -6,19 +6,22 @@ The fused instructions are project extensions (ops.py, `<pto/cpu/fused.hpp>`): o
 tile where the pair made two. A CPU core runs V-ops on 64 x 128 f32 tiles at the speed of its L1
 and L2, and flash attention's online softmax is a handful of passes over the scores per key step
 (1 thread, Sapphire Rapids, a 64 x 128 step: 2.9 -> 1.9 us for exp, row sum and the bf16
-rounding of P; 1.1 -> 0.65 us for the scale and the row max; 0.8 -> 0.55 us for o * alpha + pv).
+rounding of P; 1.1 -> 0.65 us for the scale and the row max; 0.8 -> 0.55 us for o * alpha + pv),
+and RMSNorm is a square with its row sum and a scaling by row and by column.
 
     TMULS d, x, s ; TROWMAX m, d, t                 -> TMULS_ROWMAX d, m, x, s, t
     TROWEXPANDEXPDIF p, x, v ; TROWSUM l, p, t      -> TROWEXPANDEXPDIF_ROWSUM p, l, x, v, t
     TROWEXPANDEXPDIF_ROWSUM p, l, x, v, t ; TCVT q, p (bf16 / f16, nearest even)
                                                     -> TROWEXPANDEXPDIF_ROWSUM q, l, x, v, t
     TROWEXPANDMUL d, a, v ; TADD e, d, b            -> TROWEXPANDMUL_ADD e, a, v, b
+    TMUL d, a, b ; TROWSUM s, d, t                  -> TMUL_ROWSUM d, s, a, b, t
+    TROWEXPANDMUL d, a, v ; TCOLEXPANDMUL e, d, w   -> TROWEXPANDMUL_COLEXPANDMUL e, a, v, w
 
 A pair fuses when second directly follows first in the same body (only tile declarations and lets
 between), reads first's result, and the tiles are f32 (the fused ops' vectorised forms);
 first's result is not aliased (TRESHAPE). A reduction leaves first's result as it was (its other
-readers still read it). The conversion and the add replace it: nothing may read the value the
-pair leaves in it (`_Ctx.dead_after`), or, for the add, the add overwrites it (`d = d * v;
+readers still read it). The conversion, the add and the column scaling replace it: nothing may
+read the value the pair leaves in it (`_Ctx.dead_after`), or second overwrites it (`d = d * v;
 d = d + b`). Results are the pair's, up to the order of the row sum's additions and, for a bf16
 P, an exp within 2^-22 of the accurate one before the rounding (device_abi.md).
 """
@@ -128,6 +131,23 @@ def _rowexpand_mul_add(first, second, ctx):
     if other == d:                           # d + d: not this form
         return None
     return TileInst("TROWEXPANDMUL_ADD", (e,), (*first.ins, other), (), first.attrs)
+
+
+@fuse_rule("TMUL", "TROWSUM")
+def _mul_rowsum(first, second, ctx):
+    if not (len(first.outs) == 1 and _reduces(first, second, ctx) and ctx.f32(*first.ins)):
+        return None
+    return TileInst("TMUL_ROWSUM", (first.outs[0], second.outs[0]), first.ins, second.tmps, first.attrs)
+
+
+@fuse_rule("TROWEXPANDMUL", "TCOLEXPANDMUL")
+def _rowexpand_colexpand_mul(first, second, ctx):
+    (d,), (e,) = first.outs, second.outs
+    if second.ins[0] != d or second.ins[1] == d or d in ctx.aliased or not ctx.f32(d, e, *first.ins, *second.ins):
+        return None
+    if e != d and not ctx.dead_after(d, first, second):   # d = d * v; d = d * w overwrites it
+        return None
+    return TileInst("TROWEXPANDMUL_COLEXPANDMUL", (e,), (*first.ins, second.ins[1]), (), first.attrs)
 
 
 def fuse_vops(program: TileProgram) -> TileProgram:

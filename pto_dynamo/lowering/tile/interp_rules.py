@@ -210,6 +210,21 @@ def _rowexpand_mul_add(inst, m) -> None:
     m.write(inst.outs[0], m.read(a) * _per_row(m, vec, rows) + m.read(b))
 
 
+@interp_rule("TMUL_ROWSUM")
+def _mul_rowsum(inst, m) -> None:
+    dst, total = inst.outs
+    m.write(dst, m.read(inst.ins[0]) * m.read(inst.ins[1]))
+    product = m.read(dst)
+    m.write(total, product.sum(dim=1, keepdim=True), rows=product.shape[0], cols=1)
+
+
+@interp_rule("TROWEXPANDMUL_COLEXPANDMUL")
+def _rowexpand_colexpand_mul(inst, m) -> None:
+    rows, cols = m.valid(inst.outs[0])
+    a, row_vec, col_vec = inst.ins
+    m.write(inst.outs[0], m.read(a) * _per_row(m, row_vec, rows) * _per_col(m, col_vec, cols))
+
+
 @interp_rule("TCOLEXPAND")
 def _col_expand(inst, m) -> None:
     rows, cols = m.valid(inst.outs[0])

@@ -77,6 +77,8 @@ EXPDIF_TYPES = (F16, F32)          # T{ROW,COL}EXPANDEXPDIF: half/float only (pt
 define_op("TMULS_ROWMAX", (TILE, TILE), (TILE, SCALAR), "fused", n_tmps=1, ext=True)       # dst, max <- src * s
 define_op("TROWEXPANDEXPDIF_ROWSUM", (TILE, TILE), (TILE, TILE), "fused", n_tmps=1, ext=True)  # dst, sum <- exp(src0 - src1)
 define_op("TROWEXPANDMUL_ADD", (TILE,), (TILE, TILE, TILE), "fused", ext=True)           # dst <- src0 * src1 + src2
+define_op("TMUL_ROWSUM", (TILE, TILE), (TILE, TILE), "fused", n_tmps=1, ext=True)         # dst, sum <- src0 * src1
+define_op("TROWEXPANDMUL_COLEXPANDMUL", (TILE,), (TILE, TILE, TILE), "fused", ext=True)  # dst <- src0 * src1(i) * src2(j)
 
 # --- compare and select (mask: a u8 Vec tile, bit c % 8 of byte c // 8 of row r) --------------
 CMP_MODES = ("EQ", "NE", "LT", "LE", "GT", "GE")

@@ -324,6 +324,30 @@ def _rowexpand_mul_add(inst: TileInst, ctx) -> None:
     _check_row_operand(ctx, inst, dst, vec)
 
 
+@verify_rule("TMUL_ROWSUM")
+def _mul_rowsum(inst: TileInst, ctx) -> None:
+    dst, total, a, b = (ctx.tile(n) for n in (*inst.outs, *inst.ins))
+    ctx.row_major(dst, a, b)
+    ctx.same_dtype(dst, a, b)
+    if dst.dtype != F32:
+        ctx.error(f"TMUL_ROWSUM: f32 tiles only, {dst.name} is {dst.dtype}")
+    ctx.same_valid(dst, a, "TMUL_ROWSUM operand")
+    ctx.same_valid(dst, b, "TMUL_ROWSUM operand")
+    _check_per_row_result(ctx, inst, total, dst, ctx.tile(inst.tmps[0]))
+
+
+@verify_rule("TROWEXPANDMUL_COLEXPANDMUL")
+def _rowexpand_colexpand_mul(inst: TileInst, ctx) -> None:
+    dst, a, rows, cols = ctx.tile(inst.outs[0]), *(ctx.tile(n) for n in inst.ins)
+    ctx.row_major(dst, a)
+    ctx.same_dtype(dst, a, rows, cols)
+    if dst.dtype != F32:
+        ctx.error(f"TROWEXPANDMUL_COLEXPANDMUL: f32 tiles only, {dst.name} is {dst.dtype}")
+    ctx.same_valid(dst, a, "TROWEXPANDMUL_COLEXPANDMUL operand")
+    _check_row_operand(ctx, inst, dst, rows)
+    _check_col_operand(ctx, inst, dst, cols)
+
+
 _MATMUL_TYPES = {(F32, F16, F16), (F32, F32, F32), (F32, BF16, BF16), (I32, I8, I8)}
 
 

@@ -3,7 +3,7 @@
 // them. Same rules as V-ops: dst's valid region, Vec row-major tiles, fp32 math.
 #pragma once
 #include "pto/pto-inst.hpp"
-#include "pto/cpu/fused.hpp"   // fused V-ops: TMULS_ROWMAX, TROWEXPANDEXPDIF_ROWSUM, TROWEXPANDMUL_ADD
+#include "pto/cpu/fused.hpp"   // fused V-ops (TMULS_ROWMAX, TMUL_ROWSUM, ...)
 
 #pragma GCC visibility push(hidden)
 namespace pto {

@@ -1,6 +1,6 @@
 // pto_dynamo CPU target: fused V-op extensions (docs/device_abi.md "Project extensions"), an
-// element-wise op and the row reduction or the add that reads its result, in one pass over the
-// tile. The NPU runs each as its two PTO instructions (named in the comments); a CPU core reading
+// element-wise op and the row reduction, add or column scaling that reads its result, in one pass
+// over the tile. The NPU runs each as its two PTO instructions (named in the comments); a CPU core reading
 // a 64 x 128 f32 tile once instead of twice saves a pass over L1 per flash-attention step.
 #pragma once
 #include "pto/cpu/reduce_expand.hpp"
@@ -176,6 +176,78 @@ PTO_INST RecordEvent TROWEXPANDMUL_ADD(Dst& dst, S0& src0, S1& src1, S2& src2, E
     for (int c = 0; c < vc; ++c) {
       const auto prod = detail::to_c(x[c * S0::ColStride]) * a;
       d[c * Dst::ColStride] = detail::from_c<DT>(detail::to_c(detail::from_c<DT>(prod)) + detail::to_c(y[c * S2::ColStride]));
+    }
+  }
+  return {};
+}
+
+// TMUL_ROWSUM(dst, sum, src0, src1): dst = src0 * src1; sum(i, 0) = sum_j dst(i, j) over dst's
+// valid region (the NPU: TMUL, then TROWSUM(sum, dst, tmp)). RMSNorm's squares and their sum.
+template <detail::TileT Dst, detail::TileT Sum, detail::TileT S0, detail::TileT S1, typename... E>
+PTO_INST RecordEvent TMUL_ROWSUM(Dst& dst, Sum& sum, S0& src0, S1& src1, E&...) {
+  static_assert(Dst::Loc == TileType::Vec && Sum::Loc == TileType::Vec && S0::Loc == TileType::Vec && S1::Loc == TileType::Vec,
+                "TMUL_ROWSUM: Vec tiles");
+  using DT = typename Dst::DType;
+  const int vr = dst.GetValidRow(), vc = dst.GetValidCol();
+  for (int r = 0; r < vr; ++r) {
+    DT* d = dst.data() + Dst::offset(r, 0);
+    const auto* x = src0.data() + S0::offset(r, 0);
+    const auto* y = src1.data() + S1::offset(r, 0);
+    float total = 0.0f;
+#if defined(__AVX512F__)
+    if constexpr (detail::f32_unit_cols_v<Dst, S0, S1>) {
+      __m512 acc = _mm512_setzero_ps();
+      for (int c = 0; c < vc; c += 16) {
+        const __mmask16 k = detail::lanes_below(vc - c);
+        const __m512 p = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + c), _mm512_maskz_loadu_ps(k, y + c));
+        _mm512_mask_storeu_ps(d + c, k, p);
+        acc = _mm512_add_ps(acc, p);   // masked-off lanes are 0 * 0
+      }
+      total = _mm512_reduce_add_ps(acc);
+    } else
+#endif
+    {
+#pragma omp simd reduction(+ : total)
+      for (int c = 0; c < vc; ++c) {
+        const DT p = detail::from_c<DT>(detail::to_c(x[c * S0::ColStride]) * detail::to_c(y[c * S1::ColStride]));
+        d[c * Dst::ColStride] = p;
+        total += float(detail::to_c(p));
+      }
+    }
+    sum.data()[Sum::offset(r, 0)] = detail::from_c<typename Sum::DType>(total);
+  }
+  return {};
+}
+
+// TROWEXPANDMUL_COLEXPANDMUL(dst, src0, src1, src2): dst = src0(i, j) * src1(i, 0) * src2(0, j),
+// the row product rounded before the column one (the NPU: TROWEXPANDMUL, then TCOLEXPANDMUL).
+// RMSNorm's normalisation and its weight.
+template <detail::TileT Dst, detail::TileT S0, detail::TileT S1, detail::TileT S2, typename... E>
+PTO_INST RecordEvent TROWEXPANDMUL_COLEXPANDMUL(Dst& dst, S0& src0, S1& src1, S2& src2, E&...) {
+  static_assert(Dst::Loc == TileType::Vec && S0::Loc == TileType::Vec && S1::Loc == TileType::Vec && S2::Loc == TileType::Vec,
+                "TROWEXPANDMUL_COLEXPANDMUL: Vec tiles");
+  using DT = typename Dst::DType;
+  const int vr = dst.GetValidRow(), vc = dst.GetValidCol();
+  const auto* w = src2.data() + S2::offset(0, 0);
+  for (int r = 0; r < vr; ++r) {
+    DT* d = dst.data() + Dst::offset(r, 0);
+    const auto* x = src0.data() + S0::offset(r, 0);
+    const auto a = detail::to_c(src1.data()[S1::offset(r, 0)]);
+#if defined(__AVX512F__)
+    if constexpr (detail::f32_unit_cols_v<Dst, S0, S2> && std::is_same_v<typename S1::DType, float>) {
+      const __m512 av = _mm512_set1_ps(a);
+      for (int c = 0; c < vc; c += 16) {
+        const __mmask16 k = detail::lanes_below(vc - c);
+        const __m512 scaled = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + c), av);
+        _mm512_mask_storeu_ps(d + c, k, _mm512_mul_ps(scaled, _mm512_maskz_loadu_ps(k, w + c)));
+      }
+      continue;
+    }
+#endif
+#pragma omp simd
+    for (int c = 0; c < vc; ++c) {
+      const auto scaled = detail::to_c(detail::from_c<DT>(detail::to_c(x[c * S0::ColStride]) * a));
+      d[c * Dst::ColStride] = detail::from_c<DT>(scaled * detail::to_c(w[c * S2::ColStride]));
     }
   }
   return {};
