@@ -134,7 +134,9 @@ def test_bf16_probabilities_are_torchs_exp_rounded():
 def _rmsnorm_program(variant: str):
     """RMSNorm over n x m (m <= C): y = x + r; o = y * rsqrt(sum(y^2) / C + eps) * w, one R-row tile
     at a time. `variant`: "fused" as written (y scaled in place); "read_after": the row-scaled
-    tile is stored too (q = y * rsqrt(..)), so the column scaling writes a tile of its own."""
+    tile is stored too (q = y * rsqrt(..)), so the column scaling writes a tile of its own;
+    "reshape_between": the per-row tile's TRESHAPE between the square and its row sum (it names
+    no tile of the square's)."""
     kb = KernelBuilder(f"pto_vec_fuse_rms_{variant}_0", pass_name="test", description="rmsnorm")
     n, m = kb.scalar("n"), kb.scalar("m")
     for name in ("x", "r"):
@@ -150,11 +152,14 @@ def _rmsnorm_program(variant: str):
             kb.tile(name, Vec, F32, R, C, vr, m)
         kb.tile("ss", Vec, F32, R, 1, vr, 1, Layout.ColMajor)
         kb.tile("ss_row", Vec, F32, 1, R, 1, vr)      # its row-major view for the scalar ops
-        kb.emit("TRESHAPE", "ss_row", "ss")
+        if variant != "reshape_between":
+            kb.emit("TRESHAPE", "ss_row", "ss")
         kb.emit("TLOAD", "y", kb.view("x", R * t * C, vr, m, C))
         kb.emit("TLOAD", "r_t", kb.view("r", R * t * C, vr, m, C))
         kb.emit("TADD", "y", "y", "r_t")
         kb.emit("TMUL", "sq", "y", "y")
+        if variant == "reshape_between":           # as the vector lowering emits it
+            kb.emit("TRESHAPE", "ss_row", "ss")
         kb.emit("TROWSUM", "ss", "sq", "tmp")
         kb.emit("TMULS", "ss_row", "ss_row", 1 / C)
         kb.emit("TADDS", "ss_row", "ss_row", 1e-6)
@@ -170,6 +175,7 @@ def _rmsnorm_program(variant: str):
 RMS_FUSED = {
     "fused": ["TRESHAPE", "TADD", "TMUL_ROWSUM", "TMULS", "TADDS", "TRSQRT", "TROWEXPANDMUL_COLEXPANDMUL"],
     "read_after": ["TRESHAPE", "TADD", "TMUL_ROWSUM", "TMULS", "TADDS", "TRSQRT", "TROWEXPANDMUL", "TCOLEXPANDMUL"],
+    "reshape_between": ["TADD", "TRESHAPE", "TMUL_ROWSUM", "TMULS", "TADDS", "TRSQRT", "TROWEXPANDMUL_COLEXPANDMUL"],
 }
 
 

@@ -37,6 +37,7 @@ from pto_dynamo.lowering.tile.dtypes import BF16, F16, F32
 from pto_dynamo.lowering.tile.expr import exprs_equal
 from pto_dynamo.lowering.tile.ir import SerialLoop, Stage, Stmt, TileDecl, TileInst, TileLoop, TileProgram
 from pto_dynamo.lowering.tile.ops import EXPDIF_TYPES
+from pto_dynamo.lowering.tile.specs import op_spec
 
 
 @dataclass(frozen=True)
@@ -99,11 +100,12 @@ def merge_pairs(program: TileProgram) -> TileProgram:
 
 
 def rewrite_pairs(program: TileProgram, combine, prepare=lambda inst: inst) -> TileProgram:
-    """Walk every body's instructions as adjacent pairs (only declarations and lets between the
-    two): `combine(first, second)` returns None to keep both, or what replaces the pair (one
-    instruction, which may pair with the next one, or nothing). `prepare` rewrites each
-    instruction before it is looked at. Tiles left without a reference lose their declarations;
-    the program itself comes back when nothing changed."""
+    """Walk every body's instructions as adjacent pairs (only declarations, lets and aliases
+    (TRESHAPE) of other tiles than first's between the two): `combine(first, second)` returns
+    None to keep both, or what replaces the pair (one instruction, which may pair with the next
+    one, or nothing), in second's place: first moves past the aliases, which name none of its
+    tiles. `prepare` rewrites each instruction before it is looked at. Tiles left without a
+    reference lose their declarations; the program itself comes back when nothing changed."""
     changed = False
 
     def rewrite(body: tuple[Stmt, ...]) -> tuple[Stmt, ...]:
@@ -117,6 +119,10 @@ def rewrite_pairs(program: TileProgram, combine, prepare=lambda inst: inst) -> T
                 continue
             if isinstance(stmt, TileInst):
                 stmt = prepare(stmt)
+                if pending is not None and op_spec(stmt.op).family == "alias" \
+                        and not set(stmt.tiles()) & set(out[pending].tiles()):
+                    out.append(stmt)        # binds other tiles' storage: first may move past it
+                    continue
                 replaced = combine(out[pending], stmt) if pending is not None else None
                 if replaced is not None:
                     del out[pending]
