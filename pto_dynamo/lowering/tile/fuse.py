@@ -17,8 +17,8 @@ and RMSNorm is a square with its row sum and a scaling by row and by column.
     TMUL d, a, b ; TROWSUM s, d, t                  -> TMUL_ROWSUM d, s, a, b, t
     TROWEXPANDMUL d, a, v ; TCOLEXPANDMUL e, d, w   -> TROWEXPANDMUL_COLEXPANDMUL e, a, v, w
 
-A pair fuses when second directly follows first in the same body (only tile declarations and lets
-between), reads first's result, and the tiles are f32 (the fused ops' vectorised forms);
+A pair fuses when second directly follows first in the same body (only tile declarations, lets and
+aliases of other tiles between: peephole.rewrite_pairs), reads first's result, and the tiles are f32 (the fused ops' vectorised forms);
 first's result is not aliased (TRESHAPE). A reduction leaves first's result as it was (its other
 readers still read it). The conversion, the add and the column scaling replace it: nothing may
 read the value the pair leaves in it (`_Ctx.dead_after`), or second overwrites it (`d = d * v;
