@@ -67,6 +67,7 @@ A2A3_CAPACITY = TargetCapacity(
 # 11008, N = 1024: 0.86; K = 1536, 2560, 5632: 0.93, 0.92, 0.87; where rows are 2 KiB x n apart:
 # K = 1024, 4096, 8192 (N = 1024): 1.03, 0.99, 1.01, [256, 4096] x [4096, 4096]^T 1.03 and
 # [2048, 4096] x [4096, 4096]^T 1.06; without AMX (the vdpbf16ps kernels) 1.01 either way.
+# f16 (2 bytes too) takes the same steps; its packed f32 kernel was not measured at 256.
 CPU_CAPACITY = TargetCapacity(
     "cpu",
     ((TileLoc.Vec, 192 * KiB), (TileLoc.Mat, 2048 * KiB), (TileLoc.Left, 512 * KiB),
