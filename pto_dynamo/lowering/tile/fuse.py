@@ -95,18 +95,22 @@ def _reduces(first: TileInst, second: TileInst, ctx: _Ctx) -> bool:
     return second.ins == (mid,) and mid not in ctx.aliased and ctx.f32(mid, second.outs[0])
 
 
+def _with_row_reduction(op: str, first: TileInst, second: TileInst, ctx: _Ctx):
+    """first (one f32 result from f32 tiles and scalars) and second, its row reduction, as op."""
+    tiles = [t for t in first.ins if isinstance(t, str)]
+    if not (len(first.outs) == 1 and _reduces(first, second, ctx) and ctx.f32(*tiles)):
+        return None
+    return TileInst(op, (first.outs[0], second.outs[0]), first.ins, second.tmps, first.attrs)
+
+
 @fuse_rule("TMULS", "TROWMAX")
 def _muls_rowmax(first, second, ctx):
-    if not (len(first.outs) == 1 and _reduces(first, second, ctx) and ctx.f32(first.ins[0])):
-        return None
-    return TileInst("TMULS_ROWMAX", (first.outs[0], second.outs[0]), first.ins, second.tmps, first.attrs)
+    return _with_row_reduction("TMULS_ROWMAX", first, second, ctx)
 
 
 @fuse_rule("TROWEXPANDEXPDIF", "TROWSUM")
 def _expdif_rowsum(first, second, ctx):
-    if not (len(first.outs) == 1 and _reduces(first, second, ctx) and ctx.f32(*first.ins)):
-        return None
-    return TileInst("TROWEXPANDEXPDIF_ROWSUM", (first.outs[0], second.outs[0]), first.ins, second.tmps, first.attrs)
+    return _with_row_reduction("TROWEXPANDEXPDIF_ROWSUM", first, second, ctx)
 
 
 @fuse_rule("TROWEXPANDEXPDIF_ROWSUM", "TCVT")
@@ -135,9 +139,7 @@ def _rowexpand_mul_add(first, second, ctx):
 
 @fuse_rule("TMUL", "TROWSUM")
 def _mul_rowsum(first, second, ctx):
-    if not (len(first.outs) == 1 and _reduces(first, second, ctx) and ctx.f32(*first.ins)):
-        return None
-    return TileInst("TMUL_ROWSUM", (first.outs[0], second.outs[0]), first.ins, second.tmps, first.attrs)
+    return _with_row_reduction("TMUL_ROWSUM", first, second, ctx)
 
 
 @fuse_rule("TROWEXPANDMUL", "TCOLEXPANDMUL")

@@ -63,6 +63,48 @@ struct RowMax {
   PTO_INLINE void add(float v) { acc = v > acc ? v : acc; nan |= int(v != v); }
   PTO_INLINE float get() const { return nan ? std::numeric_limits<float>::quiet_NaN() : acc; }
 };
+
+// dst(i, j) = then(src0(i, j) * src1(i, 0), src2(i, j)) (src2(0, j) with PerCol), the row product
+// rounded to dst's type first: TROWEXPANDMUL and the add or the column scaling that reads it.
+struct AddThen {
+  template <typename A, typename B> PTO_INLINE auto operator()(A a, B b) const { return a + b; }
+#if defined(__AVX512F__)
+  static PTO_INLINE __m512 v16(__m512 a, __m512 b) { return _mm512_add_ps(a, b); }
+#endif
+};
+struct MulThen {
+  template <typename A, typename B> PTO_INLINE auto operator()(A a, B b) const { return a * b; }
+#if defined(__AVX512F__)
+  static PTO_INLINE __m512 v16(__m512 a, __m512 b) { return _mm512_mul_ps(a, b); }
+#endif
+};
+template <bool PerCol, typename Dst, typename S0, typename S1, typename S2, typename Then>
+PTO_INLINE void row_scaled_then(Dst& dst, S0& src0, S1& src1, S2& src2, Then then) {
+  using DT = typename Dst::DType;
+  const int vr = dst.GetValidRow(), vc = dst.GetValidCol();
+  for (int r = 0; r < vr; ++r) {
+    DT* d = dst.data() + Dst::offset(r, 0);
+    const auto* x = src0.data() + S0::offset(r, 0);
+    const auto* y = src2.data() + S2::offset(PerCol ? 0 : r, 0);
+    const auto a = to_c(src1.data()[S1::offset(r, 0)]);
+#if defined(__AVX512F__)
+    if constexpr (f32_unit_cols_v<Dst, S0, S2> && std::is_same_v<typename S1::DType, float>) {
+      const __m512 av = _mm512_set1_ps(a);
+      for (int c = 0; c < vc; c += 16) {
+        const __mmask16 k = lanes_below(vc - c);
+        const __m512 prod = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + c), av);   // -std=c++20: no contraction
+        _mm512_mask_storeu_ps(d + c, k, Then::v16(prod, _mm512_maskz_loadu_ps(k, y + c)));
+      }
+      continue;
+    }
+#endif
+#pragma omp simd
+    for (int c = 0; c < vc; ++c) {
+      const auto prod = to_c(from_c<DT>(to_c(x[c * S0::ColStride]) * a));
+      d[c * Dst::ColStride] = from_c<DT>(then(prod, to_c(y[c * S2::ColStride])));
+    }
+  }
+}
 }  // namespace pto::detail
 
 namespace pto {
@@ -154,30 +196,7 @@ template <detail::TileT Dst, detail::TileT S0, detail::TileT S1, detail::TileT S
 PTO_INST RecordEvent TROWEXPANDMUL_ADD(Dst& dst, S0& src0, S1& src1, S2& src2, E&...) {
   static_assert(Dst::Loc == TileType::Vec && S0::Loc == TileType::Vec && S1::Loc == TileType::Vec && S2::Loc == TileType::Vec,
                 "TROWEXPANDMUL_ADD: Vec tiles");
-  using DT = typename Dst::DType;
-  const int vr = dst.GetValidRow(), vc = dst.GetValidCol();
-  for (int r = 0; r < vr; ++r) {
-    DT* d = dst.data() + Dst::offset(r, 0);
-    const auto* x = src0.data() + S0::offset(r, 0);
-    const auto* y = src2.data() + S2::offset(r, 0);
-    const auto a = detail::to_c(src1.data()[S1::offset(r, 0)]);
-#if defined(__AVX512F__)
-    if constexpr (detail::f32_unit_cols_v<Dst, S0, S2> && std::is_same_v<typename S1::DType, float>) {
-      const __m512 av = _mm512_set1_ps(a);
-      for (int c = 0; c < vc; c += 16) {
-        const __mmask16 k = detail::lanes_below(vc - c);
-        const __m512 prod = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + c), av);   // -std=c++20: no contraction
-        _mm512_mask_storeu_ps(d + c, k, _mm512_add_ps(prod, _mm512_maskz_loadu_ps(k, y + c)));
-      }
-      continue;
-    }
-#endif
-#pragma omp simd
-    for (int c = 0; c < vc; ++c) {
-      const auto prod = detail::to_c(x[c * S0::ColStride]) * a;
-      d[c * Dst::ColStride] = detail::from_c<DT>(detail::to_c(detail::from_c<DT>(prod)) + detail::to_c(y[c * S2::ColStride]));
-    }
-  }
+  detail::row_scaled_then<false>(dst, src0, src1, src2, detail::AddThen{});
   return {};
 }
 
@@ -226,30 +245,7 @@ template <detail::TileT Dst, detail::TileT S0, detail::TileT S1, detail::TileT S
 PTO_INST RecordEvent TROWEXPANDMUL_COLEXPANDMUL(Dst& dst, S0& src0, S1& src1, S2& src2, E&...) {
   static_assert(Dst::Loc == TileType::Vec && S0::Loc == TileType::Vec && S1::Loc == TileType::Vec && S2::Loc == TileType::Vec,
                 "TROWEXPANDMUL_COLEXPANDMUL: Vec tiles");
-  using DT = typename Dst::DType;
-  const int vr = dst.GetValidRow(), vc = dst.GetValidCol();
-  const auto* w = src2.data() + S2::offset(0, 0);
-  for (int r = 0; r < vr; ++r) {
-    DT* d = dst.data() + Dst::offset(r, 0);
-    const auto* x = src0.data() + S0::offset(r, 0);
-    const auto a = detail::to_c(src1.data()[S1::offset(r, 0)]);
-#if defined(__AVX512F__)
-    if constexpr (detail::f32_unit_cols_v<Dst, S0, S2> && std::is_same_v<typename S1::DType, float>) {
-      const __m512 av = _mm512_set1_ps(a);
-      for (int c = 0; c < vc; c += 16) {
-        const __mmask16 k = detail::lanes_below(vc - c);
-        const __m512 scaled = _mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + c), av);
-        _mm512_mask_storeu_ps(d + c, k, _mm512_mul_ps(scaled, _mm512_maskz_loadu_ps(k, w + c)));
-      }
-      continue;
-    }
-#endif
-#pragma omp simd
-    for (int c = 0; c < vc; ++c) {
-      const auto scaled = detail::to_c(detail::from_c<DT>(detail::to_c(x[c * S0::ColStride]) * a));
-      d[c * Dst::ColStride] = detail::from_c<DT>(scaled * detail::to_c(w[c * S2::ColStride]));
-    }
-  }
+  detail::row_scaled_then<true>(dst, src0, src1, src2, detail::MulThen{});
   return {};
 }
 }  // namespace pto

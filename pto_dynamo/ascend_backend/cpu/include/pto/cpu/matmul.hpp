@@ -596,6 +596,7 @@ template <bool BRows>
   u16* tail = rest == 0 ? nullptr : static_cast<u16*>(matmul_scratch(2, 32 * std::size_t(Kp) * 2));
   if (tail) amx_copy_rows(tail, Kp, 32, a + std::ptrdiff_t(full) * lda, lda, rest, K);
   uint32_t* panel = static_cast<uint32_t*>(matmul_scratch(0, std::size_t(KP16) * 32 * 4));
+  const bool prefetch_b = !BRows && (ldb * 2) % 2048 != 0;   // B's rows not 2 KiB x n apart (below)
   AmxTiles tiles;
   for (int j = 0; j < N; j += 32) {
     const int nr = N - j < 32 ? N - j : 32;
@@ -606,8 +607,7 @@ template <bool BRows>
     // waits on L3 for them otherwise): a share of the rows per block, one line of each per K step
     // of 32. 1 thread, bf16 linear [256, 2816] x [2816, 1024]^T 0.92x the time (K steps of 256,
     // capacity.py). Not for rows 2 KiB x n apart: [2048, 4096] x [4096, 4096]^T took 1.09x.
-    const bool spread = (ldb * 2) % 2048 != 0;
-    const int ahead = !BRows && spread && j + 32 < N ? std::min(32, N - j - 32) : 0;
+    const int ahead = prefetch_b && j + 32 < N ? std::min(32, N - j - 32) : 0;
     for (int i = 0, r0 = 0; i < full; i += 32) {
       const int r1 = ahead * (i / 32 + 1) / (full / 32);
       amx_block<2>(c + i * ldc + j, ldc, accumulate, a + i * lda, lda, panel, KP16, 32, nr,
