@@ -205,3 +205,118 @@ def test_rmsnorm_pairs_fuse_and_compute_what_the_pairs_compute(variant):
         assert (o[:, m:] == 7).all()
         if variant == "read_after":
             torch.testing.assert_close(q[:, :m], q_want, equal_nan=True, rtol=2e-6, atol=1e-6)
+
+
+def _swiglu_program(variant: str):
+    """The SwiGLU gate over n x m (m <= C) bf16 rows, as the vector lowering writes it: o =
+    bf16(silu(f32(g)) * f32(u)), and ex = bf16(exp(f32(g))) (the 16-lane form reading and writing
+    bf16 rows). `variant`: "fused" as written; "read_after": f32(g) is stored
+    too (its TCVT stays); "trunc": o rounds toward zero (that TCVT stays); "scalar": a TMULS
+    reads f32(u) (its scalar takes the source's type: no folding)."""
+    kb = KernelBuilder(f"pto_vec_fuse_swiglu_{variant}_0", pass_name="test", description="swiglu gate")
+    n, m = kb.scalar("n"), kb.scalar("m")
+    for name in ("g", "u"):
+        kb.tensor(name, BF16, (n, C), (C, 1))
+    kb.tensor("o", BF16, (n, C), (C, 1), output=True)
+    kb.tensor("gf", F32, (n, C), (C, 1), output=True)
+    kb.tensor("ex", BF16, (n, C), (C, 1), output=True)
+    with kb.tile_loop("t", ceil_div(n, R)) as t:
+        vr = kb.let("vr", emin(R, n - R * t))
+        for name in ("g_t", "u_t", "o_t", "sg16"):
+            kb.tile(name, Vec, BF16, R, C, vr, m)
+        for name in ("g32", "s", "u32", "p", "x32", "sg"):
+            kb.tile(name, Vec, F32, R, C, vr, m)
+        kb.emit("TLOAD", "g_t", kb.view("g", R * t * C, vr, m, C))
+        kb.emit("TLOAD", "u_t", kb.view("u", R * t * C, vr, m, C))
+        kb.emit("TCVT", "g32", "g_t", round="CAST_RINT")
+        kb.emit("TSILU", "s", "g32")
+        kb.emit("TCVT", "u32", "u_t", round="CAST_RINT")
+        if variant == "scalar":
+            kb.emit("TMULS", "u32", "u32", 0.5)
+        kb.emit("TMUL", "p", "s", "u32")
+        kb.emit("TCVT", "o_t", "p", round="CAST_TRUNC" if variant == "trunc" else "CAST_RINT")
+        kb.emit("TSTORE", kb.view("o", R * t * C, vr, m, C), "o_t")
+        kb.emit("TCVT", "x32", "g_t", round="CAST_RINT")
+        kb.emit("TEXP", "sg", "x32")
+        kb.emit("TCVT", "sg16", "sg", round="CAST_RINT")
+        kb.emit("TSTORE", kb.view("ex", R * t * C, vr, m, C), "sg16")
+        if variant == "read_after":
+            kb.emit("TSTORE", kb.view("gf", R * t * C, vr, m, C), "g32")
+    return kb
+
+
+SWIGLU_FUSED = {
+    "fused": ["TSILU", "TMUL", "TEXP"],
+    "read_after": ["TCVT", "TSILU", "TMUL", "TEXP"],
+    "trunc": ["TSILU", "TMUL", "TCVT", "TEXP"],
+    "scalar": ["TSILU", "TCVT", "TMULS", "TMUL", "TEXP"],
+}
+
+
+@pytest.mark.parametrize("variant", sorted(SWIGLU_FUSED))
+def test_conversions_fold_into_the_op_next_to_them(variant, monkeypatch):
+    """A bf16 -> f32 TCVT folds into the op that reads its result, an f32 -> bf16 one (nearest
+    even) into the op that writes its source: the folded program's elements are the pairs', bit
+    for bit, on the interpreter and on the cpu target (the 16-lane TSILU and TEXP reading and
+    writing bf16 rows), over a partial tile, NaN, infinities, silu's overflow of exp, bf16
+    denormals in and out, and rounding ties."""
+    from pto_dynamo.lowering.tile import fuse
+    planned = _swiglu_program(variant).build(A2A3_CAPACITY)
+    assert _ops(planned) == SWIGLU_FUSED[variant]
+    kept = {k: v for k, v in fuse.FUSE_RULES.items() if "TCVT" not in k}
+    monkeypatch.setattr(fuse, "FUSE_RULES", kept)
+    unfolded = _swiglu_program(variant).build(A2A3_CAPACITY)
+    assert _ops(unfolded).count("TCVT") == 5
+    n, m = 13, 50                                  # a partial last tile, 50 of 64 columns valid
+    g, u = torch.randn(n, C) * 4, torch.randn(n, C) * 4
+    g[2, :8] = torch.tensor([float("nan"), float("inf"), -float("inf"), -100.0, -88.5, 1e-39, -3e-39, 0.0])
+    u[3, :4] = torch.tensor([float("inf"), -float("inf"), 1e-39, float("nan")])
+    u[4, :] = 1.0 + 2.0 ** -8                       # silu(g) * u near bf16 ties
+    g[5, :] = torch.linspace(-95.0, -80.0, C)       # exp(g): f32 denormals, rounded to bf16 ones
+    g, u = g.to(torch.bfloat16), u.to(torch.bfloat16)
+    scale = 0.5 if variant == "scalar" else 1.0
+    want = torch.nn.functional.silu(g[:, :m].float()) * (u[:, :m].float() * scale)
+    want_ex = torch.exp(g[:, :m].float()).to(torch.bfloat16)
+    results = {}
+    for label, program in (("folded", planned), ("pairs", unfolded)):
+        for run in ("interpreter", "cpu"):
+            o, gf = torch.full((n, C), 7.0, dtype=torch.bfloat16), torch.full((n, C), 7.0)
+            ex = torch.full((n, C), 7.0, dtype=torch.bfloat16)
+            if run == "interpreter":
+                interpret(program, {"g": g, "u": u, "o": o, "gf": gf, "ex": ex}, {"n": n, "m": m}, block_num=2)
+            else:
+                _, call = build_region(program, f"fuse_swiglu_{variant}_{label}")
+                call([g, u, o, gf, ex], [n, m], 3)
+            assert (o[:, m:] == 7).all() and (ex[:, m:] == 7).all()
+            torch.testing.assert_close(ex[:, :m], want_ex, equal_nan=True, atol=1e-38, rtol=2 ** -8)
+            if variant == "trunc":
+                torch.testing.assert_close(o[:, :m].float(), want, equal_nan=True, rtol=2 ** -7, atol=1e-38)
+            else:
+                torch.testing.assert_close(o[:, :m], want.to(torch.bfloat16), equal_nan=True, atol=1e-38, rtol=2 ** -8)
+            if variant == "read_after":
+                torch.testing.assert_close(gf[:, :m], g[:, :m].float(), rtol=0, atol=0, equal_nan=True)
+            results[label, run] = torch.cat([o, ex]).view(torch.int16)
+    for run in ("interpreter", "cpu"):
+        assert torch.equal(results["folded", run], results["pairs", run])
+
+
+def test_mixed_float_operands_verify_and_integer_mixes_do_not():
+    """The verifier takes binary and unary ops over f32 and bf16 tiles (the folded forms) and
+    still asks for a TCVT between an integer and a float tile."""
+    from pto_dynamo.lowering.tile.verifier import TileVerificationError, verify_program
+    for dtypes, ok in (((BF16, F32, BF16), True), ((F32, BF16, F32), True), ((I32, F32, F32), False)):
+        kb = KernelBuilder(f"pto_vec_mixed_{ok}_{dtypes[0].name}_0", pass_name="test", description="mixed")
+        kb.tensor("a", dtypes[1], (R, C), (C, 1))
+        kb.tensor("b", dtypes[2], (R, C), (C, 1))
+        kb.tensor("o", dtypes[0], (R, C), (C, 1), output=True)
+        for name, dt in zip(("o_t", "a_t", "b_t"), dtypes):
+            kb.tile(name, Vec, dt, R, C, R, C)
+        kb.emit("TLOAD", "a_t", kb.view("a", 0, R, C, C))
+        kb.emit("TLOAD", "b_t", kb.view("b", 0, R, C, C))
+        kb.emit("TMUL", "o_t", "a_t", "b_t")
+        kb.emit("TSTORE", kb.view("o", 0, R, C, C), "o_t")
+        if ok:
+            verify_program(kb.build(A2A3_CAPACITY), A2A3_CAPACITY)
+        else:
+            with pytest.raises(TileVerificationError, match="insert a TCVT"):
+                kb.build(A2A3_CAPACITY)

@@ -15,23 +15,41 @@ from pto_dynamo.lowering.tile.specs import ops_of_family, verify_rule
 _MAX_ROWS = 4095
 
 
+_FLOATS = (F32, BF16, F16)
+
+
+def _float_mix_or_same_dtype(ctx, *tiles) -> None:
+    """One element type, or floats of several: the narrow ones widened exactly, the result computed
+    in f32 and rounded once into dst's type (the forms fuse.py folds a TCVT into)."""
+    if not all(t.dtype in _FLOATS for t in tiles):
+        ctx.same_dtype(*tiles)
+
+
 @verify_rule(*ops_of_family("binary"))
 def _binary(inst: TileInst, ctx) -> None:
     dst, a, b = ctx.tile(inst.outs[0]), ctx.tile(inst.ins[0]), ctx.tile(inst.ins[1])
     ctx.row_major(dst, a, b)
-    ctx.same_dtype(dst, a, b)
+    _float_mix_or_same_dtype(ctx, dst, a, b)
     ctx.same_valid(dst, a, f"{inst.op} operand")
     ctx.same_valid(dst, b, f"{inst.op} operand")
 
 
-@verify_rule(*ops_of_family("scalar"), *ops_of_family("unary"))
+@verify_rule(*ops_of_family("unary"))
 def _unary(inst: TileInst, ctx) -> None:
+    dst, src = ctx.tile(inst.outs[0]), ctx.tile(inst.ins[0])
+    ctx.row_major(dst, src)
+    _float_mix_or_same_dtype(ctx, dst, src)
+    ctx.same_valid(dst, src, f"{inst.op} operand")
+    if inst.op == "TRECIP" and dst.name == src.name:
+        ctx.error("TRECIP cannot run in place on A2A3 (dst must differ from src); use another tile")
+
+
+@verify_rule(*ops_of_family("scalar"))
+def _scalar(inst: TileInst, ctx) -> None:
     dst, src = ctx.tile(inst.outs[0]), ctx.tile(inst.ins[0])
     ctx.row_major(dst, src)
     ctx.same_dtype(dst, src)
     ctx.same_valid(dst, src, f"{inst.op} operand")
-    if inst.op == "TRECIP" and dst.name == src.name:
-        ctx.error("TRECIP cannot run in place on A2A3 (dst must differ from src); use another tile")
 
 
 @verify_rule("TEXPANDS")

@@ -19,10 +19,49 @@ template <typename... T> constexpr bool f32_unit_cols_v = ((std::is_same_v<typen
 
 #if defined(__AVX512F__)
 // An op with a 16-lane form `Op::v16(__m512...)` (vmath.hpp's vexp16 behind TEXP, EXPDIF) runs it
-// over f32 rows with unit column stride; the lanes past a row's valid columns are masked off.
+// over rows with unit column stride; the lanes past a row's valid columns are masked off. The
+// operands are f32, or bf16 (with AVX512BW/VL: widened exactly when loaded, rounded as
+// f32_to_bf16_bits when stored), the mixed forms lowering/tile/fuse.py makes from a TCVT and the
+// op next to it.
 template <typename Op, int N> concept HasV16 = (N == 1 && requires(__m512 a) { Op::v16(a); }) ||
                                                (N == 2 && requires(__m512 a) { Op::v16(a, a); });
 PTO_INLINE __mmask16 lanes_below(int n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1); }
+
+#if defined(__AVX512BW__) && defined(__AVX512VL__)
+template <typename T> constexpr bool f32_or_bf16_v = std::is_same_v<T, float> || std::is_same_v<T, bfloat16_t>;
+#else
+template <typename T> constexpr bool f32_or_bf16_v = std::is_same_v<T, float>;
+#endif
+template <typename... T> constexpr bool v16_unit_cols_v = ((f32_or_bf16_v<typename T::DType> && T::ColStride == 1) && ...);
+
+// 16 f32 lanes rounded to bf16 bits exactly as f32_to_bf16_bits (nearest even, NaN quiet,
+// denormals kept).
+PTO_INLINE __m256i bf16_bits16(__m512 v) {
+  const __m512i u = _mm512_castps_si512(v);
+  const __m512i rne = _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)),
+                                       _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1)));
+  const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  const __m512i r = _mm512_mask_blend_epi32(nan, rne, _mm512_or_si512(u, _mm512_set1_epi32(0x00400000)));
+  return _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16));
+}
+
+// The lanes in m of a float or bfloat16_t row as 16 f32 (0 elsewhere), and back (rounded once).
+template <typename T> PTO_INLINE __m512 load16(const T* p, __mmask16 m) {
+  if constexpr (std::is_same_v<T, float>) {
+    return _mm512_maskz_loadu_ps(m, p);
+  } else {
+    static_assert(f32_or_bf16_v<T>, "load16: float or bfloat16_t");
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+  }
+}
+template <typename T> PTO_INLINE void store16_exact(T* p, __mmask16 m, __m512 v) {
+  if constexpr (std::is_same_v<T, float>) {
+    _mm512_mask_storeu_ps(p, m, v);
+  } else {
+    static_assert(f32_or_bf16_v<T>, "store16_exact: float or bfloat16_t");
+    _mm256_mask_storeu_epi16(p, m, bf16_bits16(v));
+  }
+}
 #endif
 
 // dst(r, c) = op(src_k(r, c)...) over dst's valid region.
@@ -32,12 +71,12 @@ PTO_INLINE void ewise(Dst& dst, Op op, Src&... src) {
   const int vr = dst.GetValidRow(), vc = dst.GetValidCol();
   DT* __restrict__ d = dst.data();
 #if defined(__AVX512F__)
-  if constexpr (HasV16<Op, sizeof...(Src)> && f32_unit_cols_v<Dst, Src...>) {
+  if constexpr (HasV16<Op, sizeof...(Src)> && v16_unit_cols_v<Dst, Src...>) {
     for (int r = 0; r < vr; ++r)
       for (int c = 0; c < vc; c += 16) {
         const __mmask16 m = lanes_below(vc - c);
-        _mm512_mask_storeu_ps(d + std::ptrdiff_t(r) * Dst::RowStride + c, m,
-                              Op::v16(_mm512_maskz_loadu_ps(m, src.data() + std::ptrdiff_t(r) * Src::RowStride + c)...));
+        store16_exact(d + std::ptrdiff_t(r) * Dst::RowStride + c, m,
+                      Op::v16(load16(src.data() + std::ptrdiff_t(r) * Src::RowStride + c, m)...));
       }
     return;
   }

@@ -15,12 +15,7 @@ PTO_INLINE __m256i bf16_bits16_normal(__m512 v) {
 #if defined(__AVX512BF16__)
   return reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v));
 #else
-  const __m512i u = _mm512_castps_si512(v);
-  const __m512i rne = _mm512_add_epi32(_mm512_add_epi32(u, _mm512_set1_epi32(0x7FFF)),
-                                       _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1)));
-  const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-  const __m512i r = _mm512_mask_blend_epi32(nan, rne, _mm512_or_si512(u, _mm512_set1_epi32(0x00400000)));
-  return _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16));
+  return bf16_bits16(v);
 #endif
 }
 
@@ -47,13 +42,6 @@ template <typename T> PTO_INLINE void store16(T* p, __mmask16 m, __m512 v) {
   if constexpr (std::is_same_v<T, float>) _mm512_mask_storeu_ps(p, m, v);
   else _mm256_mask_storeu_epi16(p, m, bf16_bits16_normal(v));
 }
-
-// The 16-lane form's destinations: f32, and bf16 where AVX512BW/VL store 16 words under a mask.
-#if defined(__AVX512BW__) && defined(__AVX512VL__)
-template <typename T> constexpr bool f32_or_bf16_v = std::is_same_v<T, float> || std::is_same_v<T, bfloat16_t>;
-#else
-template <typename T> constexpr bool f32_or_bf16_v = std::is_same_v<T, float>;
-#endif
 #endif
 
 // A row's max of the values it stored (NaN when any is NaN; -inf for an empty row).
