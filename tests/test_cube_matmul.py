@@ -93,13 +93,16 @@ def test_every_row_count_of_the_small_m_kernels(fresh, dtype):
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=str)
 def test_few_rows_tile_loop_around_its_threshold(fresh, dtype):
-    """A dynamic M holds two tile loops (cube/tiling.py): narrow long-K tiles for M <= FEW_ROWS
-    and the big tiles above it; exactly one runs. M on both sides of the threshold, K over several
+    """A dynamic M holds two tile loops (cube/tiling.py): narrow long-K tiles for M <= the
+    few-rows limit (FEW_ROWS; 6 rows of bf16 on the cpu target) and the big tiles above it
+    (bf16 from 5 rows on AMX, where the machine has it); exactly one runs. M on both sides of the threshold, K over several
     of the long K steps with a ragged tail, N over several narrow tiles with a ragged tail, the
     weight just over FEW_ROWS_MIN_BYTES. The weight (a kernel input, transposed: a DN view into Zn
     tiles) is read in place, and so is x."""
-    from pto_dynamo.lowering.cube.tiling import FEW_ROWS, FEW_ROWS_MIN_BYTES, few_rows_shape
+    from pto_dynamo.lowering.cube.tiling import FEW_ROWS_MIN_BYTES, few_rows_limit, few_rows_shape
+    from pto_dynamo.lowering.tile import elem_type
     from pto_dynamo.lowering.tile.capacity import CPU_CAPACITY
+    few = few_rows_limit(elem_type(dtype), CPU_CAPACITY)
     _, Nt, Kt = few_rows_shape(dtype.itemsize, CPU_CAPACITY)
     K = 2 * Kt + 37
     N = max(FEW_ROWS_MIN_BYTES // (K * dtype.itemsize), 3 * Nt) + 6
@@ -107,7 +110,7 @@ def test_few_rows_tile_loop_around_its_threshold(fresh, dtype):
     fn = torch.compile(lambda x, w: F.linear(x, w), backend="pto", fullgraph=True, options=VERIFY)
     # f32 sums of K ~ 8000 products of magnitude ~1 (results ~90) differ by summation order ~1e-3
     tol = {"rtol": 1e-3, "atol": 1e-3} if dtype == torch.float32 else TOL[dtype]
-    for T in [1, 5, FEW_ROWS, FEW_ROWS + 1, 40]:
+    for T in [1, 5, few, few + 1, 40]:
         x = torch.randn(T, K).to(dtype)
         fresh.mark_dynamic(x, 0, name="T")
         expected = (x.float() @ w.float().t()).to(dtype)
@@ -269,3 +272,17 @@ def test_bf16_linear_k_steps_in_the_kernel(fresh, k, k_step):
     source = c.runners[0].source
     assert set(re.findall(r"k0 \+= (\d+)", source)) == {str(k_step)}, re.findall(r"k0 \+= \d+", source)
     assert sum(fresh.stats()["fallback_regions"].values()) == 0
+
+
+@pytest.mark.parametrize("T", [5, 7, 16])
+@pytest.mark.parametrize("N", [40, 300])
+def test_bf16_products_of_5_to_16_rows(fresh, T, N):
+    """bf16 products of 5-16 rows with a static M: on a tile of 64 or more columns the AMX kernel
+    takes them where the machine has it (matmul.hpp's use_amx), on a narrower one the dot
+    kernels; a K that is not a multiple of 32 (AMX pads A's rows with zeros). As eager."""
+    K = 1000
+    x, w = torch.randn(T, K).bfloat16(), torch.randn(N, K).bfloat16()
+    fn = torch.compile(lambda x, w: F.linear(x, w), backend="pto", fullgraph=True, options=VERIFY)
+    torch.testing.assert_close(fn(x, w), (x.float() @ w.float().t()).bfloat16(), **TOL[torch.bfloat16])
+    s = fresh.stats()
+    assert s["signatures_compiled"] == 1 and all(n == 0 for n in s["host_nodes"].values()), s

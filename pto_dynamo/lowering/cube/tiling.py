@@ -19,7 +19,8 @@ pass a view along; the matmul reads a row-major B by rows) instead of copying it
 CPU core is the core's own work (benchmarks/probe_decode_gemv.py measures the copies).
 
 Few rows (decode). With a dynamic M and a B operand of at least FEW_ROWS_MIN_BYTES (1 MiB), the
-kernel holds a second tile loop for M <= FEW_ROWS, of narrow, long-K tiles (`few_rows_shape`:
+kernel holds a second tile loop for M <= FEW_ROWS (the target's few_rows_bf16 for bf16: 6 on the
+cpu target, whose AMX kernel takes the big tiles from 7 rows on), of narrow, long-K tiles (`few_rows_shape`:
 16 x 16 x 4096 f32 on the cpu target), and each loop's tile count is multiplied by its side of that
 test, so exactly one of them runs. A decode step reads each weight once: the big tiles' short K
 steps (512 columns x 128 K) read 512 short row pieces at a time, the narrow long-K tiles stream
@@ -37,7 +38,7 @@ from pto_dynamo.lowering.cube.ops import MatmulPlan, Operand, is_one, static_val
 from pto_dynamo.lowering.tile import elem_type
 from pto_dynamo.lowering.tile.builder import KernelBuilder
 from pto_dynamo.lowering.tile.capacity import TargetCapacity
-from pto_dynamo.lowering.tile.dtypes import F32, ElemType
+from pto_dynamo.lowering.tile.dtypes import BF16, F32, ElemType
 from pto_dynamo.lowering.tile.expr import ceil_div, emax, emin, emod, floor_div
 from pto_dynamo.lowering.tile.ir import Distribution, GmView, Layout, TileLoc, TileProgram
 from pto_dynamo.lowering.tile.region import c_identifier
@@ -135,10 +136,17 @@ class TileLoopPlan:
     acc: str
 
 
-def tile_loops(p, mm: MatmulPlan, itemsize: int, capacity: TargetCapacity, accs: int = 1) -> list[TileLoopPlan]:
-    """The tile loops of a kernel computing `mm`: one for a static M, a B operand under
-    FEW_ROWS_MIN_BYTES, or when the few-rows shape is the big one; else the few-rows loop
-    (M <= FEW_ROWS), then the big tiles' loop (M > FEW_ROWS)."""
+def few_rows_limit(dtype: ElemType, capacity: TargetCapacity) -> int:
+    """The most rows (M) a kernel's few-rows tile loop takes: FEW_ROWS, or the target's
+    few_rows_bf16 for bf16 operands (capacity.py)."""
+    return capacity.few_rows_bf16 if dtype == BF16 and capacity.few_rows_bf16 is not None else FEW_ROWS
+
+
+def tile_loops(p, mm: MatmulPlan, dtype: ElemType, capacity: TargetCapacity, accs: int = 1) -> list[TileLoopPlan]:
+    """The tile loops of a kernel computing `mm` on `dtype` operands: one for a static M, a B
+    operand under FEW_ROWS_MIN_BYTES, or when the few-rows shape is the big one; else the few-rows
+    loop (M <= few_rows_limit), then the big tiles' loop (M above it)."""
+    itemsize = dtype.itemsize
     static_m = mm.M if isinstance(mm.M, int) else None
     shape = tile_shape(itemsize, capacity, static_m, accs, a_row_bytes(mm.a, itemsize))
     few = few_rows_shape(itemsize, capacity, b_rows=is_one(mm.b.strides[2]))
@@ -146,7 +154,7 @@ def tile_loops(p, mm: MatmulPlan, itemsize: int, capacity: TargetCapacity, accs:
     small_b = k is not None and n is not None and k * n * itemsize < FEW_ROWS_MIN_BYTES
     if static_m is not None or small_b or few == shape:
         return [TileLoopPlan(shape, 1, "acc")]
-    few_side = emin(1, emax(0, FEW_ROWS + 1 - p.expr(mm.M)))       # 1 when M <= FEW_ROWS, else 0
+    few_side = emin(1, emax(0, few_rows_limit(dtype, capacity) + 1 - p.expr(mm.M)))   # 1 when M <= it, else 0
     return [TileLoopPlan(few, few_side, "accd"), TileLoopPlan(shape, 1 - few_side, "acc")]
 
 
@@ -196,7 +204,7 @@ def tile_matmul(mm: MatmulPlan, metas: dict, name: str, graph: str, capacity: Ta
     p = _Params(kb, metas, {mm.c.buffer})
     for op in (mm.a, mm.b, mm.c):
         p.tensor(op.buffer)
-    for loop in tile_loops(p, mm, dtype.itemsize, capacity):
+    for loop in tile_loops(p, mm, dtype, capacity):
         with output_tiles(p, mm, loop) as tile:
             accumulate(p, mm, dtype, tile, loop.shape, loop.acc)
             c = mm.c

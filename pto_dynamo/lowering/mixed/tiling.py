@@ -15,7 +15,7 @@
             TFREE pipe0
 
 With a dynamic M (and a B of >= 1 MiB) the kernel holds this loop twice: over the few-rows tiles
-for M <= FEW_ROWS, then over the big tiles, each running only on its side of that test
+for M <= few_rows_limit, then over the big tiles, each running only on its side of that test
 (cube/tiling.tile_loops).
 
 The result dtype in the slot rounds the product exactly where the eager matmul does, so the
@@ -107,13 +107,13 @@ def tile_mixed(mixed: MixedPlan, metas: dict, name: str, graph: str, capacity: T
 
 def _build(tiler: _EpilogueTiler, mixed: MixedPlan, dtype, out_dtype, capacity: TargetCapacity) -> None:
     """The kernel: its tile loops (cube/tiling.tile_loops: for a dynamic M the few-rows loop, then
-    the big tiles' loop, each running only on its side of M <= FEW_ROWS) share the pipe."""
+    the big tiles' loop, each running only on its side of M <= few_rows_limit) share the pipe."""
     kb, p = tiler.kb, _CubeParams(tiler)
     kb.kind, kb.pass_name = "mixed", "lowering.mixed"
     kb.description = (" + ".join(f"{v} = {mm_name(mm)}" for v, mm in mixed.matmuls) + "; epilogue: "
                       + tiler._describe())[:300]
     first = mixed.matmuls[0][1]
-    loops = tile_loops(p, first, dtype.itemsize, capacity, accs=len(mixed.matmuls))
+    loops = tile_loops(p, first, dtype, capacity, accs=len(mixed.matmuls))
     pipe = kb.pipe("pipe0", out_dtype, len(mixed.matmuls) * max(l.shape[0] * l.shape[1] for l in loops))
     for loop in loops:
         _tile_loop(tiler, p, mixed, pipe, loop, dtype)

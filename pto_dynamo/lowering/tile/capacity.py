@@ -30,6 +30,9 @@ class TargetCapacity:
     # sets); None: no such bound.
     spread_k_step: int | None = None
     aliased_row_bytes: int | None = None
+    # The most rows of a bf16 matmul with a dynamic M that take the few-rows tile loop
+    # (cube/tiling.py's few_rows_limit); None: FEW_ROWS, as other types.
+    few_rows_bf16: int | None = None
 
     def capacity(self, loc: TileLoc) -> int:
         for l, n in self.bytes_per_loc:
@@ -68,9 +71,16 @@ A2A3_CAPACITY = TargetCapacity(
 # K = 1024, 4096, 8192 (N = 1024): 1.03, 0.99, 1.01, [256, 4096] x [4096, 4096]^T 1.03 and
 # [2048, 4096] x [4096, 4096]^T 1.06; without AMX (the vdpbf16ps kernels) 1.01 either way.
 # f16 (2 bytes too) takes the same steps; its packed f32 kernel was not measured at 256.
+# bf16 products of 7-16 rows take the big tiles, where the AMX kernel runs them from 5 rows on
+# (cpu/include/pto/cpu/matmul.hpp's use_amx): its cost is packing the weight, the same for 7 rows
+# or 16, where the dot products of the few-rows tiles grow with the rows. 1 thread, Sapphire
+# Rapids, the bf16 SwiGLU MLP [T, 1024] -> 2816 -> 1024 with T dynamic, few-rows loop up to 16
+# rows against up to 4 (in one process, ms): T = 5: 1.41 / 1.64, 6: 1.63 / 1.69, 7: 1.72 / 1.68,
+# 8: 1.96 / 1.71, 16: 3.44 / 1.62 (inductor 1.72). Without AMX the big tiles run the same dot
+# kernels (not measured there).
 CPU_CAPACITY = TargetCapacity(
     "cpu",
     ((TileLoc.Vec, 192 * KiB), (TileLoc.Mat, 2048 * KiB), (TileLoc.Left, 512 * KiB),
      (TileLoc.Right, 512 * KiB), (TileLoc.Acc, 512 * KiB)),
     alignment=32, tile_elems=2048, tile_cols=2048, max_k_step=512, max_m_step=256, spread_k_step=256,
-    aliased_row_bytes=2048)
+    aliased_row_bytes=2048, few_rows_bf16=6)

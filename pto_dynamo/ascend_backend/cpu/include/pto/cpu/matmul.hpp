@@ -14,7 +14,8 @@
 //               once per library. Blocks run inside the launch's OpenMP parallel region, where
 //               MKL runs single-threaded (the SPMD blocks are the parallelism).
 //               PTO_CPU_BLAS=0, or a process without libtorch_cpu, uses the generic kernel.
-//   bf16 x bf16 with AMX: above kAmxMinRows rows, AMX tiles (amx_bf16_gemm, 8x the vdpbf16ps
+//   bf16 x bf16 with AMX: above kAmxMinRows rows (above 4 on tiles of 64 or more columns: use_amx),
+//               AMX tiles (amx_bf16_gemm, 8x the vdpbf16ps
 //               kernel on a 256 x 128 x 256 tile). With AVX512_BF16: vdpbf16ps kernels
 //               (bf16_matmul below): dot products up to kBf16DotRows rows, a packed
 //               register-blocked kernel above. Without either: the
@@ -619,13 +620,21 @@ template <bool BRows>
   }
 }
 
-// Up to this many rows bf16 stays on the dot kernels (a B panel costs the same for 1 row or 256;
-// the SwiGLU MLP at T=16, 16 x 16 few-rows tiles, took 2.9x longer on AMX from 5 rows on).
+// Which bf16 products go to AMX: above kAmxMinRows rows, and above kAmxWideMinRows where the tile
+// has at least kAmxWideCols columns. A B panel costs the same for 5 rows or 256, the dot kernels'
+// work grows with the rows. The few-rows tiles (16 columns) stay on the dots (the SwiGLU MLP at
+// T=16 in 16 x 16 tiles took 2.9x longer on AMX from 5 rows on); on a wide tile (a static M, or a
+// dynamic one above the few-rows loop's rows: capacity.py's few_rows_bf16) AMX is faster from 5
+// rows on: 1 thread, linear [T, 1024] x [1024, 2816]^T bf16 in 16 x 512 tiles, AMX against dots:
+// T = 5: 0.54 / 0.61 ms, 7: 0.54 / 0.75, 16: 0.52 / 1.24 (eager 0.46-0.50); T = 2 and 4: 0.57 and
+// 0.53 against 0.39 and 0.42 (the dots' single pass over B wins up to 4 rows).
 #ifndef PTO_AMX_MIN_ROWS
 #define PTO_AMX_MIN_ROWS 16
 #endif
-constexpr int kAmxMinRows = PTO_AMX_MIN_ROWS;
-PTO_INLINE bool use_amx(int M) { return M > kAmxMinRows && amx_permitted(); }
+constexpr int kAmxMinRows = PTO_AMX_MIN_ROWS, kAmxWideMinRows = 4, kAmxWideCols = 64;
+PTO_INLINE bool use_amx(int M, int N) {
+  return (M > kAmxMinRows || (M > kAmxWideMinRows && N >= kAmxWideCols)) && amx_permitted();
+}
 #endif
 
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
@@ -908,7 +917,7 @@ PTO_INLINE void matmul_into(CT* c, const std::ptrdiff_t ldc, const CT* cin, Left
       if (M <= kBRowsDotRows) return brows_dots(c, ldc, acc_in, au, lda, bu, ld, M, N, K);
 #if defined(__AVX512BF16__) && defined(__AMX_TILE__) && defined(__AMX_BF16__)
       if constexpr (std::is_same_v<U, uint16_t>)
-        if (use_amx(M)) return amx_bf16_gemm<true>(c, ldc, acc_in != nullptr, au, lda, bu, ld, M, N, K);
+        if (use_amx(M, N)) return amx_bf16_gemm<true>(c, ldc, acc_in != nullptr, au, lda, bu, ld, M, N, K);
 #endif
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
       return packed_gemm<U, true>(c, ldc, acc_in != nullptr, au, lda, bu, ld, M, N, K);
@@ -935,7 +944,7 @@ PTO_INLINE void matmul_into(CT* c, const std::ptrdiff_t ldc, const CT* cin, Left
   if constexpr (std::is_same_v<CT, float> && std::is_same_v<AT, bfloat16_t> && std::is_same_v<BT, bfloat16_t> &&
                 Right::isColumnStored) {
 #if defined(__AMX_TILE__) && defined(__AMX_BF16__)
-    if (use_amx(M))
+    if (use_amx(M, N))
       return amx_bf16_gemm<false>(c, ldc, acc_in != nullptr, reinterpret_cast<const uint16_t*>(a), lda,
                                   reinterpret_cast<const uint16_t*>(b), ldb, M, N, K);
 #endif
