@@ -320,3 +320,64 @@ def test_mixed_float_operands_verify_and_integer_mixes_do_not():
         else:
             with pytest.raises(TileVerificationError, match="insert a TCVT"):
                 kb.build(A2A3_CAPACITY)
+
+
+def _rms_tail_program():
+    """RMSNorm's last steps in bf16 as the vector lowering writes them (LLaMA's `(x * r).to(bf16)
+    * w`): y = bf16(f32(x) * r(i)); o = bf16(f32(y) * w(j)), r per row and w per column in f32."""
+    kb = KernelBuilder("pto_vec_fuse_rms_tail_0", pass_name="test", description="rmsnorm tail")
+    n, m = kb.scalar("n"), kb.scalar("m")
+    kb.tensor("x", BF16, (n, C), (C, 1))
+    kb.tensor("r", F32, (n, 1), (1, 1))
+    kb.tensor("w", F32, (C,), (1,))
+    kb.tensor("o", BF16, (n, C), (C, 1), output=True)
+    kb.tile("wt", Vec, F32, 1, C, 1, m)
+    kb.emit("TLOAD", "wt", kb.view("w", 0, 1, m, C))
+    with kb.tile_loop("t", ceil_div(n, R)) as t:
+        vr = kb.let("vr", emin(R, n - R * t))
+        for name in ("x_t", "y16", "o16"):
+            kb.tile(name, Vec, BF16, R, C, vr, m)
+        for name in ("x32", "y", "y32", "o_t"):
+            kb.tile(name, Vec, F32, R, C, vr, m)
+        kb.tile("r_t", Vec, F32, R, 1, vr, 1, Layout.ColMajor)
+        kb.emit("TLOAD", "x_t", kb.view("x", R * t * C, vr, m, C))
+        kb.emit("TLOAD", "r_t", kb.column_view("r", R * t, vr, 1))
+        kb.emit("TCVT", "x32", "x_t", round="CAST_RINT")
+        kb.emit("TROWEXPANDMUL", "y", "x32", "r_t")
+        kb.emit("TCVT", "y16", "y", round="CAST_RINT")
+        kb.emit("TCVT", "y32", "y16", round="CAST_RINT")
+        kb.emit("TCOLEXPANDMUL", "o_t", "y32", "wt")
+        kb.emit("TCVT", "o16", "o_t", round="CAST_RINT")
+        kb.emit("TSTORE", kb.view("o", R * t * C, vr, m, C), "o16")
+    return kb
+
+
+def test_conversions_fold_into_row_and_column_scalings(monkeypatch):
+    """The folds take the per-row and per-column broadcast ops too: RMSNorm's bf16 tail goes from
+    five passes to two, bit for bit the pairs' on the interpreter and the cpu target, over a
+    partial tile, a NaN, an infinity and bf16 ties."""
+    from pto_dynamo.lowering.tile import fuse
+    planned = _rms_tail_program().build(A2A3_CAPACITY)
+    assert _ops(planned) == ["TROWEXPANDMUL", "TCOLEXPANDMUL"]
+    monkeypatch.setattr(fuse, "FUSE_RULES", {k: v for k, v in fuse.FUSE_RULES.items() if "TCVT" not in k})
+    unfolded = _rms_tail_program().build(A2A3_CAPACITY)
+    assert _ops(unfolded) == ["TCVT", "TROWEXPANDMUL", "TCVT", "TCVT", "TCOLEXPANDMUL", "TCVT"]
+    n, m = 13, 50
+    x, r, w = (torch.randn(n, C) * 3).bfloat16(), torch.rand(n, 1) + 0.5, torch.randn(C)
+    x[2, 3], x[4, 5] = float("nan"), float("inf")
+    r[6, 0] = 1.0 + 2.0 ** -9                       # x * r next to bf16 ties
+    want = ((x[:, :m].float() * r).bfloat16().float() * w[:m]).bfloat16()
+    results = {}
+    for label, program in (("folded", planned), ("pairs", unfolded)):
+        for run in ("interpreter", "cpu"):
+            o = torch.full((n, C), 7.0, dtype=torch.bfloat16)
+            if run == "interpreter":
+                interpret(program, {"x": x, "r": r, "w": w, "o": o}, {"n": n, "m": m}, block_num=2)
+            else:
+                _, call = build_region(program, f"fuse_rms_tail_{label}")
+                call([x, r, w, o], [n, m], 3)
+            assert (o[:, m:] == 7).all()
+            torch.testing.assert_close(o[:, :m], want, equal_nan=True, rtol=0, atol=0)
+            results[label, run] = o.view(torch.int16)
+    for run in ("interpreter", "cpu"):
+        assert torch.equal(results["folded", run], results["pairs", run])

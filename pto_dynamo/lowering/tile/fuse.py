@@ -16,7 +16,7 @@ and RMSNorm is a square with its row sum and a scaling by row and by column.
     TROWEXPANDMUL d, a, v ; TADD e, d, b            -> TROWEXPANDMUL_ADD e, a, v, b
     TMUL d, a, b ; TROWSUM s, d, t                  -> TMUL_ROWSUM d, s, a, b, t
     TROWEXPANDMUL d, a, v ; TCOLEXPANDMUL e, d, w   -> TROWEXPANDMUL_COLEXPANDMUL e, a, v, w
-    TCVT w, s (bf16 -> f32) ; OP d, w, b            -> OP d, s, b     (binary and unary OPs)
+    TCVT w, s (bf16 -> f32) ; OP d, w, b            -> OP d, s, b     (element-wise OPs)
     OP d, a, b ; TCVT q, d (f32 -> bf16, nearest)   -> OP q, a, b
 
 The last two fold a conversion into the op next to it (the mixed-precision forms, device_abi.md):
@@ -162,11 +162,14 @@ def _rowexpand_colexpand_mul(first, second, ctx):
     return TileInst("TROWEXPANDMUL_COLEXPANDMUL", (e,), (*first.ins, second.ins[1]), (), first.attrs)
 
 
-# The ops a conversion folds into (module doc). Binary and unary ops compute in f32 from any float
-# operands (elementwise.hpp's ewise, the interpreter's read/write); not the scalar family, whose
-# scalar takes the source tile's type. bf16 only: the cpu target's 16-lane forms (TSILU, TEXP, ...)
-# load and store bf16 rows (AVX512BW); f16 would leave them for GCC's vectorisation of vexp.
-_MIXED_OPS = (*ops_of_family("binary"), *ops_of_family("unary"))
+# The ops a conversion folds into (module doc). Binary, unary and row/column-broadcast binary ops
+# compute in f32 from any float operands (elementwise.hpp's ewise, reduce_expand.hpp's
+# expand_binary, the interpreter's read/write); not the scalar family, whose scalar takes the
+# source tile's type, nor the EXPDIF ops, whose 16-lane form and fused rules take f32. bf16 only:
+# the cpu target's 16-lane forms (TSILU, TEXP, ...) load and store bf16 rows (AVX512BW); f16
+# would leave them for GCC's vectorisation of vexp.
+_MIXED_OPS = tuple(op for family in ("binary", "unary", "rowexpand_binary", "colexpand_binary")
+                   for op in ops_of_family(family) if not op.endswith("EXPDIF"))
 
 
 def _dtype(ctx: _Ctx, tile) -> object:

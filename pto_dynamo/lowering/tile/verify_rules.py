@@ -266,7 +266,7 @@ def _check_expdif(ctx, inst, dst) -> None:
 def _row_expand_binary(inst: TileInst, ctx) -> None:
     dst, a, vec = ctx.tile(inst.outs[0]), ctx.tile(inst.ins[0]), ctx.tile(inst.ins[1])
     ctx.row_major(dst, a)
-    ctx.same_dtype(dst, a, vec)
+    _float_mix_or_same_dtype(ctx, dst, a, vec)
     _check_expdif(ctx, inst, dst)
     ctx.same_valid(dst, a, f"{inst.op} operand")
     _check_row_operand(ctx, inst, dst, vec)
@@ -291,7 +291,7 @@ def _col_expand(inst: TileInst, ctx) -> None:
 def _col_expand_binary(inst: TileInst, ctx) -> None:
     dst, a, vec = ctx.tile(inst.outs[0]), ctx.tile(inst.ins[0]), ctx.tile(inst.ins[1])
     ctx.row_major(dst, a)
-    ctx.same_dtype(dst, a, vec)
+    _float_mix_or_same_dtype(ctx, dst, a, vec)
     _check_expdif(ctx, inst, dst)
     ctx.same_valid(dst, a, f"{inst.op} operand")
     _check_col_operand(ctx, inst, dst, vec)
