@@ -95,9 +95,9 @@ def test_every_row_count_of_the_small_m_kernels(fresh, dtype):
 def test_few_rows_tile_loop_around_its_threshold(fresh, dtype):
     """A dynamic M holds two tile loops (cube/tiling.py): narrow long-K tiles for M <= the
     few-rows limit (FEW_ROWS; 6 rows of bf16 on the cpu target) and the big tiles above it
-    (bf16 from 5 rows on AMX, where the machine has it); exactly one runs. M on both sides of the threshold, K over several
-    of the long K steps with a ragged tail, N over several narrow tiles with a ragged tail, the
-    weight just over FEW_ROWS_MIN_BYTES. The weight (a kernel input, transposed: a DN view into Zn
+    (bf16 from 5 rows on AMX, where the machine has it); exactly one runs. M on both sides of the
+    threshold, K over several of the long K steps with a ragged tail, N over several narrow tiles
+    with a ragged tail, the weight just over FEW_ROWS_MIN_BYTES. The weight (a kernel input, transposed: a DN view into Zn
     tiles) is read in place, and so is x."""
     from pto_dynamo.lowering.cube.tiling import FEW_ROWS_MIN_BYTES, few_rows_limit, few_rows_shape
     from pto_dynamo.lowering.tile import elem_type

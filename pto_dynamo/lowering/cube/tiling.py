@@ -20,9 +20,9 @@ CPU core is the core's own work (benchmarks/probe_decode_gemv.py measures the co
 
 Few rows (decode). With a dynamic M and a B operand of at least FEW_ROWS_MIN_BYTES (1 MiB), the
 kernel holds a second tile loop for M <= FEW_ROWS (the target's few_rows_bf16 for bf16: 6 on the
-cpu target, whose AMX kernel takes the big tiles from 7 rows on), of narrow, long-K tiles (`few_rows_shape`:
-16 x 16 x 4096 f32 on the cpu target), and each loop's tile count is multiplied by its side of that
-test, so exactly one of them runs. A decode step reads each weight once: the big tiles' short K
+cpu target, whose AMX kernel takes the big tiles from 7 rows on), of narrow, long-K tiles
+(`few_rows_shape`: 16 x 16 x 4096 f32 on the cpu target), and each loop's tile count is multiplied
+by its side of that test, so exactly one of them runs. A decode step reads each weight once: the big tiles' short K
 steps (512 columns x 128 K) read 512 short row pieces at a time, the narrow long-K tiles stream
 whole rows of a transposed weight.
 """
@@ -154,7 +154,7 @@ def tile_loops(p, mm: MatmulPlan, dtype: ElemType, capacity: TargetCapacity, acc
     small_b = k is not None and n is not None and k * n * itemsize < FEW_ROWS_MIN_BYTES
     if static_m is not None or small_b or few == shape:
         return [TileLoopPlan(shape, 1, "acc")]
-    few_side = emin(1, emax(0, few_rows_limit(dtype, capacity) + 1 - p.expr(mm.M)))   # 1 when M <= it, else 0
+    few_side = emin(1, emax(0, few_rows_limit(dtype, capacity) + 1 - p.expr(mm.M)))   # 1 when M <= it
     return [TileLoopPlan(few, few_side, "accd"), TileLoopPlan(shape, 1 - few_side, "acc")]
 
 
