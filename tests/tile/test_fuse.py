@@ -210,9 +210,9 @@ def test_rmsnorm_pairs_fuse_and_compute_what_the_pairs_compute(variant):
 def _swiglu_program(variant: str):
     """The SwiGLU gate over n x m (m <= C) bf16 rows, as the vector lowering writes it: o =
     bf16(silu(f32(g)) * f32(u)), and ex = bf16(exp(f32(g))) (the 16-lane form reading and writing
-    bf16 rows). `variant`: "fused" as written; "read_after": f32(g) is stored
-    too (its TCVT stays); "trunc": o rounds toward zero (that TCVT stays); "scalar": a TMULS
-    reads f32(u) (its scalar takes the source's type: no folding)."""
+    bf16 rows). `variant`: "fused" as written; "read_after": f32(g) is stored too (its TCVT
+    stays); "trunc": o rounds toward zero (that TCVT stays); "scalar": a TMULS reads f32(u) (its
+    scalar takes the source's type: no folding)."""
     kb = KernelBuilder(f"pto_vec_fuse_swiglu_{variant}_0", pass_name="test", description="swiglu gate")
     n, m = kb.scalar("n"), kb.scalar("m")
     for name in ("g", "u"):
