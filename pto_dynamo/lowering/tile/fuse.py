@@ -95,8 +95,13 @@ class _Ctx:
         (body,) = self.bodies[tile]
         return (body, tile) in self.fresh and tile not in self.read_later[id(second)]
 
+    def dtype(self, tile):
+        """The element type of a declared tile, None for a scalar or an undeclared name."""
+        decl = self.decls.get(tile) if isinstance(tile, str) else None
+        return None if decl is None else decl.dtype
+
     def f32(self, *tiles) -> bool:
-        return all(isinstance(t, str) and t in self.decls and self.decls[t].dtype == F32 for t in tiles)
+        return all(self.dtype(t) == F32 for t in tiles)
 
 
 def _reduces(first: TileInst, second: TileInst, ctx: _Ctx) -> bool:
@@ -127,7 +132,7 @@ def _expdif_rowsum(first, second, ctx):
 def _expdif_rowsum_cvt(first, second, ctx):
     p, total = first.outs
     (q,) = second.outs
-    narrow = ctx.decls.get(q) is not None and ctx.decls[q].dtype in (BF16, F16)
+    narrow = ctx.dtype(q) in (BF16, F16)
     if second.ins != (p,) or not ctx.dead_after(p, first, second) or p in ctx.aliased or q in ctx.aliased or not narrow \
             or second.attr("round", "CAST_RINT") != "CAST_RINT":
         return None
@@ -172,20 +177,15 @@ _MIXED_OPS = tuple(op for family in ("binary", "unary", "rowexpand_binary", "col
                    for op in ops_of_family(family) if not op.endswith("EXPDIF"))
 
 
-def _dtype(ctx: _Ctx, tile) -> object:
-    decl = ctx.decls.get(tile) if isinstance(tile, str) else None
-    return None if decl is None else decl.dtype
-
-
 def _mixed_operands(inst: TileInst, ctx: _Ctx) -> bool:
     """inst's tiles are f32 or bf16 (its scalar and integer forms stay as they are)."""
-    return all(_dtype(ctx, t) in (F32, BF16) for t in inst.tiles())
+    return all(ctx.dtype(t) in (F32, BF16) for t in inst.tiles())
 
 
 def _widened(first: TileInst, second: TileInst, ctx: _Ctx):
     """TCVT w <- s (bf16 -> f32), then an op reading w: the op reads s."""
     (w,), (s,) = first.outs, first.ins
-    if first.tmps or _dtype(ctx, w) != F32 or _dtype(ctx, s) != BF16 or w not in second.ins:
+    if first.tmps or ctx.dtype(w) != F32 or ctx.dtype(s) != BF16 or w not in second.ins:
         return None
     if w in ctx.aliased or not _mixed_operands(second, ctx):
         return None
@@ -198,7 +198,7 @@ def _widened(first: TileInst, second: TileInst, ctx: _Ctx):
 def _narrowed(first: TileInst, second: TileInst, ctx: _Ctx):
     """An op writing d (f32), then TCVT q <- d (f32 -> bf16, nearest even): the op writes q."""
     (d,), (q,) = first.outs, second.outs
-    if second.ins != (d,) or second.tmps or _dtype(ctx, d) != F32 or _dtype(ctx, q) != BF16:
+    if second.ins != (d,) or second.tmps or ctx.dtype(d) != F32 or ctx.dtype(q) != BF16:
         return None
     if second.attr("round", "CAST_RINT") != "CAST_RINT" or {d, q} & ctx.aliased or not _mixed_operands(first, ctx):
         return None
